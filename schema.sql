@@ -1,0 +1,52 @@
+-- Herald's SQLite schema: the single source of truth, applied on every start.
+-- Every statement is idempotent (IF NOT EXISTS), so applying it to an existing file changes nothing.
+
+-- One row per published notification. AUTOINCREMENT (not plain rowid) because ids are the SSE event
+-- ids clients resume from: an id must never be handed out twice, even after the newest row is deleted.
+CREATE TABLE IF NOT EXISTS notifications (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  title       TEXT    NOT NULL,
+  body        TEXT,
+  data        TEXT,                        -- JSON object, as sent
+  type        TEXT,
+  topic       TEXT,                        -- set for topic notifications
+  broadcast   INTEGER NOT NULL DEFAULT 0,  -- 1 for notifications to everyone
+  created_at  TEXT    NOT NULL             -- ISO 8601, UTC
+);
+-- Catch-up and history walk each audience by id: these keep each walk an index range scan.
+CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id) WHERE topic IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notifications_broadcast_id ON notifications (id) WHERE broadcast = 1;
+CREATE INDEX IF NOT EXISTS notifications_created_at ON notifications (created_at);
+
+-- Direct recipients of user-targeted notifications (`user` or `users`).
+CREATE TABLE IF NOT EXISTS recipients (
+  user_id          TEXT    NOT NULL,
+  notification_id  INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  PRIMARY KEY (user_id, notification_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS recipients_notification ON recipients (notification_id);
+
+-- Per-user state of one notification: read and/or deleted (hidden for that user only).
+CREATE TABLE IF NOT EXISTS user_state (
+  user_id          TEXT    NOT NULL,
+  notification_id  INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  read             INTEGER NOT NULL DEFAULT 0,
+  deleted          INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (user_id, notification_id)
+) WITHOUT ROWID;
+
+-- "Mark all read" stores one watermark per user instead of a row per broadcast and topic notification.
+CREATE TABLE IF NOT EXISTS read_marks (
+  user_id     TEXT    PRIMARY KEY,
+  read_up_to  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Idempotency-Key of a publish, per publisher, with a hash of the request it answered.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  publisher        TEXT    NOT NULL,
+  key              TEXT    NOT NULL,
+  request_hash     TEXT    NOT NULL,
+  notification_id  INTEGER NOT NULL,
+  created_at       TEXT    NOT NULL,
+  PRIMARY KEY (publisher, key)
+) WITHOUT ROWID;

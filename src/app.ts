@@ -1,0 +1,75 @@
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { authPlugin } from './auth.js';
+import type { Bus } from './bus/bus.js';
+import type { Config } from './config.js';
+import { errorsPlugin } from './errors.js';
+import { Hub } from './hub.js';
+import { eventRoutes } from './routes/events.js';
+import { historyRoutes } from './routes/history.js';
+import { publishRoutes } from './routes/publish.js';
+import type { Secrets } from './secrets.js';
+import type { Store } from './store/store.js';
+
+export interface AppDeps {
+  config: Config;
+  secrets: Pick<Secrets, 'jwtSecret' | 'publisherKey'>;
+  store: Store;
+  bus: Bus;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    hub: Hub;
+  }
+}
+
+/** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */
+export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    bodyLimit: config.bodyLimit,
+    // Unknown fields are an error, not something to drop silently; types are not coerced in bodies.
+    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    // A stream is a long request: it must not count against the request timeout.
+    requestTimeout: 0,
+  });
+  const hub = new Hub(bus, config.heartbeatMs);
+  app.decorate('hub', hub);
+  // preClose, not onClose: open streams must end before the server can finish closing.
+  app.addHook('preClose', async () => hub.close());
+
+  await app.register(errorsPlugin);
+  await app.register(cors, {
+    origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
+    credentials: true,
+    exposedHeaders: ['idempotent-replayed'],
+  });
+  // The OpenAPI document is generated from the route schemas, so it cannot drift from what is enforced.
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Herald', description: 'Real-time notifications over SSE and WebSocket', version: '0.1.0' },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or publisher key' } },
+      },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(authPlugin, { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, audience: config.jwtAudience });
+
+  await app.register(publishRoutes, { store, bus });
+  await app.register(historyRoutes, { store, bus, maxTopics: config.maxTopicsPerStream });
+  await app.register(eventRoutes, {
+    store,
+    hub,
+    catchupLimit: config.catchupLimit,
+    retryMs: config.retryMs,
+    maxTopics: config.maxTopicsPerStream,
+    maxStreamsPerUser: config.maxStreamsPerUser,
+    maxPendingBytes: config.maxPendingBytes,
+  });
+  return app;
+}

@@ -1,0 +1,96 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import jwt from '@fastify/jwt';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { sendError } from './errors.js';
+
+export interface AuthOptions {
+  jwtSecret: string;
+  publisherKey: string;
+  audience: string | undefined;
+}
+
+/** Name of the cookie a browser may carry its token in (EventSource cannot set headers). */
+export const tokenCookie = 'herald_token';
+
+interface Claims {
+  sub?: unknown;
+  scope?: unknown;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** preHandler: the caller is a subscriber; sets `request.userId`. */
+    requireUser: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /** preHandler: the caller may publish; sets `request.publisherId`. */
+    requirePublisher: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  }
+  interface FastifyRequest {
+    userId: string;
+    publisherId: string;
+  }
+}
+
+function bearer(request: FastifyRequest): string | undefined {
+  const h = request.headers.authorization;
+  const m = h === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m?.[1];
+}
+
+function scopes(claims: Claims): string[] {
+  if (typeof claims.scope === 'string') return claims.scope.split(' ');
+  if (Array.isArray(claims.scope)) return claims.scope.filter((s): s is string => typeof s === 'string');
+  return [];
+}
+
+/** Compares digests so neither the key's content nor its length leaks through timing. */
+function sameSecret(a: string, b: string): boolean {
+  const d = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(d(a), d(b));
+}
+
+export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => {
+  await app.register(cookie);
+  await app.register(jwt, {
+    secret: opts.jwtSecret,
+    // Only HS256: "alg: none" and algorithm-confusion tokens fail verification.
+    verify: { algorithms: ['HS256'], ...(opts.audience ? { allowedAud: opts.audience } : {}) },
+    sign: { algorithm: 'HS256', ...(opts.audience ? { aud: opts.audience } : {}) },
+  });
+  app.decorateRequest('userId', '');
+  app.decorateRequest('publisherId', '');
+
+  const verify = (token: string): Claims | undefined => {
+    try {
+      return app.jwt.verify<Claims>(token);
+    } catch {
+      return undefined;
+    }
+  };
+
+  app.decorate('requireUser', async (request: FastifyRequest, reply: FastifyReply) => {
+    const q = request.query as { token?: unknown } | undefined;
+    const token = bearer(request) ?? (typeof q?.token === 'string' ? q.token : undefined) ?? request.cookies[tokenCookie];
+    if (!token) return void sendError(reply, 401, 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)');
+    const claims = verify(token);
+    if (!claims) return void sendError(reply, 401, 'the token is invalid or expired');
+    if (typeof claims.sub !== 'string' || claims.sub === '') {
+      return void sendError(reply, 403, 'the token names no user (sub claim)');
+    }
+    request.userId = claims.sub;
+  });
+
+  app.decorate('requirePublisher', async (request: FastifyRequest, reply: FastifyReply) => {
+    const token = bearer(request);
+    if (!token) return void sendError(reply, 401, 'a publisher key or token is required (Authorization: Bearer)');
+    if (sameSecret(token, opts.publisherKey)) {
+      request.publisherId = 'key';
+      return;
+    }
+    const claims = verify(token);
+    if (!claims) return void sendError(reply, 401, 'the publisher key or token is invalid or expired');
+    if (!scopes(claims).includes('publish')) return void sendError(reply, 403, 'the token has no publish scope');
+    request.publisherId = `jwt:${typeof claims.sub === 'string' ? claims.sub : ''}`;
+  });
+});

@@ -1,0 +1,102 @@
+// Every environment variable Herald reads is read here, validated once, and listed in the README.
+// Nothing else in src/ touches process.env.
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** HS256 secret; undefined means "generate one and keep it in the data dir". */
+  jwtSecret: string | undefined;
+  /** Static publisher API key; undefined means "generate one and keep it in the data dir". */
+  publisherKey: string | undefined;
+  /** Expected `aud` claim of every JWT, when set. */
+  jwtAudience: string | undefined;
+  corsOrigins: string[];
+  heartbeatMs: number;
+  retryMs: number;
+  bodyLimit: number;
+  catchupLimit: number;
+  /** Where notifications live: a SQLite file path, or a postgres:// URL. */
+  store: string;
+  /** How instances fan out: "memory" (one process) or a redis:// URL. */
+  bus: string;
+  sqliteSync: 'full' | 'normal';
+  /** Demo mode: serves a demo-user token to the browser page. Never on with a configured secret. */
+  demo: boolean;
+  maxStreamsPerUser: number;
+  maxTopicsPerStream: number;
+  /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
+  maxPendingBytes: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function str(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = str(env, 'HERALD_DATA_DIR') ?? './data';
+  const jwtSecret = str(env, 'HERALD_JWT_SECRET');
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    throw new ConfigError('HERALD_JWT_SECRET must be at least 32 characters');
+  }
+  const publisherKey = str(env, 'HERALD_PUBLISHER_KEY');
+  if (publisherKey !== undefined && publisherKey.length < 16) {
+    throw new ConfigError('HERALD_PUBLISHER_KEY must be at least 16 characters');
+  }
+  const production = env.NODE_ENV === 'production';
+  const corsRaw = str(env, 'HERALD_CORS_ORIGINS');
+  // Outside production an unset list allows any origin, so the demo and local apps just work;
+  // in production nothing cross-origin is allowed until the operator lists origins.
+  const corsOrigins = corsRaw === undefined ? (production ? [] : ['*']) : corsRaw.split(',').map((s) => s.trim()).filter(Boolean);
+  const store = str(env, 'HERALD_STORE') ?? `${dataDir}/herald.db`;
+  const bus = str(env, 'HERALD_BUS') ?? 'memory';
+  if (bus !== 'memory' && !/^rediss?:\/\//.test(bus)) throw new ConfigError(`HERALD_BUS must be "memory" or a redis:// URL, got "${bus}"`);
+  const sync = (str(env, 'HERALD_SQLITE_SYNC') ?? 'full').toLowerCase();
+  if (sync !== 'full' && sync !== 'normal') throw new ConfigError(`HERALD_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
+  const demo = bool(env, 'HERALD_DEMO', jwtSecret === undefined && !production);
+  if (demo && jwtSecret !== undefined) throw new ConfigError('HERALD_DEMO cannot be on when HERALD_JWT_SECRET is set');
+  return {
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: str(env, 'HOST') ?? '127.0.0.1',
+    dataDir,
+    jwtSecret,
+    publisherKey,
+    jwtAudience: str(env, 'HERALD_JWT_AUDIENCE'),
+    corsOrigins,
+    heartbeatMs: int(env, 'HERALD_HEARTBEAT_MS', 15_000, 100, 3_600_000),
+    retryMs: int(env, 'HERALD_RETRY_MS', 2_000, 0, 3_600_000),
+    bodyLimit: int(env, 'HERALD_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
+    store,
+    bus,
+    sqliteSync: sync,
+    demo,
+    maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
+    maxTopicsPerStream: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
+    maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    logLevel: str(env, 'LOG_LEVEL') ?? 'info',
+  };
+}

@@ -1,0 +1,31 @@
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import fp from 'fastify-plugin';
+
+/** The one shape of every error Herald answers: `{ statusCode, error, message }`. */
+export function sendError(reply: FastifyReply, statusCode: number, message: string): FastifyReply {
+  return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message });
+}
+
+function describeValidation(err: FastifyError): string {
+  const v = err.validation?.[0];
+  // ajv's own words for a failed oneOf ("must match exactly one schema") do not tell a publisher what to fix.
+  if (err.validationContext === 'body' && err.validation?.some((e) => e.schemaPath.startsWith('#/oneOf'))) {
+    return 'body must name exactly one target: "user", "users", "topic" or "broadcast": true';
+  }
+  if (v?.keyword === 'additionalProperties') {
+    return `${err.validationContext} has an unknown field "${String(v.params.additionalProperty)}"`;
+  }
+  return err.message;
+}
+
+export const errorsPlugin = fp(async (app: FastifyInstance) => {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err.validation) return sendError(reply, 400, describeValidation(err));
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) return sendError(reply, status, err.message);
+    request.log.error({ err }, 'request failed');
+    return sendError(reply, 500, 'internal error');
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, `no route for ${request.method} ${request.url.split('?')[0]}`));
+});

@@ -1,0 +1,99 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { sendError } from '../errors.js';
+import type { OutEvent } from '../events.js';
+import type { Hub } from '../hub.js';
+import { errorResponses, idString, topicsQuery } from '../schemas.js';
+import { sseComment, sseHeaders, sseRetry } from '../sse.js';
+import type { Store } from '../store/store.js';
+import { Subscription, type Sink } from '../subscription.js';
+
+export interface StreamOptions {
+  store: Store;
+  hub: Hub;
+  catchupLimit: number;
+  retryMs: number;
+  maxTopics: number;
+  maxStreamsPerUser: number;
+  maxPendingBytes: number;
+}
+
+/**
+ * Writes to one SSE response. A client that stops reading would make its queued output grow without
+ * bound; past `maxPending` bytes the stream is cut instead, and the client resumes by Last-Event-ID.
+ */
+class SseSink implements Sink {
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly maxPending: number,
+  ) {}
+
+  private write(chunk: string): void {
+    if (this.res.destroyed) return;
+    this.res.write(chunk);
+    if (this.res.writableLength > this.maxPending) this.res.destroy();
+  }
+
+  send(ev: OutEvent): void {
+    this.write(ev.sse);
+  }
+
+  sendMany(evs: readonly OutEvent[]): void {
+    let chunk = '';
+    for (const ev of evs) chunk += ev.sse;
+    this.write(chunk);
+  }
+
+  heartbeat(): void {
+    this.write(sseComment('heartbeat'));
+  }
+
+  end(): void {
+    this.res.end();
+  }
+}
+
+/** Last-Event-ID from the header (EventSource reconnects) or the query (first connect, or clients without headers). */
+function lastEventId(header: string | undefined, query: string | undefined): number | undefined {
+  const raw = header ?? query;
+  return raw === undefined ? undefined : Number(raw);
+}
+
+export async function eventRoutes(app: FastifyInstance, opts: StreamOptions): Promise<void> {
+  app.get<{ Querystring: { topic?: string[]; lastEventId?: string }; Headers: { 'last-event-id'?: string } }>(
+    '/events',
+    {
+      preHandler: app.requireUser,
+      schema: {
+        summary: 'Server-Sent Events stream of the caller’s notifications, with catch-up from Last-Event-ID',
+        headers: { type: 'object', properties: { 'last-event-id': idString } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { topic: topicsQuery(opts.maxTopics), lastEventId: idString, token: { type: 'string' } },
+        },
+        response: errorResponses,
+      },
+    },
+    async (request, reply) => {
+      const user = request.userId;
+      if (opts.hub.streamsOf(user) >= opts.maxStreamsPerUser) {
+        return sendError(reply, 429, `at most ${opts.maxStreamsPerUser} open streams per user`);
+      }
+      const res = reply.raw;
+      reply.hijack();
+      // Hijacked replies skip Fastify's header handling: carry over what hooks (CORS) already set.
+      res.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), ...sseHeaders });
+      res.write(sseRetry(opts.retryMs));
+      res.socket?.setNoDelay(true);
+      const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(res, opts.maxPendingBytes));
+      res.on('close', () => sub.close());
+      try {
+        await sub.start(lastEventId(request.headers['last-event-id'], request.query.lastEventId));
+      } catch (err) {
+        request.log.error({ err }, 'catch-up failed; closing the stream so the client retries');
+        res.destroy();
+      }
+    },
+  );
+}

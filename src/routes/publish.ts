@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Bus } from '../bus/bus.js';
+import { sendError } from '../errors.js';
+import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
+import type { Store } from '../store/store.js';
+import type { NewNotification, Target } from '../types.js';
+
+interface PublishBody {
+  title: string;
+  body?: string;
+  data?: Record<string, unknown>;
+  type?: string;
+  user?: string;
+  users?: string[];
+  topic?: string;
+  broadcast?: true;
+}
+
+const bodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['title'],
+  properties: {
+    title: { type: 'string', minLength: 1, maxLength: 500 },
+    body: { type: 'string', maxLength: 20_000 },
+    data: { type: 'object' },
+    type: { type: 'string', minLength: 1, maxLength: 64 },
+    user: userIdSchema,
+    users: { type: 'array', items: userIdSchema, minItems: 1, maxItems: 1000 },
+    topic: topicSchema,
+    broadcast: { const: true },
+  },
+  oneOf: [{ required: ['user'] }, { required: ['users'] }, { required: ['topic'] }, { required: ['broadcast'] }],
+} as const;
+
+function target(b: PublishBody): Target {
+  if (b.user !== undefined) return { users: [b.user] };
+  if (b.users !== undefined) return { users: b.users };
+  if (b.topic !== undefined) return { topic: b.topic };
+  return { broadcast: true };
+}
+
+export async function publishRoutes(app: FastifyInstance, opts: { store: Store; bus: Bus }): Promise<void> {
+  const { store, bus } = opts;
+  app.post<{ Body: PublishBody; Headers: { 'idempotency-key'?: string } }>(
+    '/notifications',
+    {
+      preHandler: app.requirePublisher,
+      schema: {
+        summary: 'Publish a notification to a user, some users, a topic or everyone',
+        headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } } },
+        body: bodySchema,
+        response: { 200: storedNotificationSchema, 201: storedNotificationSchema, 422: errorSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const n: NewNotification = { title: b.title, body: b.body, data: b.data, type: b.type, target: target(b) };
+      const key = request.headers['idempotency-key'];
+      const idempotency =
+        key === undefined
+          ? undefined
+          : { publisher: request.publisherId, key, requestHash: createHash('sha256').update(JSON.stringify(b)).digest('hex') };
+      const result = await store.insert(n, idempotency);
+      if (result.status === 'conflict') {
+        return sendError(reply, 422, 'this Idempotency-Key was already used for a different request');
+      }
+      if (result.status === 'replayed') {
+        // The first attempt was committed and published; answer as it was answered, publish nothing new.
+        return reply.code(201).header('idempotent-replayed', 'true').send(result.notification);
+      }
+      // The row is committed: a failing bus costs live delivery only, and catch-up will still carry it.
+      await bus.publish({ kind: 'notification', notification: result.notification }).catch((err: unknown) => {
+        request.log.error({ err, id: result.notification.id }, 'bus publish failed; clients get it by catch-up');
+      });
+      return reply.code(201).send(result.notification);
+    },
+  );
+}

@@ -1,0 +1,48 @@
+import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
+
+export interface IdempotencyKey {
+  publisher: string;
+  key: string;
+  /** Hash of the request body: a reused key with a different request is refused, not answered. */
+  requestHash: string;
+}
+
+export type InsertResult =
+  | { status: 'created'; notification: StoredNotification }
+  | { status: 'replayed'; notification: StoredNotification }
+  | { status: 'conflict' };
+
+export interface ListQuery {
+  /** Only ids below this (cursor pagination, newest first). */
+  before?: number;
+  limit: number;
+  unreadOnly: boolean;
+}
+
+/**
+ * The durable record of every notification and every user's read/deleted state.
+ * SQLite (embedded) and PostgreSQL (scale-out) implement it; the rest of Herald sees only this.
+ * Ids are visible in strictly increasing order: once a reader has seen id N, no id below N appears later.
+ */
+export interface Store {
+  /** Resolves once the row is committed: a resolved insert survives a crash of the process. */
+  insert(n: NewNotification, idempotency?: IdempotencyKey): Promise<InsertResult>;
+  /** Notifications the audience may see with id > afterId, oldest first, at most `limit`. */
+  since(audience: Audience, afterId: number, limit: number): Promise<StoredNotification[]>;
+  /** Notifications with afterId < id <= upTo, oldest first, whoever they are for (for bus gap repair). */
+  range(afterId: number, upTo: number): Promise<StoredNotification[]>;
+  /** One user's history, newest first. */
+  list(audience: Audience, query: ListQuery): Promise<InboxItem[]>;
+  unreadCount(audience: Audience): Promise<number>;
+  /** Marks one notification read; false if the user may not see it (or deleted it). */
+  markRead(user: string, id: number): Promise<boolean>;
+  /** Marks everything up to now read; returns the watermark. */
+  markAllRead(user: string): Promise<number>;
+  /** Hides one notification from this user only; false if the user may not see it. */
+  remove(user: string, id: number): Promise<boolean>;
+  /** The newest committed id (0 when empty). */
+  lastId(): Promise<number>;
+  /** Reachability for readiness checks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

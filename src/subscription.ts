@@ -1,0 +1,103 @@
+import type { Connection, Hub } from './hub.js';
+import { OutEvent } from './events.js';
+import type { Store } from './store/store.js';
+
+/** Where a subscription writes: an SSE response or a WebSocket. */
+export interface Sink {
+  send(ev: OutEvent): void;
+  sendMany(evs: readonly OutEvent[]): void;
+  heartbeat(): void;
+  end(): void;
+}
+
+export interface SubscriptionDeps {
+  store: Store;
+  hub: Hub;
+  catchupLimit: number;
+}
+
+/**
+ * One client's stream: catch-up from the store, then live events from the hub, with no gap and no
+ * duplicate. It joins the hub *before* reading the store and holds live events until the replay is
+ * written; after that, an event is written only if its id is above the last id written.
+ * Both transports use this class, so the guarantee is written once.
+ */
+export class Subscription implements Connection {
+  private lastSent = 0;
+  /** Live events that arrived during catch-up; null once live. */
+  private held: OutEvent[] | null = [];
+  private closed = false;
+
+  constructor(
+    private readonly deps: SubscriptionDeps,
+    readonly user: string,
+    readonly topics: readonly string[],
+    private readonly sink: Sink,
+  ) {}
+
+  /** Starts the stream; `lastId` is the client's Last-Event-ID, if it has one. */
+  async start(lastId: number | undefined): Promise<void> {
+    this.deps.hub.add(this);
+    try {
+      if (lastId !== undefined) await this.catchUp(lastId);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    const held = this.held ?? [];
+    this.held = null;
+    for (const ev of held) this.deliver(ev);
+  }
+
+  private async catchUp(lastId: number): Promise<void> {
+    const { store, catchupLimit } = this.deps;
+    const head = await store.lastId();
+    this.lastSent = lastId;
+    // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
+    // silently until ids caught up with it; one too far behind would get an unbounded replay.
+    if (lastId > head) return this.reload(head, 'ahead-of-server');
+    const missed = await store.since(this, lastId, catchupLimit + 1);
+    if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
+    if (this.closed || missed.length === 0) return;
+    this.sink.sendMany(missed.map(OutEvent.notification));
+    this.lastSent = missed[missed.length - 1]!.id;
+  }
+
+  private reload(head: number, reason: string): void {
+    this.lastSent = head;
+    if (!this.closed) this.sink.send(OutEvent.reload(head, reason));
+  }
+
+  deliver(ev: OutEvent): void {
+    if (this.held) {
+      this.held.push(ev);
+      return;
+    }
+    // Live ids only ever increase; anything at or below lastSent was already written by the replay.
+    if (this.closed || ev.id! <= this.lastSent) return;
+    this.lastSent = ev.id!;
+    this.sink.send(ev);
+  }
+
+  userEvent(ev: OutEvent): void {
+    if (!this.closed) this.sink.send(ev);
+  }
+
+  heartbeat(): void {
+    if (!this.closed) this.sink.heartbeat();
+  }
+
+  /** Server-initiated end: the client will reconnect and resume from its last id. */
+  end(): void {
+    if (this.closed) return;
+    this.close();
+    this.sink.end();
+  }
+
+  /** The transport went away: forget this stream. */
+  close(): void {
+    this.closed = true;
+    this.held = null;
+    this.deps.hub.remove(this);
+  }
+}

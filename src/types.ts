@@ -1,0 +1,62 @@
+// The shapes shared by the store, the bus, the hub and the routes.
+
+/** Who a notification is for: exactly one of these. */
+export type Target = { users: string[] } | { topic: string } | { broadcast: true };
+
+/** What a subscriber sees of a notification: never the list of other recipients. */
+export interface Notification {
+  id: number;
+  title: string;
+  body: string | null;
+  data: Record<string, unknown> | null;
+  type: string | null;
+  topic: string | null;
+  broadcast: boolean;
+  createdAt: string;
+}
+
+/** A notification with its routing: what the store returns to publishers and puts on the bus. */
+export interface StoredNotification extends Notification {
+  users: string[] | null;
+}
+
+/** A notification in one user's history. */
+export interface InboxItem extends Notification {
+  read: boolean;
+}
+
+export interface NewNotification {
+  title: string;
+  body?: string;
+  data?: Record<string, unknown>;
+  type?: string;
+  target: Target;
+}
+
+/** Who may see what: the user and the topics their stream or query subscribed to. */
+export interface Audience {
+  user: string;
+  topics: readonly string[];
+}
+
+/** Per-user state changes, pushed to that user's other open streams so tabs stay in step. */
+export type UserEvent =
+  | { kind: 'read'; user: string; ids: number[] }
+  | { kind: 'read-all'; user: string; upTo: number }
+  | { kind: 'deleted'; user: string; id: number };
+
+/** Everything that travels on the bus between instances. */
+export type BusMessage = { kind: 'notification'; notification: StoredNotification } | UserEvent;
+
+export function publicView(n: StoredNotification): Notification {
+  return {
+    id: n.id,
+    title: n.title,
+    body: n.body,
+    data: n.data,
+    type: n.type,
+    topic: n.topic,
+    broadcast: n.broadcast,
+    createdAt: n.createdAt,
+  };
+}

@@ -1,0 +1,278 @@
+// Shared test fixtures: a real Herald on a loopback port with a real SQLite file, real SSE clients.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventSource } from 'eventsource';
+import { createSigner } from 'fast-jwt';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../src/app.js';
+import { createBus } from '../src/bus/index.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { projectFile } from '../src/paths.js';
+import { createStore } from '../src/store/index.js';
+import type { Bus } from '../src/bus/bus.js';
+import type { Store } from '../src/store/store.js';
+
+// Response bodies and event payloads are arbitrary JSON that each test asserts on field by field;
+// a type for them would only restate those assertions.
+export type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export const jwtSecret = 'test-secret-that-is-long-enough-0123456789';
+export const publisherKey = 'test-publisher-key-0123456789';
+
+export function tempDir(prefix = 'herald-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Signs a JWT with the test secret: `sub` = user; extra claims override (scope, exp, aud...). */
+export function tokenFor(user: string | undefined, claims: Record<string, unknown> = {}, secret = jwtSecret): string {
+  const sign = createSigner({ key: secret, algorithm: 'HS256' });
+  return sign({ ...(user === undefined ? {} : { sub: user }), ...claims });
+}
+
+export interface Server {
+  url: string;
+  app: FastifyInstance;
+  store: Store;
+  bus: Bus;
+  config: Config;
+  dataDir: string;
+  /** POST /notifications as the publisher; resolves with status and JSON body. */
+  publish(body: Record<string, unknown>, headers?: Record<string, string>): Promise<{ status: number; body: Json }>;
+  /** A JSON request as `user` (a JWT is made for them); `user: null` sends no credentials. */
+  request(method: string, path: string, user: string | null, body?: unknown): Promise<{ status: number; body: Json }>;
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  env?: Record<string, string>;
+  dataDir?: string;
+  /** Share a bus with another in-process server (two instances of one deployment). */
+  bus?: Bus;
+}
+
+/** Starts Herald in this process on 127.0.0.1 with a SQLite file in a fresh temp dir (or `dataDir`). */
+export async function startServer(opts: ServerOptions = {}): Promise<Server> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const config = loadConfig({
+    HERALD_DATA_DIR: dataDir,
+    HERALD_JWT_SECRET: jwtSecret,
+    HERALD_PUBLISHER_KEY: publisherKey,
+    HERALD_SQLITE_SYNC: 'normal',
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    ...opts.env,
+  });
+  const store = await createStore(config);
+  const bus = opts.bus ?? (await createBus(config));
+  const app = await buildApp({ config, secrets: { jwtSecret, publisherKey }, store, bus });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  const url = `http://127.0.0.1:${address.port}`;
+  const json = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+  let closed = false;
+  return {
+    url,
+    app,
+    store,
+    bus,
+    config,
+    dataDir,
+    publish: (body, headers = {}) => json('POST', '/notifications', { authorization: `Bearer ${publisherKey}`, ...headers }, body),
+    request: (method, path, user, body) =>
+      json(method, path, user === null ? {} : { authorization: `Bearer ${tokenFor(user)}` }, body),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      if (!opts.bus) await bus.close();
+      await store.close();
+      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ReceivedEvent {
+  type: string;
+  id: string;
+  data: Json;
+}
+
+/** A real EventSource client (the `eventsource` package) that records every event it receives. */
+export class SseClient {
+  readonly events: ReceivedEvent[] = [];
+  readonly es: EventSource;
+  private waiters: (() => void)[] = [];
+  opened: Promise<void>;
+
+  constructor(url: string, token: string | undefined, headers: Record<string, string> = {}) {
+    this.es = new EventSource(url, {
+      fetch: (input, init) =>
+        fetch(input, {
+          ...init,
+          headers: { ...init?.headers, ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        }),
+    });
+    this.opened = new Promise((resolve, reject) => {
+      this.es.addEventListener('open', () => resolve(), { once: true });
+      this.es.addEventListener('error', (e) => reject(new Error(`EventSource error: ${String((e as { message?: string }).message)}`)), {
+        once: true,
+      });
+    });
+    for (const type of ['notification', 'read', 'deleted', 'reload']) {
+      this.es.addEventListener(type, (e) => {
+        this.events.push({ type, id: e.lastEventId, data: JSON.parse(e.data) });
+        for (const w of this.waiters) w();
+      });
+    }
+  }
+
+  of(type: string): ReceivedEvent[] {
+    return this.events.filter((e) => e.type === type);
+  }
+
+  ids(): number[] {
+    return this.of('notification').map((e) => e.data.id as number);
+  }
+
+  /** Resolves when `pred` holds over the events so far; rejects after `ms`. */
+  waitFor(pred: (events: ReceivedEvent[]) => boolean, ms = 5000): Promise<void> {
+    if (pred(this.events)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`timed out after ${ms} ms; got ${JSON.stringify(this.events.map((e) => [e.type, e.id]))}`));
+      }, ms);
+      const check = () => {
+        if (!pred(this.events)) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve();
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  close(): void {
+    this.es.close();
+  }
+}
+
+/** Opens an SSE stream as `user` and waits until the server has accepted it. */
+export async function connect(server: Server, user: string, query = '', headers: Record<string, string> = {}): Promise<SseClient> {
+  const c = new SseClient(`${server.url}/events${query}`, tokenFor(user), headers);
+  await c.opened;
+  // The stream is open once headers arrive; let the server finish joining the hub before publishing.
+  await new Promise((r) => setTimeout(r, 20));
+  return c;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** Everything received until `ms` passed or the server ended the response. */
+  text: string;
+}
+
+/** A raw HTTP GET that reads for at most `ms`: to see exact SSE bytes and headers, or error bodies. */
+export function rawGet(url: string, headers: Record<string, string> = {}, ms = 500): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      const done = () => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text });
+      };
+      const timer = setTimeout(done, ms);
+      res.on('end', done);
+      res.on('close', done);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Parses SSE text into events the way the spec's parser does (enough for tests). */
+export function parseSse(text: string): { id?: string; event?: string; data: string }[] {
+  const out: { id?: string; event?: string; data: string }[] = [];
+  for (const block of text.split(/\r\n\r\n|\n\n|\r\r/)) {
+    const ev: { id?: string; event?: string; data: string[] } = { data: [] };
+    for (const line of block.split(/\r\n|\n|\r/)) {
+      if (line === '' || line.startsWith(':')) continue;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+      if (field === 'id') ev.id = value;
+      else if (field === 'event') ev.event = value;
+      else if (field === 'data') ev.data.push(value);
+    }
+    if (ev.data.length > 0) out.push({ ...(ev.id === undefined ? {} : { id: ev.id }), ...(ev.event === undefined ? {} : { event: ev.event }), data: ev.data.join('\n') });
+  }
+  return out;
+}
+
+export interface Child {
+  url: string;
+  proc: ChildProcess;
+  output: () => string;
+  /** Sends a signal and resolves with the exit code/signal once the process is gone. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs the built server (`dist/src/server.js`, as `npm start` does) as a separate process. */
+export async function spawnServer(env: Record<string, string>): Promise<Child> {
+  const proc = spawn(process.execPath, [projectFile('dist', 'src', 'server.js')], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HERALD_JWT_SECRET: jwtSecret,
+      HERALD_PUBLISHER_KEY: publisherKey,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 15_000);
+    const onData = () => {
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    proc.stdout!.on('data', onData);
+    void exited.then(() => reject(new Error(`server exited:\n${out}`)));
+  });
+  return {
+    url,
+    proc,
+    output: () => out,
+    stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
