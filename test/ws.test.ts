@@ -364,6 +364,27 @@ t.test('heartbeats: a peer that stops answering pings is freed, a live one stays
   await live.waitFor(() => live.ids().includes(id));
 });
 
+t.test('a client that stops reading is cut off past HERALD_MAX_PENDING_BYTES; a reading one is not', async (t) => {
+  const s = await startServer({ env: { HERALD_MAX_PENDING_BYTES: String(256 * 1024) } });
+  t.teardown(() => s.close());
+  const reader = await wsConnect(s, 'reader', '?lastEventId=0');
+  t.teardown(() => reader.close());
+  const stalled = await deadPeer(s, 'stalled');
+  t.teardown(() => stalled.destroy());
+  t.equal(s.app.hub.streamsOf('stalled'), 1);
+
+  // Big broadcasts until the stalled socket's queue passes the bound (bounded: the kernel's buffers fill first).
+  const data = { blob: 'x'.repeat(60_000) };
+  const sent: number[] = [];
+  for (let i = 0; i < 300 && s.app.hub.streamsOf('stalled') === 1; i++) {
+    sent.push((await s.publish({ broadcast: true, title: `big ${i}`, data })).body.id);
+  }
+  t.equal(s.app.hub.streamsOf('stalled'), 0, `the stalled client was cut off after ${sent.length} notifications`);
+  await reader.waitFor(() => reader.ids().length === sent.length, 20_000);
+  t.same(reader.ids(), sent, 'the reading client got every one');
+  t.equal(s.app.hub.streamsOf('reader'), 1);
+});
+
 t.test('server shutdown closes sockets with 1001 so clients reconnect and resume', async (t) => {
   const s = await startServer();
   const c = await wsConnect(s, 'alice', '?lastEventId=0');
