@@ -24,7 +24,7 @@ export interface SubscriptionDeps {
  */
 export class Subscription implements Connection {
   private lastSent = 0;
-  /** Live events that arrived during catch-up; null once live. */
+  /** Live events that arrived before and during catch-up; null once live. */
   private held: OutEvent[] | null = [];
   private joined = false;
   private closed = false;

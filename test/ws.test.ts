@@ -1,6 +1,6 @@
 import net from 'node:net';
 import t from 'tap';
-import { connect, sleep, startServer, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Server } from './helpers.js';
+import { connect, rawGet, sleep, startServer, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Server } from './helpers.js';
 
 /** Resolves once `pred` holds, polling; rejects after `ms`. For server state that emits no event. */
 async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
@@ -78,6 +78,8 @@ t.test('auth is checked before the upgrade: a refused client gets an HTTP error 
 
   const over = await wsRefusal(wsUrl(s), { cookie: `herald_token=${tokenFor('viacookie')}` });
   t.equal(over.status, 429, 'past HERALD_MAX_STREAMS_PER_USER');
+  const sse = await rawGet(`${s.url}/events`, { authorization: `Bearer ${tokenFor('viacookie')}` });
+  t.equal(sse.status, 429, 'SSE and WebSocket streams count against the same limit');
   t.equal(s.app.hub.size, 2);
 });
 
