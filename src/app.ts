@@ -79,6 +79,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     inbox,
     maxMessageBytes: config.wsMaxMessageBytes,
     maxMessagesPerSecond: config.wsMaxMessagesPerSecond,
+    corsOrigins: config.corsOrigins,
   });
   return app;
 }

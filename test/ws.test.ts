@@ -83,6 +83,24 @@ t.test('auth is checked before the upgrade: a refused client gets an HTTP error 
   t.equal(s.app.hub.size, 2);
 });
 
+t.test('browsers may open a socket only from an allowed origin (WebSockets have no CORS)', async (t) => {
+  const s = await startServer({ env: { HERALD_CORS_ORIGINS: 'https://app.example' } });
+  t.teardown(() => s.close());
+  const auth = { authorization: `Bearer ${tokenFor('alice')}` };
+  const evil = await wsRefusal(wsUrl(s), { ...auth, origin: 'https://evil.example' });
+  t.same(evil, {
+    status: 403,
+    body: { statusCode: 403, error: 'Forbidden', message: 'origin https://evil.example may not open a WebSocket (HERALD_CORS_ORIGINS)' },
+  });
+  t.equal((await wsRefusal(wsUrl(s), { ...auth, origin: 'null' })).status, 403, 'an opaque origin');
+  for (const origin of ['https://app.example', s.url, undefined]) {
+    const c = new WsClient(wsUrl(s, '?lastEventId=0'), origin === undefined ? auth : { ...auth, origin });
+    t.teardown(() => c.close());
+    await c.opened;
+    t.pass(`opened with origin ${String(origin)}`);
+  }
+});
+
 /** Publishes `n` notifications to `user`, one after another; resolves with their ids. */
 async function publishMany(s: Server, user: string, n: number, prefix: string): Promise<number[]> {
   const ids: number[] = [];

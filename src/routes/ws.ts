@@ -1,7 +1,7 @@
 import websocket from '@fastify/websocket';
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
-import { errorBody } from '../errors.js';
+import { errorBody, sendError } from '../errors.js';
 import type { Hub } from '../hub.js';
 import type { Inbox } from '../inbox.js';
 import { errorResponses, streamQuery, topicSchema } from '../schemas.js';
@@ -20,6 +20,8 @@ export interface WsOptions {
   maxPendingBytes: number;
   maxMessageBytes: number;
   maxMessagesPerSecond: number;
+  /** HERALD_CORS_ORIGINS: the browser origins allowed to open a socket. */
+  corsOrigins: readonly string[];
 }
 
 /** A notification id or resume point: what `idString` allows, as a JSON number (digit strings are coerced). */
@@ -214,6 +216,27 @@ class WsSession {
   }
 }
 
+/**
+ * preHandler: browsers apply no CORS to WebSockets, so without this any site could open a socket with
+ * the user's `herald_token` cookie. The origins allowed to read /events are the ones allowed here;
+ * clients that send no Origin (not browsers) and pages of Herald's own origin pass.
+ */
+function originCheck(allowed: readonly string[]) {
+  const any = allowed.includes('*');
+  const sameOrigin = (origin: string, host: string | undefined) => {
+    try {
+      return new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  };
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const origin = request.headers.origin;
+    if (any || origin === undefined || allowed.includes(origin) || sameOrigin(origin, request.headers.host)) return;
+    sendError(reply, 403, `origin ${origin} may not open a WebSocket (HERALD_CORS_ORIGINS)`);
+  };
+}
+
 export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<void> {
   await app.register(websocket, {
     // `ws` closes a socket that sends a larger message with 1009 itself.
@@ -230,8 +253,8 @@ export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<v
     '/ws',
     {
       websocket: true,
-      // Both run before the upgrade: a refused client gets an HTTP error and never a socket.
-      preHandler: [app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
+      // All run before the upgrade: a refused client gets an HTTP error and never a socket.
+      preHandler: [originCheck(opts.corsOrigins), app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
       schema: { querystring: streamQuery(opts.maxTopics), response: errorResponses },
     },
     (socket, request) => {
