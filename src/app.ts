@@ -14,6 +14,7 @@ import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
+import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
   config: Config;
@@ -33,11 +34,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const app = Fastify({
     logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
     bodyLimit: config.bodyLimit,
-    // Unknown fields are an error, not something to drop silently; types are not coerced in bodies.
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     // A stream is a long request: it must not count against the request timeout.
     requestTimeout: 0,
   });
+  app.setValidatorCompiler(validatorCompiler);
   const hub = new Hub(bus, config.heartbeatMs);
   app.decorate('hub', hub);
   // preClose, not onClose: open streams must end before the server can finish closing.
