@@ -302,7 +302,8 @@ t.test('bad messages get an error reply and the socket stays open', async (t) =>
   await c.waitFor((f) => f.length > before);
   t.match(c.frames[before], { event: 'error', ref: null, data: { statusCode: 400, message: 'messages must be text frames holding JSON' } });
 
-  t.same((await c.command('read', { id: '0' })).data.statusCode, 404, 'an id as a digit string is accepted like in URLs');
+  t.match((await c.command('read', { id: '1' })).data, { statusCode: 400, message: 'read.id must be integer' }, 'JSON types are not coerced');
+  t.match((await c.command('subscribe', { topic: 42 })).data, { statusCode: 400, message: 'subscribe.topic must be string' });
   t.same((await c.command('ping')).data, {}, 'the socket is still open and answering');
   const live = (await s.publish({ user: 'alice', title: 'still live' })).body.id;
   await c.waitFor(() => c.ids().includes(live));

@@ -24,7 +24,7 @@ export interface WsOptions {
   corsOrigins: readonly string[];
 }
 
-/** A notification id or resume point: what `idString` allows, as a JSON number (digit strings are coerced). */
+/** A notification id or resume point: what `idString` allows, as a JSON number. */
 const idValue = { type: 'integer', minimum: 0, maximum: 999_999_999_999_999 } as const;
 
 /**
@@ -166,7 +166,8 @@ class WsSession {
       if (typeof type !== 'string' || !commandTypes.includes(type as CommandType)) {
         throw new CommandError(400, `"type" must be one of ${commandTypes.map((t) => `"${t}"`).join(', ')}`);
       }
-      const validate = this.request.compileValidationSchema(commandSchemas[type as CommandType]);
+      // Validated as a body is: a JSON message already has types, so none is coerced.
+      const validate = this.request.compileValidationSchema(commandSchemas[type as CommandType], 'body');
       if (!validate(msg)) throw new CommandError(400, describe(type, validate.errors?.[0]));
       const data = await this.run(msg as unknown as Command);
       this.reply({ event: 'reply', ref, data });
