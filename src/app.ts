@@ -7,8 +7,10 @@ import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
 import { errorsPlugin } from './errors.js';
 import { Hub } from './hub.js';
+import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
+import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
@@ -71,5 +73,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxPendingBytes: config.maxPendingBytes,
   });
+  await app.register(pageRoutes);
+  // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
+  if (config.demo) await app.register(demoRoutes);
   return app;
 }
