@@ -7,7 +7,8 @@ const params = new URLSearchParams(location.search);
 const topics = params.has('topic') ? params.getAll('topic') : ['deploys'];
 const pageSize = 20;
 const toastMs = 6000;
-const maxToasts = 4;
+// On a phone, toasts share the screen with the page: fewer of them stay at once.
+const maxToasts = () => (matchMedia('(max-width: 760px)').matches ? 2 : 4);
 
 /** Everything the page knows; exposed as `window.heraldDemo` for the curious (and the browser tests). */
 const demo = {
@@ -252,7 +253,7 @@ function applyRead(ev) {
 
 function toast(n) {
   const box = $('toasts');
-  while (box.children.length >= maxToasts) box.firstElementChild.remove();
+  while (box.children.length >= maxToasts()) box.firstElementChild.remove();
   const close = el('button', { class: 'btn icon small', type: 'button', 'aria-label': 'Dismiss' }, '×');
   const t = el(
     'div',
