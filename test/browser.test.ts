@@ -28,13 +28,17 @@ async function publish(base: string, body: Record<string, unknown>): Promise<Jso
   return res.json();
 }
 
-/**
- * Opens the inbox as `user` in a new tab (closed when `t` ends) and waits until it is live. The subtests
- * share one server, so broadcasts from earlier ones are marked read first: each badge starts at 0.
- */
-async function openInbox(t: Test, context: BrowserContext, base: string, user: string): Promise<Page> {
-  const session = (await (await fetch(`${base}/demo/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) })).json()) as Json;
-  await fetch(`${base}/notifications/read-all`, { method: 'POST', headers: { authorization: `Bearer ${session.token}` } });
+/** Marks everything `user` has read, through a demo session: the subtests share one server and its broadcasts. */
+async function markAllReadAs(base: string, user: string): Promise<void> {
+  const res = await fetch(`${base}/demo/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) });
+  const { token } = (await res.json()) as Json;
+  await fetch(`${base}/notifications/read-all`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+}
+
+/** Opens the inbox as `user` in a new tab (closed when `t` ends) and waits until it is live. */
+async function openInbox(t: Test, context: BrowserContext, base: string, user: string, { fresh = true } = {}): Promise<Page> {
+  // Each badge starts at 0 unless the test set up unread ones itself.
+  if (fresh) await markAllReadAs(base, user);
   const page = await context.newPage();
   t.teardown(() => page.close());
   page.on('pageerror', (err) => t.fail(`error in the page: ${err.message}`));
@@ -175,6 +179,31 @@ if (missing) {
       await item(tab1, n3.id).waitFor({ state: 'detached', ...wait });
       await item(tab2, n3.id).waitFor({ state: 'detached', ...wait });
       t.equal(await item(tab2, n1.id).count(), 1, 'the others stay');
+    });
+
+    t.test('history loads page by page, and the bell filters to unread', async (t) => {
+      await markAllReadAs(base, 'em');
+      const ids: number[] = [];
+      for (let i = 1; i <= 25; i++) ids.push((await publish(base, { user: 'em', title: `history ${i}` })).id);
+      const page = await openInbox(t, context, base, 'em', { fresh: false });
+      const shown = () => page.locator('#feed .item').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.id)));
+      await page.locator('#feed .item').nth(19).waitFor(wait);
+      t.same(await shown(), ids.slice(5).reverse(), 'the newest 20 first');
+      await page.getByRole('button', { name: 'Load more' }).click();
+      await page.locator('#feed .item').nth(24).waitFor(wait);
+      const all = await shown();
+      t.same(all.slice(0, 25), [...ids].reverse(), 'then the older ones');
+      t.ok(all.every((id, i) => i === 0 || id < all[i - 1]!), 'newest first throughout');
+
+      await badgeIs(page, 25);
+      await item(page, ids[24]!).getByRole('button', { name: 'Mark “history 25” read' }).click();
+      await badgeIs(page, 24);
+      await page.locator('#bell').click();
+      t.equal(await page.locator('#bell').getAttribute('aria-pressed'), 'true');
+      await item(page, ids[24]!).waitFor({ state: 'detached', ...wait });
+      t.equal(await page.locator('#feed .item.unread').count(), await page.locator('#feed .item').count(), 'only unread ones');
+      await page.locator('#bell').click();
+      await item(page, ids[24]!).waitFor(wait);
     });
 
     t.test('the page rides out a server restart and gets what it missed, once each', async (t) => {
