@@ -164,7 +164,9 @@ function updateEmpty() {
   const empty = $('empty');
   empty.hidden = feed.children.length > 0;
   if (!empty.hidden && demo.session) {
-    empty.textContent = demo.unreadOnly ? 'Nothing unread. Nicely done.' : 'No notifications yet. Send one with the form.';
+    empty.textContent = demo.unreadOnly
+      ? 'Nothing unread. Nicely done.'
+      : `No notifications yet.${demo.demoMode ? ' Send one with the form.' : ''}`;
   }
 }
 
@@ -254,7 +256,7 @@ function applyRead(ev) {
 function toast(n) {
   const box = $('toasts');
   while (box.children.length >= maxToasts()) box.firstElementChild.remove();
-  const close = el('button', { class: 'btn icon small', type: 'button', 'aria-label': 'Dismiss' }, '×');
+  const close = el('button', { class: 'btn icon small', type: 'button', 'aria-label': `Dismiss “${n.title}”` }, '×');
   const t = el(
     'div',
     { class: 'toast', 'data-id': String(n.id) },
@@ -333,7 +335,12 @@ function start() {
     refreshCount();
   });
   client.connect();
+  // Closing on pagehide lets the browser keep the page in its back/forward cache; a page restored
+  // from there starts over, resuming from the id kept in sessionStorage.
   addEventListener('pagehide', () => client.close());
+  addEventListener('pageshow', (e) => {
+    if (e.persisted) location.reload();
+  });
 }
 
 function curlExample(user) {
@@ -404,9 +411,12 @@ function decodeSub(token) {
 }
 
 function askForToken() {
+  const inbox = document.querySelector('.inbox');
   $('signin').hidden = false;
   $('compose').hidden = true;
-  $('empty').textContent = 'Not signed in.';
+  inbox.hidden = true;
+  $('conn').dataset.state = 'closed';
+  $('conn').querySelector('.conn-label').textContent = 'Signed out';
   $('signin-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const token = e.target.elements.token.value.trim();
@@ -414,6 +424,7 @@ function askForToken() {
     if (!user) return flash('That does not look like a subscriber token (no sub claim).');
     sessionStorage.setItem('herald:token', token);
     $('signin').hidden = true;
+    inbox.hidden = false;
     demo.session = { user, token };
     start();
   });
