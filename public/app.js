@@ -4,7 +4,7 @@ import { HeraldClient } from './herald-client.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
-const topics = params.has('topic') ? params.getAll('topic') : ['deploys'];
+const topics = params.has('topic') ? params.getAll('topic').filter(Boolean) : ['deploys'];
 const pageSize = 20;
 const toastMs = 6000;
 // On a phone, toasts share the screen with the page: fewer of them stay at once.

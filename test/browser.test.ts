@@ -75,6 +75,10 @@ async function receivedAtLeast(page: Page, ids: number[]): Promise<void> {
 const toast = (page: Page, title: string) => page.locator('#toasts .toast', { hasText: title });
 const item = (page: Page, id: number) => page.locator(`#feed .item[data-id="${id}"]`);
 
+// A real browser and a server restarted under it: on a loaded 2-core machine this file may need
+// more than the suite's 120 s per file.
+t.setTimeout(300_000);
+
 const missing = chromiumMissing();
 if (missing) {
   t.fail(missing);
