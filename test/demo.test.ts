@@ -69,7 +69,7 @@ t.test('demo mode: a session gives a working subscriber token and a publish-only
   const history = await fetch(`${s.url}/notifications`, { headers: asDora });
   t.same(((await history.json()) as Json).items.map((n: Json) => n.id), [pub.body.id], 'the user token reads dora’s inbox');
 
-  for (const bad of [{ user: '' }, { user: 'x'.repeat(129) }, { user: 'a\nb' }, { who: 'dora' }]) {
+  for (const bad of [{ user: '' }, { user: 'x'.repeat(129) }, { user: 'a\nb' }, { who: 'dora' }, { user: 7 }]) {
     const r = await post(`${s.url}/demo/session`, bad);
     t.equal(r.status, 400, `rejects ${JSON.stringify(bad)}`);
     t.equal(r.body.statusCode, 400);
