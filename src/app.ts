@@ -54,7 +54,16 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const hub = new Hub(bus, config.heartbeatMs);
   app.decorate('hub', hub);
   // preClose, not onClose: open streams must end before the server can finish closing.
-  app.addHook('preClose', async () => hub.close());
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+    hub.close();
+  });
+  // Requests already in flight when the stop begins are answered, but their keep-alive connections
+  // must not then hold the server open: each such answer closes its connection.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
 
   await app.register(errorsPlugin);
   await app.register(cors, {

@@ -31,6 +31,8 @@ export interface Config {
   wsMaxMessageBytes: number;
   /** Messages per second (and burst) a WebSocket client may send; beyond, the socket is closed with 1008. */
   wsMaxMessagesPerSecond: number;
+  /** How long a graceful stop waits for in-flight requests before cutting their connections. */
+  shutdownGraceMs: number;
   logLevel: string;
 }
 
@@ -103,6 +105,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     wsMaxMessageBytes: int(env, 'HERALD_WS_MAX_MESSAGE_BYTES', 4096, 128, 1024 * 1024),
     wsMaxMessagesPerSecond: int(env, 'HERALD_WS_MAX_MESSAGES_PER_SECOND', 50, 1, 100_000),
+    shutdownGraceMs: int(env, 'HERALD_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     logLevel: str(env, 'LOG_LEVEL') ?? 'info',
   };
 }

@@ -4,9 +4,6 @@ import { ConfigError, loadConfig } from './config.js';
 import { loadSecrets } from './secrets.js';
 import { createStore } from './store/index.js';
 
-/** How long a graceful stop may take before the process exits anyway. */
-const shutdownGraceMs = 10_000;
-
 const loopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
 async function main(): Promise<void> {
@@ -48,12 +45,20 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     app.log.info({ signal }, 'shutting down');
+    // A client that never finishes its request must not hold the process up: past the grace period its
+    // connection is cut and the stop goes on, so the store is still closed cleanly and the exit is 0.
+    const grace = setTimeout(() => {
+      app.log.warn({ graceMs: config.shutdownGraceMs }, 'shutdown grace period over; closing the remaining connections');
+      app.server.closeAllConnections();
+    }, config.shutdownGraceMs);
+    // Should closing itself hang (a stuck store or bus), exit anyway rather than never.
     setTimeout(() => {
-      app.log.error('shutdown took too long; exiting');
+      app.log.error('shutdown did not finish after the grace period; exiting');
       process.exit(1);
-    }, shutdownGraceMs).unref();
+    }, config.shutdownGraceMs + 5_000).unref();
     // Stop accepting, let in-flight publishes finish, end streams; then close the bus and the store.
     await app.close();
+    clearTimeout(grace);
     await bus.close();
     await store.close();
     process.exit(0);
