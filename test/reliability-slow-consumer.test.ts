@@ -1,0 +1,108 @@
+// Slow consumers: a client that stops reading must not make the server hold its output without bound.
+// Past HERALD_MAX_PENDING_BYTES of unsent output its stream is cut; the client reconnects with its last
+// id and still ends with every event, in order, exactly once.
+import type { ServerResponse } from 'node:http';
+import net from 'node:net';
+import t from 'tap';
+import { connect, parseSse, SseClient, startServer, tokenFor } from './helpers.js';
+
+const user = 'slow';
+const events = 1500;
+const bodyBytes = 5_000;
+const maxPending = 256 * 1024;
+
+/** The body of a chunked HTTP/1.1 response, up to where it was cut (latin1: one char per byte). */
+function dechunk(raw: string): string {
+  let out = '';
+  let i = raw.indexOf('\r\n\r\n') + 4;
+  for (;;) {
+    const eol = raw.indexOf('\r\n', i);
+    const size = eol < 0 ? 0 : parseInt(raw.slice(i, eol), 16);
+    if (!(size > 0)) return out;
+    out += raw.slice(eol + 2, eol + 2 + size);
+    i = eol + 2 + size + 2;
+  }
+}
+
+/** A raw HTTP/1.1 SSE request on a socket the test can stop reading from. */
+async function rawStream(url: string) {
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (text += d));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.write(`GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${tokenFor(user)}\r\n\r\n`);
+  const deadline = Date.now() + 10_000;
+  while (!text.includes('retry:') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  if (!text.startsWith('HTTP/1.1 200')) throw new Error(`stream not opened: ${text}`);
+  return { socket, closed, text: () => text };
+}
+
+t.test('a client that stops reading is cut off with bounded server memory, and catches up after', async (t) => {
+  const s = await startServer({ env: { HERALD_MAX_PENDING_BYTES: String(maxPending), HERALD_RETRY_MS: '100' } });
+  t.teardown(() => s.close());
+  // The server side of the stalled stream, to watch how much output it holds for the client.
+  let response: ServerResponse | undefined;
+  s.app.server.prependListener('request', (req, res: ServerResponse) => {
+    if (req.url === '/events' && req.headers.authorization === `Bearer ${tokenFor(user)}`) response = res;
+  });
+
+  const stalled = await rawStream(s.url);
+  t.teardown(() => stalled.socket.destroy());
+  // From here on the client reads nothing: the kernel's buffers fill, then the server's queue would.
+  stalled.socket.pause();
+  // A healthy stream of another user alongside: only the stream that stopped reading is cut.
+  const healthy = await connect(s, 'healthy');
+  t.teardown(() => healthy.close());
+  t.ok(response, 'the stalled stream is open');
+
+  let maxQueued = 0;
+  const rssBefore = process.memoryUsage().rss;
+  const padding = 'x'.repeat(bodyBytes);
+  const ids: number[] = [];
+  let next = 0;
+  const publisher = async () => {
+    while (next < events) {
+      const i = next++;
+      const res = await s.publish({ users: [user, 'healthy'], title: `n${i}`, body: padding });
+      if (res.status !== 201) throw new Error(`publish answered ${res.status}`);
+      ids.push(res.body.id as number);
+      maxQueued = Math.max(maxQueued, response!.writableLength);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, publisher));
+  ids.sort((a, b) => a - b);
+  const published = events * (bodyBytes + 150);
+  t.comment(
+    `published ~${(published / 1e6).toFixed(1)} MB to the stalled stream; most it ever held unsent: ${(maxQueued / 1e3).toFixed(0)} kB; ` +
+      `process RSS ${(rssBefore / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+  );
+  t.ok(response!.destroyed, 'the server cut the stream of the client that stopped reading');
+  t.ok(maxQueued <= maxPending + bodyBytes + 1000, `its unsent output stayed within the bound (${maxQueued} <= ${maxPending} + one event)`);
+  await healthy.waitFor(() => healthy.ids().length === events, 30_000);
+  t.same(healthy.ids(), ids, 'the healthy stream got everything, live, in order');
+
+  // Read what the kernel buffered: the server must have ended the stalled stream, not kept feeding it.
+  stalled.socket.resume();
+  const cut = await Promise.race([stalled.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+  t.ok(cut, 'the client sees its stream end after what the kernel had buffered');
+  t.comment(`the client received ${(stalled.text().length / 1e6).toFixed(1)} MB (the kernel's socket buffers) before the cut`);
+
+  // A client's parser drops an event cut in the middle; resume from the last complete one.
+  const body = dechunk(stalled.text());
+  const first = parseSse(body.slice(0, body.lastIndexOf('\n\n') + 2)).filter((e) => e.event === 'notification');
+  const firstIds = first.map((e) => Number(e.id));
+  t.ok(firstIds.length > 0 && firstIds.length < events, `${firstIds.length} events arrived before the cut`);
+  t.same(firstIds, ids.slice(0, firstIds.length), 'those are the oldest ones, in order');
+
+  const resumed = new SseClient(`${s.url}/events`, tokenFor(user), { 'last-event-id': String(firstIds.at(-1)) });
+  t.teardown(() => resumed.close());
+  let opens = 0;
+  resumed.es.addEventListener('open', () => opens++);
+  await resumed.waitFor(() => resumed.ids().includes(ids.at(-1)!), 60_000);
+  t.same([...firstIds, ...resumed.ids()], ids, 'with the catch-up it has every event, in order, exactly once');
+  t.equal(opens, 1, 'the catch-up arrived on one connection: a client that reads is not cut');
+});
