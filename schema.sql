@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS user_state (
   deleted          INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (user_id, notification_id)
 ) WITHOUT ROWID;
+-- Deleting a notification (retention) cascades here: without this index each delete scans the table.
+CREATE INDEX IF NOT EXISTS user_state_notification ON user_state (notification_id);
 
 -- "Mark all read" stores one watermark per user instead of a row per broadcast and topic notification.
 CREATE TABLE IF NOT EXISTS read_marks (
@@ -49,4 +51,14 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   notification_id  INTEGER NOT NULL,
   created_at       TEXT    NOT NULL,
   PRIMARY KEY (publisher, key)
+) WITHOUT ROWID;
+-- Retention drops the keys of the notifications it deletes, so a key never points at a missing row.
+CREATE INDEX IF NOT EXISTS idempotency_keys_notification ON idempotency_keys (notification_id);
+
+-- Retention horizons: the highest notification id ever removed from someone's view by pruning.
+-- user_id '' (never a valid user id) holds the age horizon, which applies to everyone; a user's own
+-- row, the horizon of their per-user cap. A catch-up from below its horizon cannot be complete.
+CREATE TABLE IF NOT EXISTS pruned_marks (
+  user_id  TEXT    PRIMARY KEY,
+  up_to    INTEGER NOT NULL
 ) WITHOUT ROWID;

@@ -14,6 +14,7 @@ import { historyRoutes } from './routes/history.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
+import { retentionPlugin } from './retention.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
 import { validatorCompiler } from './validation.js';
@@ -106,5 +107,11 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(pageRoutes);
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
   if (config.demo) await app.register(demoRoutes);
+  await app.register(retentionPlugin, {
+    store,
+    days: config.retentionDays,
+    perUser: config.retentionPerUser,
+    intervalMs: config.retentionIntervalMs,
+  });
   return app;
 }

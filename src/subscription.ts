@@ -98,6 +98,9 @@ export class Subscription implements Connection {
     // silently until ids caught up with it; one too far behind would get an unbounded replay.
     if (lastId > head) return this.reload(head, 'ahead-of-server');
     const missed = await store.since(this, lastId, catchupLimit + 1);
+    // Retention deleted something this client never saw: replaying the rest would hide the hole.
+    // Read after `since`, so a prune that ran meanwhile and removed rows it skipped is seen here.
+    if (lastId < (await store.prunedUpTo(this.user))) return this.reload(head, 'pruned');
     if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
     if (this.closed || missed.length === 0) return;
     await this.sink.sendMany(missed.map(OutEvent.notification));

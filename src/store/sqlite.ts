@@ -3,8 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../paths.js';
 import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
-import type { IdempotencyKey, InsertResult, ListQuery, Store } from './store.js';
-
+import type { IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
 interface Row {
   id: number;
@@ -57,6 +56,13 @@ function visibleIds(cond: string, order: 'ASC' | 'DESC', extra = ''): string {
   ].join(' UNION ALL ');
 }
 
+/** Rows one retention transaction touches: small enough that a publish never waits long behind it. */
+const pruneBatch = 1000;
+/** The `pruned_marks` row of the age horizon: '' is never a user id (they are at least one character). */
+const everyone = '';
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
 const unreadX = `x.id > @readUpTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
 
@@ -66,6 +72,9 @@ export class SqliteStore implements Store {
   private flushScheduled = false;
   private readonly stmts;
   private readonly commitBatch: (batch: Pending[]) => InsertResult[];
+  /** One retention transaction each; they return how many notifications they deleted. */
+  private readonly pruneOldBatch: (cutoff: string) => number;
+  private readonly pruneUserBatch: (user: string, upTo: number) => number | undefined;
 
   constructor(file: string, sync: 'full' | 'normal') {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -122,8 +131,51 @@ export class SqliteStore implements Store {
       ),
       // Per-notification read rows at or below the watermark say nothing more: drop them.
       clearReads: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id <= ? AND deleted = 0`),
-      lastId: db.prepare(`SELECT coalesce(max(id), 0) AS id FROM notifications`),
+      // The AUTOINCREMENT counter, not max(id): retention may have deleted the newest rows.
+      lastId: db.prepare(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notifications'), 0) AS id`),
+      oldIds: db.prepare(`SELECT id FROM notifications WHERE created_at < ? LIMIT ${pruneBatch}`),
+      deleteNotifications: db.prepare(`DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))`),
+      deleteKeys: db.prepare(`DELETE FROM idempotency_keys WHERE notification_id IN (SELECT value FROM json_each(?))`),
+      usersOverCap: db.prepare(`SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > ?`),
+      // The newest of a user's direct notifications beyond their cap: it and everything below it go.
+      capEdge: db.prepare(`SELECT notification_id AS id FROM recipients WHERE user_id = ? ORDER BY notification_id DESC LIMIT 1 OFFSET ?`),
+      userOldIds: db.prepare(
+        `SELECT notification_id AS id FROM recipients WHERE user_id = ? AND notification_id <= ? ORDER BY notification_id LIMIT ${pruneBatch}`,
+      ),
+      deleteRecipients: db.prepare(`DELETE FROM recipients WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
+      deleteUserState: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
+      orphans: db.prepare(
+        `SELECT value AS id FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.notification_id = value)`,
+      ),
+      raiseHorizon: db.prepare(
+        `INSERT INTO pruned_marks (user_id, up_to) VALUES (?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)`,
+      ),
+      horizon: db.prepare(`SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', ?)`),
     };
+    this.pruneOldBatch = db.transaction((cutoff: string) => {
+      const ids = (this.stmts.oldIds.all(cutoff) as { id: number }[]).map((r) => r.id);
+      if (ids.length === 0) return 0;
+      const json = JSON.stringify(ids);
+      this.stmts.deleteKeys.run(json);
+      // recipients and user_state rows go with them (ON DELETE CASCADE).
+      this.stmts.deleteNotifications.run(json);
+      this.stmts.raiseHorizon.run(everyone, Math.max(...ids));
+      return ids.length;
+    });
+    this.pruneUserBatch = db.transaction((user: string, upTo: number) => {
+      const ids = (this.stmts.userOldIds.all(user, upTo) as { id: number }[]).map((r) => r.id);
+      if (ids.length === 0) return undefined;
+      const json = JSON.stringify(ids);
+      this.stmts.deleteRecipients.run(user, json);
+      this.stmts.deleteUserState.run(user, json);
+      // A notification to several users stays while any of them still has it.
+      const orphans = JSON.stringify((this.stmts.orphans.all(json) as { id: number }[]).map((r) => r.id));
+      this.stmts.deleteKeys.run(orphans);
+      const deleted = this.stmts.deleteNotifications.run(orphans).changes;
+      this.stmts.raiseHorizon.run(user, Math.max(...ids));
+      return deleted;
+    });
     this.commitBatch = db.transaction((batch: Pending[]) => batch.map((p) => this.insertOne(p)));
   }
 
@@ -247,6 +299,37 @@ export class SqliteStore implements Store {
 
   async lastId(): Promise<number> {
     return (this.stmts.lastId.get() as { id: number }).id;
+  }
+
+  async prune({ olderThan, perUser, signal }: PruneOptions): Promise<number> {
+    let deleted = 0;
+    if (olderThan) {
+      const cutoff = olderThan.toISOString();
+      while (!signal?.aborted) {
+        const n = this.pruneOldBatch(cutoff);
+        deleted += n;
+        if (n < pruneBatch) break;
+        await nextTurn();
+      }
+    }
+    if (perUser) {
+      const users = (this.stmts.usersOverCap.all(perUser) as { user_id: string }[]).map((r) => r.user_id);
+      for (const user of users) {
+        const edge = this.stmts.capEdge.get(user, perUser) as { id: number } | undefined;
+        if (!edge) continue;
+        while (!signal?.aborted) {
+          const n = this.pruneUserBatch(user, edge.id);
+          if (n === undefined) break;
+          deleted += n;
+          await nextTurn();
+        }
+      }
+    }
+    return deleted;
+  }
+
+  async prunedUpTo(user: string): Promise<number> {
+    return (this.stmts.horizon.get(user) as { up_to: number }).up_to;
   }
 
   async ping(): Promise<void> {

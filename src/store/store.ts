@@ -19,6 +19,15 @@ export interface ListQuery {
   unreadOnly: boolean;
 }
 
+export interface PruneOptions {
+  /** Delete every notification created before this instant (whoever it was for). */
+  olderThan?: Date;
+  /** Keep only each user's newest `perUser` direct (`user`/`users`) notifications. */
+  perUser?: number;
+  /** Checked between batches: a prune stops early (shutdown) without leaving anything half done. */
+  signal?: AbortSignal;
+}
+
 /**
  * The durable record of every notification and every user's read/deleted state.
  * SQLite (embedded) and PostgreSQL (scale-out) implement it; the rest of Herald sees only this.
@@ -40,8 +49,22 @@ export interface Store {
   markAllRead(user: string): Promise<number>;
   /** Hides one notification from this user only; false if the user may not see it. */
   remove(user: string, id: number): Promise<boolean>;
-  /** The newest committed id (0 when empty). */
+  /** The newest id ever committed (0 when none), even if retention has since deleted it. */
   lastId(): Promise<number>;
+  /**
+   * Retention. Deletes notifications created before `olderThan`, and removes from each user's view
+   * their direct notifications beyond the newest `perUser` (the row itself goes once no recipient is
+   * left), with their read/deleted state and idempotency keys. In the same transaction as each removal
+   * it raises the horizon `prunedUpTo` reports. Works in bounded batches so publishes keep flowing.
+   * Resolves with the number of notifications deleted.
+   */
+  prune(opts: PruneOptions): Promise<number>;
+  /**
+   * The highest id ever pruned from what `user` may see: the age horizon (everyone's) or the user's cap
+   * horizon, whichever is higher; 0 if nothing was pruned. A catch-up from an id below it may have
+   * lost notifications and must tell the client to reload.
+   */
+  prunedUpTo(user: string): Promise<number>;
   /** Reachability for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;
