@@ -1,4 +1,5 @@
 import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -85,7 +86,9 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(authPlugin, { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, audience: config.jwtAudience });
 
-  await app.register(publishRoutes, { store, bus });
+  // Limits are opted into per route (the publish route); nothing else is rate limited.
+  await app.register(rateLimit, { global: false });
+  await app.register(publishRoutes, { store, bus, rateLimit: config.publishRateLimit, rateWindowMs: config.publishRateWindowMs });
   const inbox = new Inbox(store, bus, app.log);
   await app.register(historyRoutes, { store, inbox, maxTopics: config.maxTopicsPerStream });
   const stream = {

@@ -31,6 +31,9 @@ export interface Config {
   wsMaxMessageBytes: number;
   /** Messages per second (and burst) a WebSocket client may send; beyond, the socket is closed with 1008. */
   wsMaxMessagesPerSecond: number;
+  /** Publishes one publisher may make per `publishRateWindowMs`; 0 means no limit. */
+  publishRateLimit: number;
+  publishRateWindowMs: number;
   /** Notifications older than this many days are deleted; 0 keeps them forever. */
   retentionDays: number;
   /** Each user keeps at most this many direct notifications; 0 means no cap. */
@@ -111,6 +114,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     wsMaxMessageBytes: int(env, 'HERALD_WS_MAX_MESSAGE_BYTES', 4096, 128, 1024 * 1024),
     wsMaxMessagesPerSecond: int(env, 'HERALD_WS_MAX_MESSAGES_PER_SECOND', 50, 1, 100_000),
+    publishRateLimit: int(env, 'HERALD_PUBLISH_RATE_LIMIT', 0, 0, 10_000_000),
+    publishRateWindowMs: int(env, 'HERALD_PUBLISH_RATE_WINDOW_MS', 1_000, 100, 86_400_000),
     retentionDays: int(env, 'HERALD_RETENTION_DAYS', 90, 0, 36_500),
     retentionPerUser: int(env, 'HERALD_RETENTION_PER_USER', 10_000, 0, 100_000_000),
     retentionIntervalMs: int(env, 'HERALD_RETENTION_INTERVAL_MS', 3_600_000, 100, 7 * 86_400_000),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { sendError } from '../errors.js';
 import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
@@ -41,12 +41,39 @@ function target(b: PublishBody): Target {
   return { broadcast: true };
 }
 
-export async function publishRoutes(app: FastifyInstance, opts: { store: Store; bus: Bus }): Promise<void> {
+export interface PublishOptions {
+  store: Store;
+  bus: Bus;
+  /** Publishes per publisher per `rateWindowMs`; 0 means no limit. */
+  rateLimit: number;
+  rateWindowMs: number;
+}
+
+/** Thrown by the rate limiter; the error handler turns it into the usual `{statusCode, error, message}`. */
+class RateLimited extends Error {
+  readonly statusCode = 429;
+}
+
+export async function publishRoutes(app: FastifyInstance, opts: PublishOptions): Promise<void> {
   const { store, bus } = opts;
+  const rateLimit =
+    opts.rateLimit === 0
+      ? undefined
+      : {
+          max: opts.rateLimit,
+          timeWindow: opts.rateWindowMs,
+          // Counted per authenticated publisher, so the check runs after requirePublisher (a preHandler):
+          // unauthenticated requests are refused with 401 and never use up a publisher's allowance.
+          hook: 'preHandler' as const,
+          keyGenerator: (request: FastifyRequest) => request.publisherId,
+          errorResponseBuilder: (_request: FastifyRequest, ctx: { after: string }) =>
+            new RateLimited(`publish rate limit exceeded: at most ${opts.rateLimit} per ${opts.rateWindowMs} ms for this publisher; retry in ${ctx.after}`),
+        };
   app.post<{ Body: PublishBody; Headers: { 'idempotency-key'?: string } }>(
     '/notifications',
     {
       preHandler: app.requirePublisher,
+      config: rateLimit ? { rateLimit } : {},
       schema: {
         summary: 'Publish a notification to a user, some users, a topic or everyone',
         headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } } },
