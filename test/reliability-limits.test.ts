@@ -1,7 +1,8 @@
-// Abuse limits: each is configurable and, when hit, answers a clear JSON error (or, for catch-up, a
-// reload event) instead of doing unbounded work.
+// Abuse limits: each is configurable and, when hit, answers a clear JSON error instead of doing
+// unbounded work. The other two are tested with the core: the body size (413) in input.test.ts, the
+// catch-up batch (a reload event) in catchup.test.ts.
 import t from 'tap';
-import { connect, parseSse, publisherKey, rawGet, startServer, tokenFor, type Server } from './helpers.js';
+import { connect, publisherKey, rawGet, startServer, tokenFor, type Server } from './helpers.js';
 
 const errorShape = (statusCode: number, error: string, message: RegExp) => ({ statusCode, error, message });
 
@@ -71,26 +72,4 @@ t.test('topics per stream and per query: 400 beyond HERALD_MAX_TOPICS_PER_STREAM
   t.match(history, { status: 400, body: errorShape(400, 'Bad Request', /topic must NOT have more than 3 items/) });
   const three = await rawGet(`${s.url}/events?topic=a&topic=b&topic=c`, { authorization: `Bearer ${tokenFor('t')}` }, 300);
   t.equal(three.status, 200, 'at the limit is fine');
-});
-
-t.test('request body size: 413 beyond HERALD_BODY_LIMIT, nothing stored', async (t) => {
-  const s = await startServer({ env: { HERALD_BODY_LIMIT: '2048' } });
-  t.teardown(() => s.close());
-  const big = await s.publish({ user: 'b', title: 'big', body: 'x'.repeat(3000) });
-  t.match(big, { status: 413, body: errorShape(413, 'Payload Too Large', /too large/i) });
-  t.equal(await count(s, 'b'), 0);
-  t.equal((await s.publish({ user: 'b', title: 'small', body: 'x'.repeat(1500) })).status, 201, 'under the limit is fine');
-});
-
-t.test('catch-up batch: beyond HERALD_CATCHUP_LIMIT a reload event, not an unbounded replay', async (t) => {
-  const s = await startServer({ env: { HERALD_CATCHUP_LIMIT: '5' } });
-  t.teardown(() => s.close());
-  const ids: number[] = [];
-  for (let i = 0; i < 8; i++) ids.push((await s.publish({ user: 'late', title: `${i}` })).body.id);
-  const catchUp = async (from: number) => {
-    const res = await rawGet(`${s.url}/events`, { authorization: `Bearer ${tokenFor('late')}`, 'last-event-id': String(from) }, 400);
-    return parseSse(res.text).map((e) => ({ event: e.event, id: Number(e.id), data: JSON.parse(e.data) }));
-  };
-  t.same(await catchUp(0), [{ event: 'reload', id: ids[7], data: { reason: 'catchup-limit', lastId: ids[7] } }], '8 missed > 5: reload');
-  t.same((await catchUp(ids[2]!)).map((e) => e.id), ids.slice(3), '5 missed: replayed');
 });
