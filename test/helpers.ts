@@ -375,3 +375,28 @@ export function wsRefusal(url: string, headers: Record<string, string> = {}): Pr
     });
   });
 }
+
+/** POST /notifications as the publisher to any Herald (a spawned one too); resolves with status and JSON body. */
+export async function publishTo(url: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${url}/notifications`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${publisherKey}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** The ids of `user`'s newest notifications (one history page of up to 200), newest first. */
+export async function historyIds(url: string, user: string, query = ''): Promise<number[]> {
+  const res = await fetch(`${url}/notifications?limit=200${query}`, { headers: { authorization: `Bearer ${tokenFor(user)}` } });
+  return ((await res.json()) as { items: { id: number }[] }).items.map((n) => n.id);
+}
+
+/** Polls `pred` until it holds; rejects naming `what` after `ms`. */
+export async function waitUntil(what: string, pred: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}

@@ -3,25 +3,12 @@
 // pruned notification is told to reload instead of silently skipping it.
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { connect, parseSse, rawGet, startServer, tokenFor, type Server } from './helpers.js';
+import { connect, historyIds, parseSse, rawGet, startServer, tokenFor, waitUntil, type Server } from './helpers.js';
 
 /** What a reconnecting client with Last-Event-ID `lastId` receives first (its catch-up). */
 async function catchUp(s: Server, user: string, lastId: number, query = '') {
   const res = await rawGet(`${s.url}/events${query}`, { authorization: `Bearer ${tokenFor(user)}`, 'last-event-id': String(lastId) }, 500);
   return parseSse(res.text).map((e) => ({ event: e.event, id: Number(e.id), data: JSON.parse(e.data) }));
-}
-
-async function historyIds(s: Server, user: string, query = ''): Promise<number[]> {
-  const res = await s.request('GET', `/notifications?limit=200${query}`, user);
-  return res.body.items.map((n: { id: number }) => n.id);
-}
-
-async function until(what: string, pred: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Makes rows `days` old, as the passing of time would: through a second connection to the same file. */
@@ -53,8 +40,8 @@ t.test('notifications older than HERALD_RETENTION_DAYS are pruned; catch-up acro
   age(s, old, 40);
   age(s, fresh, 29);
 
-  await until('the old ones to be pruned', async () => (await historyIds(s, 'ret', '&topic=news')).length === 2);
-  t.same(await historyIds(s, 'ret', '&topic=news'), [...fresh].reverse(), 'history keeps only what is younger than 30 days');
+  await waitUntil('the old ones to be pruned', async () => (await historyIds(s.url, 'ret', '&topic=news')).length === 2);
+  t.same(await historyIds(s.url, 'ret', '&topic=news'), [...fresh].reverse(), 'history keeps only what is younger than 30 days');
   t.same((await s.store.range(0, fresh[1]!)).map((n) => n.id), fresh, 'the old rows are deleted, not just hidden');
   t.equal(await s.store.prunedUpTo('anyone'), old[3], 'the horizon is the highest id pruned, for everyone');
   t.equal(await s.store.lastId(), fresh[1], 'the last id is unchanged');
@@ -80,9 +67,9 @@ t.test('HERALD_RETENTION_PER_USER keeps each user’s newest direct notification
   const everyone = (await s.publish({ broadcast: true, title: 'not a direct one' })).body.id as number;
   const [shared, c2, c3, c4, c5, c6] = ids as [number, number, number, number, number, number];
 
-  await until('the cap to apply', async () => (await historyIds(s, 'capped')).length === 4);
-  t.same(await historyIds(s, 'capped'), [everyone, c6, c5, c4], 'capped keeps its 3 newest direct ones (broadcasts do not count)');
-  t.same(await historyIds(s, 'other'), [everyone, shared], 'another recipient of a pruned notification still has it');
+  await waitUntil('the cap to apply', async () => (await historyIds(s.url, 'capped')).length === 4);
+  t.same(await historyIds(s.url, 'capped'), [everyone, c6, c5, c4], 'capped keeps its 3 newest direct ones (broadcasts do not count)');
+  t.same(await historyIds(s.url, 'other'), [everyone, shared], 'another recipient of a pruned notification still has it');
   t.same((await s.store.range(0, everyone)).map((n) => n.id), [shared, c4, c5, c6, everyone], 'rows no one has any more are deleted');
   t.equal(await s.store.prunedUpTo('capped'), c3, 'the cap horizon is per user');
   t.equal(await s.store.prunedUpTo('other'), 0, 'other users are not affected by it');
@@ -121,7 +108,7 @@ t.test('large prunes go in batches and delete exactly what is due', async (t) =>
   };
   const ids = await insert(2500);
   t.equal(await s.store.prune({ perUser: 100 }), 2400, 'a cap of 100 deletes the 2,400 oldest');
-  t.same(await historyIds(s, 'bulk'), ids.slice(2400).reverse(), 'the 100 newest are left');
+  t.same(await historyIds(s.url, 'bulk'), ids.slice(2400).reverse(), 'the 100 newest are left');
   t.equal(await s.store.prunedUpTo('bulk'), ids[2399]);
   t.equal(await s.store.prune({ perUser: 100 }), 0, 'a second run has nothing to do');
   const more = await insert(1500);

@@ -6,7 +6,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { publisherKey, spawnServer, tempDir, tokenFor, type Child, type Json } from './helpers.js';
+import { historyIds, publisherKey, publishTo, spawnServer, tempDir, tokenFor, waitUntil, type Json } from './helpers.js';
 
 interface OpenStream {
   /** Resolves with how the response finished: "end" (cleanly ended by the server) or an error. */
@@ -75,34 +75,6 @@ function canConnect(url: string): Promise<boolean> {
   });
 }
 
-async function publish(url: string, body: Record<string, unknown>): Promise<{ status: number; body: Json }> {
-  const res = await fetch(`${url}/notifications`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${publisherKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-async function historyIds(url: string, user: string): Promise<number[]> {
-  const res = await fetch(`${url}/notifications?limit=200`, { headers: { authorization: `Bearer ${tokenFor(user)}` } });
-  return ((await res.json()) as Json).items.map((n: Json) => n.id as number);
-}
-
-async function until(pred: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function exited(child: Child): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  return child.proc.exitCode !== null || child.proc.signalCode !== null
-    ? Promise.resolve({ code: child.proc.exitCode, signal: child.proc.signalCode })
-    : new Promise((resolve) => child.proc.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
 t.test('SIGTERM: stop accepting, finish in-flight publishes, end streams, close the database, exit 0', async (t) => {
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -119,26 +91,26 @@ t.test('SIGTERM: stop accepting, finish in-flight publishes, end streams, close 
   const results: { status: number; body: Json }[] = [];
   const publisher = async () => {
     for (let i = 0; i < 10_000; i++) {
-      const r = await publish(server.url, { user: 'ann', title: `racing ${i}` }).catch((err: Error) => ({ status: 0, body: err.message }));
+      const r = await publishTo(server.url, { user: 'ann', title: `racing ${i}` }).catch((err: Error) => ({ status: 0, body: err.message }));
       results.push(r);
       if (r.status !== 201) return;
     }
   };
   const loops = Array.from({ length: 4 }, publisher);
-  await until(() => results.length >= 20, 10_000, 'publishes before the signal');
+  await waitUntil('publishes before the signal', () => results.length >= 20);
   const signalledAt = Date.now();
-  server.proc.kill('SIGTERM');
+  const exited = server.stop('SIGTERM');
 
   const ends = await Promise.all(streams.map((s) => s.finished));
   t.same(ends, ['end', 'end', 'end'], 'every stream is ended cleanly, so its client reconnects elsewhere');
-  await until(async () => !(await canConnect(server.url)), 5_000, 'the listener to close');
+  await waitUntil('the listener to close', async () => !(await canConnect(server.url)), 5_000);
   t.pass('new connections are refused once shutdown has begun');
   t.equal(server.proc.exitCode, null, 'the process is still running: it waits for the publish in flight');
 
   const answer = await held.finish();
   t.equal(answer.status, 201, 'the publish in flight is answered 201');
   t.type(answer.body.id, 'number');
-  const exit = await exited(server);
+  const exit = await exited;
   const tookMs = Date.now() - signalledAt;
   t.same(exit, { code: 0, signal: null }, 'exit code 0');
   t.ok(tookMs < 10_000, `stopped in ${tookMs} ms`);
@@ -162,15 +134,14 @@ t.test('SIGINT with a client that never finishes its request: exit 0 after the g
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const server = await spawnServer({ HERALD_DATA_DIR: dir, HERALD_SHUTDOWN_GRACE_MS: '1000' });
   t.teardown(() => server.stop('SIGKILL'));
-  const ok = await publish(server.url, { user: 'cy', title: 'before the stop' });
+  const ok = await publishTo(server.url, { user: 'cy', title: 'before the stop' });
   t.equal(ok.status, 201);
   const stuck = await heldPublish(server.url, { user: 'cy', title: 'never finished' });
   t.teardown(() => stuck.destroy());
   await new Promise((r) => setTimeout(r, 200));
 
   const signalledAt = Date.now();
-  server.proc.kill('SIGINT');
-  const exit = await exited(server);
+  const exit = await server.stop('SIGINT');
   const tookMs = Date.now() - signalledAt;
   t.same(exit, { code: 0, signal: null }, 'exit code 0');
   t.ok(tookMs >= 900, `it waited for the grace period (${tookMs} ms)`);
