@@ -3,7 +3,7 @@
 // pruned notification is told to reload instead of silently skipping it.
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { connect, historyIds, parseSse, rawGet, startServer, tokenFor, waitUntil, type Server } from './helpers.js';
+import { connect, historyIds, parseSse, rawGet, startServer, tokenFor, waitUntil, wsConnect, type Server } from './helpers.js';
 
 /** What a reconnecting client with Last-Event-ID `lastId` receives first (its catch-up). */
 async function catchUp(s: Server, user: string, lastId: number, query = '') {
@@ -78,6 +78,12 @@ t.test('HERALD_RETENTION_PER_USER keeps each user’s newest direct notification
   t.same((await catchUp(s, 'capped', 0)).map((e) => [e.event, e.data.reason]), [['reload', 'pruned']], 'capped, from below its horizon: reload');
   t.same((await catchUp(s, 'capped', c3)).map((e) => e.id), [c4, c5, c6, everyone], 'capped, from its horizon: replay');
   t.same((await catchUp(s, 'other', 0)).map((e) => e.id), [shared, everyone], 'other: a full replay, no reload');
+
+  // The check is in the subscription, so the WebSocket transport tells the client the same.
+  const ws = await wsConnect(s, 'capped');
+  t.teardown(() => ws.close());
+  await ws.command('resume', { lastEventId: 0 });
+  t.same(ws.frames.filter((f) => f.event !== 'reply'), [{ event: 'reload', id: everyone, data: { reason: 'pruned', lastId: everyone } }], 'over WebSocket too');
 });
 
 t.test('pruning everything keeps ids increasing, and a client at the head needs no reload', async (t) => {
