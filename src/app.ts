@@ -7,8 +7,12 @@ import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
 import { errorsPlugin } from './errors.js';
 import { Hub } from './hub.js';
+import { inputPlugin } from './input.js';
+import { loggingOptions } from './logging.js';
+import { Metrics } from './metrics.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
+import { opsRoutes } from './routes/ops.js';
 import { publishRoutes } from './routes/publish.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
@@ -23,25 +27,30 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     hub: Hub;
+    metrics: Metrics;
   }
 }
 
 /** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */
 export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    ...loggingOptions(config.logLevel),
     bodyLimit: config.bodyLimit,
-    // Unknown fields are an error, not something to drop silently; types are not coerced in bodies.
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     // A stream is a long request: it must not count against the request timeout.
     requestTimeout: 0,
   });
-  const hub = new Hub(bus, config.heartbeatMs);
+  // The gauge reads the hub only when scraped, after both exist.
+  const metrics: Metrics = new Metrics((): number => hub.size);
+  const hub: Hub = new Hub(bus, config.heartbeatMs, metrics);
   app.decorate('hub', hub);
+  app.decorate('metrics', metrics);
+  // The id in every log line of a request, handed back so a caller can quote it in a report.
+  app.addHook('onRequest', async (request, reply) => void reply.header('x-request-id', request.id));
   // preClose, not onClose: open streams must end before the server can finish closing.
   app.addHook('preClose', async () => hub.close());
 
   await app.register(errorsPlugin);
+  await app.register(inputPlugin);
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
     credentials: true,
@@ -60,7 +69,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(authPlugin, { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, audience: config.jwtAudience });
 
-  await app.register(publishRoutes, { store, bus });
+  await app.register(opsRoutes, { store, bus, metrics, metricsToken: config.metricsToken });
+  await app.register(publishRoutes, { store, bus, metrics });
   await app.register(historyRoutes, { store, bus, maxTopics: config.maxTopicsPerStream });
   await app.register(eventRoutes, {
     store,
@@ -70,6 +80,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     maxTopics: config.maxTopicsPerStream,
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxPendingBytes: config.maxPendingBytes,
+    metrics,
   });
   return app;
 }

@@ -4,6 +4,8 @@ import jwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { sendError } from './errors.js';
+import { isWellFormed } from './input.js';
+import { userIdSchema } from './schemas.js';
 
 export interface AuthOptions {
   jwtSecret: string;
@@ -32,10 +34,17 @@ declare module 'fastify' {
   }
 }
 
-function bearer(request: FastifyRequest): string | undefined {
+export function bearer(request: FastifyRequest): string | undefined {
   const h = request.headers.authorization;
   const m = h === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(h);
   return m?.[1];
+}
+
+const userIdPattern = new RegExp(userIdSchema.pattern, 'u');
+
+/** A `sub` claim Herald can use as a user id: the same rules as a publisher's `user` field. */
+function isUserId(sub: unknown): sub is string {
+  return typeof sub === 'string' && sub.length <= userIdSchema.maxLength && userIdPattern.test(sub) && isWellFormed(sub);
 }
 
 function scopes(claims: Claims): string[] {
@@ -45,7 +54,7 @@ function scopes(claims: Claims): string[] {
 }
 
 /** Compares digests so neither the key's content nor its length leaks through timing. */
-function sameSecret(a: string, b: string): boolean {
+export function sameSecret(a: string, b: string): boolean {
   const d = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(d(a), d(b));
 }
@@ -75,8 +84,8 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
     if (!token) return void sendError(reply, 401, 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)');
     const claims = verify(token);
     if (!claims) return void sendError(reply, 401, 'the token is invalid or expired');
-    if (typeof claims.sub !== 'string' || claims.sub === '') {
-      return void sendError(reply, 403, 'the token names no user (sub claim)');
+    if (!isUserId(claims.sub)) {
+      return void sendError(reply, 403, 'the token names no valid user (sub claim)');
     }
     request.userId = claims.sub;
   });

@@ -28,6 +28,8 @@ export interface Config {
   /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
   maxPendingBytes: number;
   logLevel: string;
+  /** When set, GET /metrics needs it as a bearer token. */
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -66,6 +68,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (publisherKey !== undefined && publisherKey.length < 16) {
     throw new ConfigError('HERALD_PUBLISHER_KEY must be at least 16 characters');
   }
+  const metricsToken = str(env, 'HERALD_METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    throw new ConfigError('HERALD_METRICS_TOKEN must be at least 16 characters');
+  }
   const production = env.NODE_ENV === 'production';
   const corsRaw = str(env, 'HERALD_CORS_ORIGINS');
   // Outside production an unset list allows any origin, so the demo and local apps just work;
@@ -98,5 +104,6 @@ export function loadConfig(env: Env = process.env): Config {
     maxTopicsPerStream: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
     maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     logLevel: str(env, 'LOG_LEVEL') ?? 'info',
+    metricsToken,
   };
 }

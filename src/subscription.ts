@@ -1,5 +1,6 @@
 import type { Connection, Hub } from './hub.js';
 import { OutEvent } from './events.js';
+import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
 
 /** Where a subscription writes: an SSE response or a WebSocket. */
@@ -14,6 +15,7 @@ export interface SubscriptionDeps {
   store: Store;
   hub: Hub;
   catchupLimit: number;
+  metrics: Metrics;
 }
 
 /**
@@ -50,7 +52,7 @@ export class Subscription implements Connection {
   }
 
   private async catchUp(lastId: number): Promise<void> {
-    const { store, catchupLimit } = this.deps;
+    const { store, catchupLimit, metrics } = this.deps;
     const head = await store.lastId();
     this.lastSent = lastId;
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
@@ -58,12 +60,14 @@ export class Subscription implements Connection {
     if (lastId > head) return this.reload(head, 'ahead-of-server');
     const missed = await store.since(this, lastId, catchupLimit + 1);
     if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
+    metrics.caughtUp(missed.length);
     if (this.closed || missed.length === 0) return;
     this.sink.sendMany(missed.map(OutEvent.notification));
     this.lastSent = missed[missed.length - 1]!.id;
   }
 
   private reload(head: number, reason: string): void {
+    this.deps.metrics.catchupReload(reason);
     this.lastSent = head;
     if (!this.closed) this.sink.send(OutEvent.reload(head, reason));
   }

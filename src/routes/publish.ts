@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { sendError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
 import type { NewNotification, Target } from '../types.js';
@@ -41,8 +42,8 @@ function target(b: PublishBody): Target {
   return { broadcast: true };
 }
 
-export async function publishRoutes(app: FastifyInstance, opts: { store: Store; bus: Bus }): Promise<void> {
-  const { store, bus } = opts;
+export async function publishRoutes(app: FastifyInstance, opts: { store: Store; bus: Bus; metrics: Metrics }): Promise<void> {
+  const { store, bus, metrics } = opts;
   app.post<{ Body: PublishBody; Headers: { 'idempotency-key'?: string } }>(
     '/notifications',
     {
@@ -74,6 +75,8 @@ export async function publishRoutes(app: FastifyInstance, opts: { store: Store; 
       await bus.publish({ kind: 'notification', notification: result.notification }).catch((err: unknown) => {
         request.log.error({ err, id: result.notification.id }, 'bus publish failed; clients get it by catch-up');
       });
+      metrics.notificationPublished(n.target);
+      metrics.publishLatency(reply.elapsedTime / 1000);
       return reply.code(201).send(result.notification);
     },
   );
