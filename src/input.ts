@@ -44,7 +44,11 @@ function checkParsed(root: unknown): void {
   }
 }
 
-/** Fastify's defaults, except `removeAdditional` (an unknown field is an error, not silently dropped). */
+/**
+ * Fastify's defaults, except `removeAdditional` (an unknown field is an error, not silently dropped).
+ * Schemas registered with `app.addSchema` would need adding to both instances; Herald shares its
+ * schemas as constants (src/schemas.ts) instead.
+ */
 const ajvDefaults: AjvOptions = { useDefaults: true, removeAdditional: false, allErrors: false };
 
 /**
@@ -60,7 +64,7 @@ export const inputPlugin = fp(async (app: FastifyInstance) => {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request: FastifyRequest, raw: Buffer, done) => {
     const charset = /;\s*charset="?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      return done(Object.assign(new Error(`unsupported charset "${charset}": JSON bodies must be UTF-8`), { statusCode: 415 }));
+      return done(Object.assign(new Error(`unsupported charset "${charset}": send content-type: application/json in UTF-8`), { statusCode: 415 }));
     }
     let text: string;
     try {

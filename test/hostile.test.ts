@@ -249,6 +249,7 @@ function checkErrorShape(t: Test, c: Case, res: RawResponse, secret: string): vo
   }
   t.same(Object.keys(body).sort(), ['error', 'message', 'statusCode'], `${c.name}: the error shape`);
   t.equal(body.statusCode, res.status, `${c.name}: statusCode matches`);
+  if (res.status === 415) t.match(body.message, /application\/json/, `${c.name}: says what to send`);
   t.type(body.error, 'string');
   t.type(body.message, 'string');
   t.notMatch(String(body.message), internals, `${c.name}: no internals in "${String(body.message).slice(0, 120)}"`);
