@@ -7,7 +7,7 @@ import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
 import { errorsPlugin } from './errors.js';
 import { Hub } from './hub.js';
-import { inputPlugin } from './input.js';
+import { jsonBodyPlugin } from './json-body.js';
 import { loggingOptions } from './logging.js';
 import { Metrics } from './metrics.js';
 import { eventRoutes } from './routes/events.js';
@@ -16,6 +16,7 @@ import { opsRoutes } from './routes/ops.js';
 import { publishRoutes } from './routes/publish.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
+import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
   config: Config;
@@ -39,6 +40,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     // A stream is a long request: it must not count against the request timeout.
     requestTimeout: 0,
   });
+  app.setValidatorCompiler(validatorCompiler);
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
   const hub: Hub = new Hub(bus, config.heartbeatMs, metrics);
@@ -50,7 +52,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   app.addHook('preClose', async () => hub.close());
 
   await app.register(errorsPlugin);
-  await app.register(inputPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
     credentials: true,

@@ -4,7 +4,7 @@ import jwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { sendError } from './errors.js';
-import { isWellFormed } from './input.js';
+import { isWellFormed } from './json-body.js';
 import { userIdSchema } from './schemas.js';
 
 export interface AuthOptions {
@@ -64,7 +64,7 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
   await app.register(jwt, {
     secret: opts.jwtSecret,
     // Only HS256: "alg: none" and algorithm-confusion tokens fail verification.
-    // With an audience configured, a token without `aud` is refused too (fast-jwt only checks one that is present).
+    // With an audience configured, a token without `aud` is refused too, not waved through.
     verify: { algorithms: ['HS256'], ...(opts.audience ? { allowedAud: opts.audience, requiredClaims: ['aud'] } : {}) },
     sign: { algorithm: 'HS256', ...(opts.audience ? { aud: opts.audience } : {}) },
   });

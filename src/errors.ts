@@ -7,10 +7,14 @@ export function sendError(reply: FastifyReply, statusCode: number, message: stri
   return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message });
 }
 
-function describeValidation(err: FastifyError): string {
+function describeValidation(err: FastifyError, body: unknown): string {
   const v = err.validation?.[0];
+  // Every object-level keyword (required, oneOf) passes or fails oddly on an array or a scalar: say the real problem.
+  if (err.validationContext === 'body' && (typeof body !== 'object' || body === null || Array.isArray(body))) {
+    return 'body must be a JSON object';
+  }
   // ajv's own words for a failed oneOf ("must match exactly one schema") do not tell a publisher what to fix.
-  if (err.validationContext === 'body' && err.validation?.some((e) => e.schemaPath.startsWith('#/oneOf'))) {
+  if (err.validationContext === 'body' && v?.schemaPath.startsWith('#/oneOf')) {
     return 'body must name exactly one target: "user", "users", "topic" or "broadcast": true';
   }
   if (v?.keyword === 'additionalProperties') {
@@ -21,7 +25,7 @@ function describeValidation(err: FastifyError): string {
 
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    if (err.validation) return sendError(reply, 400, describeValidation(err));
+    if (err.validation) return sendError(reply, 400, describeValidation(err, request.body));
     // Fastify's own words name neither the content type sent nor the one expected.
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return sendError(reply, 415, 'request bodies must be JSON: content-type: application/json');

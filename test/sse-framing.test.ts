@@ -6,7 +6,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import fc from 'fast-check';
 import t from 'tap';
 import { OutEvent } from '../src/events.js';
-import { isWellFormed } from '../src/input.js';
+import { isWellFormed } from '../src/json-body.js';
 import { sseEvent } from '../src/sse.js';
 import { publicView, type StoredNotification } from '../src/types.js';
 import { connect, startServer } from './helpers.js';

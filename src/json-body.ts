@@ -1,4 +1,3 @@
-import { Ajv, type Options as AjvOptions } from 'ajv';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -45,20 +44,11 @@ function checkParsed(root: unknown): void {
 }
 
 /**
- * Fastify's defaults, except `removeAdditional` (an unknown field is an error, not silently dropped).
- * Schemas registered with `app.addSchema` would need adding to both instances; Herald shares its
- * schemas as constants (src/schemas.ts) instead.
+ * Strict request bodies for every route: JSON only (anything else is 415), valid UTF-8 (invalid bytes
+ * are refused rather than replaced by U+FFFD), at most `maxJsonDepth` deep, with well-formed strings.
+ * (Types are checked without coercion by src/validation.ts.)
  */
-const ajvDefaults: AjvOptions = { useDefaults: true, removeAdditional: false, allErrors: false };
-
-/**
- * Strict request input for every route:
- * - bodies are JSON only (anything else is 415), valid UTF-8 (invalid bytes are refused rather than
- *   replaced by U+FFFD), at most `maxJsonDepth` deep, with well-formed strings;
- * - body types are never coerced (`"title": 123` is a 400, not "123"); query strings, params and
- *   headers are text on the wire, so there numbers, booleans and one-element arrays are coerced.
- */
-export const inputPlugin = fp(async (app: FastifyInstance) => {
+export const jsonBodyPlugin = fp(async (app: FastifyInstance) => {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request: FastifyRequest, raw: Buffer, done) => {
@@ -82,8 +72,4 @@ export const inputPlugin = fp(async (app: FastifyInstance) => {
       done(null, body);
     });
   });
-
-  const strict = new Ajv({ ...ajvDefaults, coerceTypes: false });
-  const coercing = new Ajv({ ...ajvDefaults, coerceTypes: 'array' });
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
 });
