@@ -65,7 +65,7 @@ export class Metrics {
     });
     this.publishSeconds = new Histogram({
       name: 'herald_publish_duration_seconds',
-      help: 'POST /notifications answered with 201: from the request arriving to the answer (commit included)',
+      help: 'A committed POST /notifications (idempotent replays excluded): from the request arriving to the answer, commit included',
       buckets: latencyBuckets,
       registers,
     });
