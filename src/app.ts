@@ -10,10 +10,12 @@ import { Hub } from './hub.js';
 import { jsonBodyPlugin } from './json-body.js';
 import { loggingOptions } from './logging.js';
 import { Metrics } from './metrics.js';
+import { Inbox } from './inbox.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
 import { opsRoutes } from './routes/ops.js';
 import { publishRoutes } from './routes/publish.js';
+import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
 import { validatorCompiler } from './validation.js';
@@ -73,16 +75,24 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
 
   await app.register(opsRoutes, { store, bus, metrics, metricsToken: config.metricsToken });
   await app.register(publishRoutes, { store, bus, metrics });
-  await app.register(historyRoutes, { store, bus, maxTopics: config.maxTopicsPerStream });
-  await app.register(eventRoutes, {
+  const inbox = new Inbox(store, bus, app.log);
+  await app.register(historyRoutes, { store, inbox, maxTopics: config.maxTopicsPerStream });
+  const stream = {
     store,
     hub,
     catchupLimit: config.catchupLimit,
-    retryMs: config.retryMs,
     maxTopics: config.maxTopicsPerStream,
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxPendingBytes: config.maxPendingBytes,
     metrics,
+  };
+  await app.register(eventRoutes, { ...stream, retryMs: config.retryMs });
+  await app.register(wsRoutes, {
+    ...stream,
+    inbox,
+    maxMessageBytes: config.wsMaxMessageBytes,
+    maxMessagesPerSecond: config.wsMaxMessagesPerSecond,
+    corsOrigins: config.corsOrigins,
   });
   return app;
 }

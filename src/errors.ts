@@ -2,9 +2,19 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 
-/** The one shape of every error Herald answers: `{ statusCode, error, message }`. */
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string;
+}
+
+/** The one shape of every error Herald answers, over HTTP and in WebSocket error replies. */
+export function errorBody(statusCode: number, message: string): ErrorBody {
+  return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message };
+}
+
 export function sendError(reply: FastifyReply, statusCode: number, message: string): FastifyReply {
-  return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message });
+  return reply.code(statusCode).send(errorBody(statusCode, message));
 }
 
 function describeValidation(err: FastifyError, body: unknown): string {

@@ -162,6 +162,7 @@ function publishCases(): Case[] {
 /** The subscriber endpoints, each with a valid request shape so only the hostile part differs. */
 const subscriberEndpoints: { method: string; path: string }[] = [
   { method: 'GET', path: '/events' },
+  { method: 'GET', path: '/ws' },
   { method: 'GET', path: '/notifications' },
   { method: 'GET', path: '/notifications/unread-count' },
   { method: 'POST', path: '/notifications/1/read' },
@@ -230,6 +231,7 @@ function subscriberCases(): Case[] {
   cases.push({ name: 'GET /events with a 17 kB token', method: 'GET', path: '/events', headers: { authorization: `Bearer ${'x'.repeat(17_000)}` }, status: 431 });
   cases.push({ name: 'GET /notifications with a 17 kB query', method: 'GET', path: `/notifications?topic=${'t'.repeat(17_000)}`, headers: bob, status: 431 });
   cases.push({ name: 'an unknown route', method: 'GET', path: '/admin?token=x', headers: bob, status: 404 });
+  cases.push({ name: 'GET /ws without an Upgrade header', method: 'GET', path: '/ws', headers: bob, status: 426 });
   cases.push({ name: 'POST /health', method: 'POST', path: '/health', headers: json, body: '{}', status: 404 });
   cases.push({ name: 'DELETE /ready', method: 'DELETE', path: '/ready', headers: bob, status: 404 });
   cases.push({ name: 'POST /metrics (no such route) with 5,000 nested arrays', method: 'POST', path: '/metrics', headers: json, body: deepArrays(5000), status: [400, 404] });
