@@ -11,9 +11,11 @@ import { jsonBodyPlugin } from './json-body.js';
 import { loggingOptions } from './logging.js';
 import { Metrics } from './metrics.js';
 import { Inbox } from './inbox.js';
+import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
 import { opsRoutes } from './routes/ops.js';
+import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
@@ -94,5 +96,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     maxMessagesPerSecond: config.wsMaxMessagesPerSecond,
     corsOrigins: config.corsOrigins,
   });
+  await app.register(pageRoutes);
+  // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
+  if (config.demo) await app.register(demoRoutes);
   return app;
 }

@@ -16,6 +16,22 @@ export interface AuthOptions {
 /** Name of the cookie a browser may carry its token in (EventSource cannot set headers). */
 export const tokenCookie = 'herald_token';
 
+/** A query key as the querystring parser reads it: `%74oken` is `token` too. */
+function decodedKey(key: string): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return key.toLowerCase();
+  }
+}
+
+/** A URL as it may be logged: a `?token=` credential (a browser's EventSource cannot send headers) is blanked. */
+export function redactQueryToken(url: string | undefined): string | undefined {
+  return url?.replace(/([?&])([^=&#]*)=([^&#]*)/g, (param: string, sep: string, key: string) =>
+    decodedKey(key) === 'token' ? `${sep}${key}=[redacted]` : param,
+  );
+}
+
 interface Claims {
   sub?: unknown;
   scope?: unknown;

@@ -1,22 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyServerOptions } from 'fastify';
-
-/** Query parameters that carry credentials (a browser's EventSource can only send its token this way). */
-const secretParams = ['token'];
-
-/**
- * The URL as it may be logged: credential parameters replaced. Keys are compared decoded, as the
- * querystring parser reads them, so `?%74oken=` is redacted too.
- */
-export function redactUrl(url: string): string {
-  const q = url.indexOf('?');
-  if (q < 0) return url;
-  const params = new URLSearchParams(url.slice(q + 1));
-  if (!secretParams.some((p) => params.has(p))) return url;
-  for (const p of secretParams) if (params.has(p)) params.set(p, '[redacted]');
-  return `${url.slice(0, q)}?${params.toString()}`;
-}
+import { redactQueryToken } from './auth.js';
 
 /** A caller's X-Request-ID when it is a plain identifier, so a proxy's id follows the request into our logs. */
 const requestIdPattern = /^[\w.:@-]{1,128}$/;
@@ -42,7 +27,7 @@ export function loggingOptions(level: string): Pick<FastifyServerOptions, 'logge
       serializers: {
         req: (req: LoggedRequest) => ({
           method: req.method,
-          url: req.url === undefined ? undefined : redactUrl(req.url),
+          url: redactQueryToken(req.url),
           host: req.host,
           remoteAddress: req.ip,
           remotePort: req.socket?.remotePort,

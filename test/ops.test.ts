@@ -218,6 +218,6 @@ t.test('logs: JSON lines with request ids, and no token from a header, the query
   t.ok(lines.filter((l) => l.req || l.msg === 'request completed').every((l) => typeof l.reqId === 'string' && l.reqId.length > 0), 'every request line has a reqId');
   t.ok(lines.some((l) => l.reqId === 'proxy-req-42'), "the caller's id is in the log lines");
   const urls = incoming.map((l) => l.req?.url);
-  t.ok(urls.includes('/events?token=%5Bredacted%5D&topic=news'), `the query token is redacted: ${JSON.stringify(urls)}`);
-  t.ok(urls.includes('/events?token=%5Bredacted%5D'), 'so is a percent-encoded one');
+  t.ok(urls.includes('/events?token=[redacted]&topic=news'), `the query token is redacted: ${JSON.stringify(urls)}`);
+  t.ok(urls.includes('/events?%74oken=[redacted]'), 'so is one with a percent-encoded key');
 });
