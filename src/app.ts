@@ -3,16 +3,20 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { authPlugin, redactQueryToken } from './auth.js';
+import { authPlugin } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
 import { errorsPlugin } from './errors.js';
 import { Hub } from './hub.js';
+import { jsonBodyPlugin } from './json-body.js';
+import { loggingOptions } from './logging.js';
+import { Metrics } from './metrics.js';
 import { Inbox } from './inbox.js';
 import { retentionPlugin } from './retention.js';
 import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
+import { opsRoutes } from './routes/ops.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
@@ -30,31 +34,26 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     hub: Hub;
+    metrics: Metrics;
   }
 }
 
 /** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */
 export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: {
-      level: config.logLevel,
-      redact: ['req.headers.authorization', 'req.headers.cookie'],
-      serializers: {
-        req: (req) => ({
-          method: req.method,
-          url: redactQueryToken(req.url),
-          remoteAddress: req.socket?.remoteAddress,
-          remotePort: req.socket?.remotePort,
-        }),
-      },
-    },
+    ...loggingOptions(config.logLevel),
     bodyLimit: config.bodyLimit,
     // A stream is a long request: it must not count against the request timeout.
     requestTimeout: 0,
   });
   app.setValidatorCompiler(validatorCompiler);
-  const hub = new Hub(bus, config.heartbeatMs);
+  // The gauge reads the hub only when scraped, after both exist.
+  const metrics: Metrics = new Metrics((): number => hub.size);
+  const hub: Hub = new Hub(bus, config.heartbeatMs, metrics);
   app.decorate('hub', hub);
+  app.decorate('metrics', metrics);
+  // The id in every log line of a request, handed back so a caller can quote it in a report.
+  app.addHook('onRequest', async (request, reply) => void reply.header('x-request-id', request.id));
   // preClose, not onClose: open streams must end before the server can finish closing.
   let closing = false;
   app.addHook('preClose', async () => {
@@ -68,6 +67,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   });
 
   await app.register(errorsPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
     credentials: true,
@@ -86,9 +86,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(authPlugin, { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, audience: config.jwtAudience });
 
+  await app.register(opsRoutes, { store, bus, metrics, metricsToken: config.metricsToken });
   // Limits are opted into per route (the publish route); nothing else is rate limited.
   await app.register(rateLimit, { global: false });
-  await app.register(publishRoutes, { store, bus, rateLimit: config.publishRateLimit, rateWindowMs: config.publishRateWindowMs });
+  await app.register(publishRoutes, { store, bus, metrics, rateLimit: config.publishRateLimit, rateWindowMs: config.publishRateWindowMs });
   const inbox = new Inbox(store, bus, app.log);
   await app.register(historyRoutes, { store, inbox, maxTopics: config.maxTopicsPerStream });
   const stream = {
@@ -98,6 +99,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     maxTopics: config.maxTopicsPerStream,
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxPendingBytes: config.maxPendingBytes,
+    metrics,
   };
   await app.register(eventRoutes, { ...stream, retryMs: config.retryMs });
   await app.register(wsRoutes, {

@@ -4,6 +4,8 @@ import jwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { sendError } from './errors.js';
+import { isWellFormed } from './json-body.js';
+import { userIdSchema } from './schemas.js';
 
 export interface AuthOptions {
   jwtSecret: string;
@@ -14,9 +16,20 @@ export interface AuthOptions {
 /** Name of the cookie a browser may carry its token in (EventSource cannot set headers). */
 export const tokenCookie = 'herald_token';
 
+/** A query key as the querystring parser reads it: `%74oken` is `token` too. */
+function decodedKey(key: string): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return key.toLowerCase();
+  }
+}
+
 /** A URL as it may be logged: a `?token=` credential (a browser's EventSource cannot send headers) is blanked. */
 export function redactQueryToken(url: string | undefined): string | undefined {
-  return url?.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+  return url?.replace(/([?&])([^=&#]*)=([^&#]*)/g, (param: string, sep: string, key: string) =>
+    decodedKey(key) === 'token' ? `${sep}${key}=[redacted]` : param,
+  );
 }
 
 interface Claims {
@@ -37,10 +50,17 @@ declare module 'fastify' {
   }
 }
 
-function bearer(request: FastifyRequest): string | undefined {
+export function bearer(request: FastifyRequest): string | undefined {
   const h = request.headers.authorization;
   const m = h === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(h);
   return m?.[1];
+}
+
+const userIdPattern = new RegExp(userIdSchema.pattern, 'u');
+
+/** A `sub` claim Herald can use as a user id: the same rules as a publisher's `user` field. */
+function isUserId(sub: unknown): sub is string {
+  return typeof sub === 'string' && sub.length <= userIdSchema.maxLength && userIdPattern.test(sub) && isWellFormed(sub);
 }
 
 function scopes(claims: Claims): string[] {
@@ -50,7 +70,7 @@ function scopes(claims: Claims): string[] {
 }
 
 /** Compares digests so neither the key's content nor its length leaks through timing. */
-function sameSecret(a: string, b: string): boolean {
+export function sameSecret(a: string, b: string): boolean {
   const d = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(d(a), d(b));
 }
@@ -81,8 +101,8 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
     if (!token) return void sendError(reply, 401, 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)');
     const claims = verify(token);
     if (!claims) return void sendError(reply, 401, 'the token is invalid or expired');
-    if (typeof claims.sub !== 'string' || claims.sub === '') {
-      return void sendError(reply, 403, 'the token names no user (sub claim)');
+    if (!isUserId(claims.sub)) {
+      return void sendError(reply, 403, 'the token names no valid user (sub claim)');
     }
     request.userId = claims.sub;
   });

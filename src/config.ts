@@ -43,6 +43,8 @@ export interface Config {
   /** How long a graceful stop waits for in-flight requests before cutting their connections. */
   shutdownGraceMs: number;
   logLevel: string;
+  /** When set, GET /metrics needs it as a bearer token. */
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -80,6 +82,10 @@ export function loadConfig(env: Env = process.env): Config {
   const publisherKey = str(env, 'HERALD_PUBLISHER_KEY');
   if (publisherKey !== undefined && publisherKey.length < 16) {
     throw new ConfigError('HERALD_PUBLISHER_KEY must be at least 16 characters');
+  }
+  const metricsToken = str(env, 'HERALD_METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    throw new ConfigError('HERALD_METRICS_TOKEN must be at least 16 characters');
   }
   const production = env.NODE_ENV === 'production';
   const corsRaw = str(env, 'HERALD_CORS_ORIGINS');
@@ -121,5 +127,6 @@ export function loadConfig(env: Env = process.env): Config {
     retentionIntervalMs: int(env, 'HERALD_RETENTION_INTERVAL_MS', 3_600_000, 100, 7 * 86_400_000),
     shutdownGraceMs: int(env, 'HERALD_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     logLevel: str(env, 'LOG_LEVEL') ?? 'info',
+    metricsToken,
   };
 }

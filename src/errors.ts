@@ -36,6 +36,10 @@ function describeValidation(err: FastifyError, body: unknown): string {
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err.validation) return sendError(reply, 400, describeValidation(err, request.body));
+    // Fastify's own words name neither the content type sent nor the one expected.
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return sendError(reply, 415, 'request bodies must be JSON: content-type: application/json');
+    }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) return sendError(reply, status, err.message);
     request.log.error({ err }, 'request failed');

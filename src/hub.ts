@@ -1,5 +1,6 @@
 import type { Bus } from './bus/bus.js';
 import { OutEvent } from './events.js';
+import type { Metrics } from './metrics.js';
 import type { BusMessage } from './types.js';
 
 /** One open stream (SSE or WebSocket) as the hub sees it. */
@@ -38,7 +39,11 @@ export class Hub {
   // One timer for every stream rather than one each: at tens of thousands of streams, timers add up.
   private readonly heartbeatTimer: NodeJS.Timeout;
 
-  constructor(bus: Bus, heartbeatMs: number) {
+  constructor(
+    bus: Bus,
+    heartbeatMs: number,
+    private readonly metrics: Metrics,
+  ) {
     this.unsubscribe = bus.subscribe((msg) => this.route(msg));
     this.heartbeatTimer = setInterval(() => {
       for (const c of this.all) c.heartbeat();
@@ -89,17 +94,22 @@ export class Hub {
     }
     const n = msg.notification;
     const ev = OutEvent.notification(n);
+    let streams = 0;
     if (n.broadcast) {
       for (const c of this.all) c.deliver(ev);
+      streams = this.all.size;
     } else if (n.topic !== null) {
       const set = this.byTopic.get(n.topic);
       if (set) for (const c of set) c.deliver(ev);
+      streams = set?.size ?? 0;
     } else if (n.users) {
       for (const u of n.users) {
         const set = this.byUser.get(u);
         if (set) for (const c of set) c.deliver(ev);
+        streams += set?.size ?? 0;
       }
     }
+    this.metrics.fannedOut(streams, n.createdAt);
   }
 
   /** Ends every stream (shutdown) and stops listening to the bus. */

@@ -1,5 +1,6 @@
 import type { Connection, Hub } from './hub.js';
 import { OutEvent } from './events.js';
+import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
 
 /** Where a subscription writes: an SSE response or a WebSocket. */
@@ -25,6 +26,7 @@ export interface SubscriptionDeps {
   store: Store;
   hub: Hub;
   catchupLimit: number;
+  metrics: Metrics;
 }
 
 /**
@@ -91,7 +93,7 @@ export class Subscription implements Connection {
   }
 
   private async catchUp(lastId: number): Promise<void> {
-    const { store, catchupLimit } = this.deps;
+    const { store, catchupLimit, metrics } = this.deps;
     const head = await store.lastId();
     this.lastSent = lastId;
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
@@ -102,12 +104,14 @@ export class Subscription implements Connection {
     // Read after `since`, so a prune that ran meanwhile and removed rows it skipped is seen here.
     if (lastId < (await store.prunedUpTo(this.user))) return this.reload(head, 'pruned');
     if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
+    metrics.caughtUp(missed.length);
     if (this.closed || missed.length === 0) return;
     await this.sink.sendMany(missed.map(OutEvent.notification));
     this.lastSent = missed[missed.length - 1]!.id;
   }
 
   private reload(head: number, reason: string): void {
+    this.deps.metrics.catchupReload(reason);
     this.lastSent = head;
     if (!this.closed) this.sink.send(OutEvent.reload(head, reason));
   }

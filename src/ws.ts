@@ -1,6 +1,7 @@
 // WebSocket side of a stream: writing frames to one socket, and telling live peers from dead ones.
 import { WebSocket } from 'ws';
 import type { OutEvent } from './events.js';
+import type { Metrics } from './metrics.js';
 import { replayChunkBytes, type Sink } from './subscription.js';
 
 /** The close codes Herald sends (RFC 6455 section 7.4.1). */
@@ -27,6 +28,7 @@ export class WsSink implements Sink {
   constructor(
     private readonly socket: WebSocket,
     private readonly maxPending: number,
+    private readonly metrics: Metrics,
     /** Called on every hub heartbeat the peer survives. */
     private readonly onHeartbeat: () => void,
   ) {
@@ -37,7 +39,10 @@ export class WsSink implements Sink {
   write(text: string): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     this.socket.send(text);
-    if (this.socket.bufferedAmount > this.maxPending) this.socket.terminate();
+    if (this.socket.bufferedAmount > this.maxPending) {
+      this.metrics.slowConsumerDropped();
+      this.socket.terminate();
+    }
   }
 
   send(ev: OutEvent): void {

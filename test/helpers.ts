@@ -188,8 +188,19 @@ export interface RawResponse {
 
 /** A raw HTTP GET that reads for at most `ms`: to see exact SSE bytes and headers, or error bodies. */
 export function rawGet(url: string, headers: Record<string, string> = {}, ms = 500): Promise<RawResponse> {
+  return rawRequest('GET', url, headers, undefined, ms);
+}
+
+/**
+ * Any raw HTTP request, reading the answer for at most `ms`: sends bytes exactly as given (invalid
+ * UTF-8, odd content types) and reads streams and errors alike.
+ */
+export function rawRequest(method: string, url: string, headers: Record<string, string>, body?: string | Buffer, ms = 500): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers }, (res) => {
+    // Node sends a DELETE body without framing unless told its length.
+    const framing = body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) };
+    // A fresh connection each time: a kept-alive one the server closed after an error would reset the next request.
+    const req = http.request(url, { method, headers: { ...framing, ...headers }, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
@@ -203,6 +214,7 @@ export function rawGet(url: string, headers: Record<string, string> = {}, ms = 5
       res.on('close', done);
     });
     req.on('error', reject);
+    req.end(body);
   });
 }
 

@@ -25,4 +25,6 @@ t.test('redactQueryToken', async (t) => {
   t.equal(redactQueryToken('/x?TOKEN=abc&topic=t#f'), '/x?TOKEN=[redacted]&topic=t#f');
   t.equal(redactQueryToken('/x?mytoken=abc'), '/x?mytoken=abc', 'only the token parameter');
   t.equal(redactQueryToken('/notifications'), '/notifications');
+  t.equal(redactQueryToken('/x?%74oken=abc&t%6Fken=def'), '/x?%74oken=[redacted]&t%6Fken=[redacted]', 'keys compare decoded, as the parser reads them');
+  t.equal(redactQueryToken('/x?a=1&token=abc&token=def'), '/x?a=1&token=[redacted]&token=[redacted]');
 });

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from '../errors.js';
 import type { OutEvent } from '../events.js';
 import type { Hub } from '../hub.js';
+import type { Metrics } from '../metrics.js';
 import { errorResponses, idString, streamQuery } from '../schemas.js';
 import { sseComment, sseHeaders, sseRetry } from '../sse.js';
 import type { Store } from '../store/store.js';
@@ -16,6 +17,7 @@ export interface StreamOptions {
   maxTopics: number;
   maxStreamsPerUser: number;
   maxPendingBytes: number;
+  metrics: Metrics;
 }
 
 /**
@@ -26,12 +28,16 @@ class SseSink implements Sink {
   constructor(
     private readonly res: ServerResponse,
     private readonly maxPending: number,
+    private readonly metrics: Metrics,
   ) {}
 
   private write(chunk: string): void {
     if (this.res.destroyed) return;
     this.res.write(chunk);
-    if (this.res.writableLength > this.maxPending) this.res.destroy();
+    if (this.res.writableLength > this.maxPending) {
+      this.metrics.slowConsumerDropped();
+      this.res.destroy();
+    }
   }
 
   send(ev: OutEvent): void {
@@ -113,7 +119,7 @@ export async function eventRoutes(app: FastifyInstance, opts: StreamOptions): Pr
       res.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), ...sseHeaders });
       res.write(sseRetry(opts.retryMs));
       res.socket?.setNoDelay(true);
-      const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(res, opts.maxPendingBytes));
+      const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(res, opts.maxPendingBytes, opts.metrics));
       res.on('close', () => sub.close());
       try {
         await sub.start(lastEventId(request.headers['last-event-id'], request.query.lastEventId));

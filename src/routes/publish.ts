@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { sendError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
 import type { NewNotification, Target } from '../types.js';
@@ -44,6 +45,7 @@ function target(b: PublishBody): Target {
 export interface PublishOptions {
   store: Store;
   bus: Bus;
+  metrics: Metrics;
   /** Publishes per publisher per `rateWindowMs`; 0 means no limit. */
   rateLimit: number;
   rateWindowMs: number;
@@ -55,7 +57,7 @@ class RateLimited extends Error {
 }
 
 export async function publishRoutes(app: FastifyInstance, opts: PublishOptions): Promise<void> {
-  const { store, bus } = opts;
+  const { store, bus, metrics } = opts;
   const rateLimit =
     opts.rateLimit === 0
       ? undefined
@@ -101,6 +103,8 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
       await bus.publish({ kind: 'notification', notification: result.notification }).catch((err: unknown) => {
         request.log.error({ err, id: result.notification.id }, 'bus publish failed; clients get it by catch-up');
       });
+      metrics.notificationPublished(n.target);
+      metrics.publishLatency(reply.elapsedTime / 1000);
       return reply.code(201).send(result.notification);
     },
   );

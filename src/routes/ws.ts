@@ -4,7 +4,8 @@ import { WebSocket, type RawData } from 'ws';
 import { errorBody, sendError } from '../errors.js';
 import type { Hub } from '../hub.js';
 import type { Inbox } from '../inbox.js';
-import { errorResponses, streamQuery, topicSchema } from '../schemas.js';
+import type { Metrics } from '../metrics.js';
+import { errorResponses, errorSchema, streamQuery, topicSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
 import { Subscription } from '../subscription.js';
 import { closeCode, RateBound, WsSink } from '../ws.js';
@@ -22,6 +23,7 @@ export interface WsOptions {
   maxMessagesPerSecond: number;
   /** HERALD_CORS_ORIGINS: the browser origins allowed to open a socket. */
   corsOrigins: readonly string[];
+  metrics: Metrics;
 }
 
 /** A notification id or resume point: what `idString` allows, as a JSON number. */
@@ -109,7 +111,7 @@ class WsSession {
   ) {
     this.log = request.log;
     this.rate = new RateBound(opts.maxMessagesPerSecond);
-    this.sink = new WsSink(socket, opts.maxPendingBytes, () => this.onHeartbeat());
+    this.sink = new WsSink(socket, opts.maxPendingBytes, opts.metrics, () => this.onHeartbeat());
     this.sub = new Subscription(opts, request.userId, request.query.topic ?? [], this.sink);
     socket.on('close', () => this.sub.close());
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
@@ -250,16 +252,20 @@ export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<v
     },
   });
 
-  app.get<{ Querystring: { topic?: string[]; lastEventId?: string } }>(
-    '/ws',
-    {
-      websocket: true,
-      // All run before the upgrade: a refused client gets an HTTP error and never a socket.
-      preHandler: [originCheck(opts.corsOrigins), app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
-      schema: { querystring: streamQuery(opts.maxTopics), response: errorResponses },
+  app.route<{ Querystring: { topic?: string[]; lastEventId?: string } }>({
+    method: 'GET',
+    url: '/ws',
+    // All run before the upgrade: a refused client gets an HTTP error and never a socket.
+    preHandler: [originCheck(opts.corsOrigins), app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
+    schema: {
+      summary: 'WebSocket stream of the caller’s notifications, with commands and resume (an HTTP upgrade)',
+      querystring: streamQuery(opts.maxTopics),
+      response: { 426: errorSchema, ...errorResponses },
     },
-    (socket, request) => {
+    // A plain GET (no Upgrade header) gets a JSON error like every other endpoint, not an empty 404.
+    handler: (_request, reply) => sendError(reply, 426, 'this is a WebSocket endpoint: connect with Upgrade: websocket'),
+    wsHandler: (socket, request) => {
       new WsSession(socket, request, opts);
     },
-  );
+  });
 }

@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyServerOptions } from 'fastify';
+import { redactQueryToken } from './auth.js';
+
+/** A caller's X-Request-ID when it is a plain identifier, so a proxy's id follows the request into our logs. */
+const requestIdPattern = /^[\w.:@-]{1,128}$/;
+
+/** What Fastify logs about a request: pino's usual fields, with the URL redacted. */
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}
+
+/**
+ * Structured JSON logs with a request id on every line of a request; no credential in any line:
+ * header and cookie values are redacted by path, the query's token by the request serializer.
+ */
+export function loggingOptions(level: string): Pick<FastifyServerOptions, 'logger' | 'genReqId' | 'requestIdHeader'> {
+  return {
+    logger: {
+      level,
+      redact: ['req.headers.authorization', 'req.headers.cookie'],
+      serializers: {
+        req: (req: LoggedRequest) => ({
+          method: req.method,
+          url: redactQueryToken(req.url),
+          host: req.host,
+          remoteAddress: req.ip,
+          remotePort: req.socket?.remotePort,
+        }),
+      },
+    },
+    requestIdHeader: false,
+    genReqId: (req: IncomingMessage) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
+    },
+  };
+}
