@@ -36,6 +36,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     // A stream is a long request: it must not count against the request timeout.
     requestTimeout: 0,
   });
+  bus.useLogger?.(app.log.child({ component: 'bus' }));
   const hub = new Hub(bus, config.heartbeatMs);
   app.decorate('hub', hub);
   // preClose, not onClose: open streams must end before the server can finish closing.

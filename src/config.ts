@@ -32,6 +32,18 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+/** A store or bus setting fit to print or log: the password of a URL is masked. */
+export function printable(setting: string): string {
+  try {
+    const url = new URL(setting);
+    if (url.password === '') return setting;
+    url.password = '***';
+    return url.toString();
+  } catch {
+    return setting; // a file path, not a URL
+  }
+}
+
 type Env = Record<string, string | undefined>;
 
 function int(env: Env, name: string, def: number, min: number, max: number): number {

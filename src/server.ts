@@ -1,6 +1,6 @@
 import { buildApp } from './app.js';
 import { createBus } from './bus/index.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, printable } from './config.js';
 import { loadSecrets } from './secrets.js';
 import { createStore } from './store/index.js';
 
@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const secrets = loadSecrets(config);
   const store = await createStore(config);
-  const bus = await createBus(config);
+  const bus = await createBus(config, store);
   const app = await buildApp({ config, secrets, store, bus });
   await app.listen({ port: config.port, host: config.host });
 
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       '',
-      `Herald is listening on ${base}  (store: ${config.store}, bus: ${config.bus})`,
+      `Herald is listening on ${base}  (store: ${printable(config.store)}, bus: ${printable(config.bus)})`,
       secrets.generated.publisherKey ? `Publisher key (kept in ${config.dataDir}/secrets.json): ${secrets.publisherKey}` : '',
       `A token for user "alice", valid 24 h (more: npm run token -- <user>):`,
       `  TOKEN=${token}`,
