@@ -165,3 +165,57 @@ export async function startPostgres(): Promise<PostgresServer> {
     },
   };
 }
+
+export interface Proxy {
+  url: string;
+  /** Connections handed to each upstream so far, by index. */
+  connections: number[];
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP load balancer in front of several instances: each new connection goes to the first upstream
+ * that accepts it, so when one dies its clients' reconnects land on the next.
+ */
+export async function startProxy(ports: number[]): Promise<Proxy> {
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  };
+  const connections = ports.map(() => 0);
+  const server = net.createServer((client) => {
+    track(client);
+    client.pause();
+    client.on('error', () => client.destroy());
+    const tryUpstream = (i: number) => {
+      if (i >= ports.length || client.destroyed) {
+        client.destroy();
+        return;
+      }
+      const up = net.connect(ports[i]!, '127.0.0.1');
+      up.once('error', () => tryUpstream(i + 1));
+      up.once('connect', () => {
+        connections[i]!++;
+        track(up);
+        up.removeAllListeners('error');
+        up.on('error', () => up.destroy());
+        up.on('close', () => client.destroy());
+        client.on('close', () => up.destroy());
+        client.pipe(up);
+        up.pipe(client);
+      });
+    };
+    tryUpstream(0);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,10 +1,11 @@
 import { Redis } from 'ioredis';
+import { printable } from '../config.js';
 import type { Store } from '../store/store.js';
 import type { BusMessage, StoredNotification } from '../types.js';
 import type { Bus, BusHandler, BusLogger } from './bus.js';
 
 /** The one channel every instance publishes to and listens on. */
-const channel = 'herald:bus';
+export const channel = 'herald:bus';
 /**
  * How often an instance compares the store's newest id with the newest it delivered. Catches a
  * notification whose message never reached Redis (its publisher lost Redis just then) when no later
@@ -56,12 +57,15 @@ export class RedisBus implements Bus {
       new Redis(url, { ...common, autoResubscribe: false }),
       store,
     );
+    let lastError: Error | undefined;
+    bus.sub.once('error', (err: Error) => (lastError = err));
     try {
       await bus.start();
     } catch (err) {
       bus.pub.disconnect();
       bus.sub.disconnect();
-      throw err;
+      // ioredis rejects with "Connection is closed."; the error event says why.
+      throw new Error(`cannot use Redis at ${printable(url)}: ${(lastError ?? (err as Error)).message}`, { cause: err });
     }
     return bus;
   }

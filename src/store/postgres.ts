@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { printable } from '../config.js';
 import { projectFile } from '../paths.js';
 import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
 import type { IdempotencyKey, InsertResult, ListQuery, Store } from './store.js';
@@ -172,7 +173,7 @@ export class PostgresStore implements Store {
       }
     } catch (err) {
       await pool.end();
-      throw err;
+      throw new Error(`cannot use PostgreSQL at ${printable(url)}: ${(err as Error).message}`, { cause: err });
     }
     return new PostgresStore(pool);
   }
