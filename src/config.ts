@@ -32,6 +32,9 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+/** Whether HERALD_STORE names a PostgreSQL database rather than a SQLite file. */
+export const isPostgresUrl = (store: string): boolean => /^postgres(ql)?:\/\//.test(store);
+
 /** A store or bus setting fit to print or log: the password of a URL is masked. */
 export function printable(setting: string): string {
   try {
@@ -86,6 +89,10 @@ export function loadConfig(env: Env = process.env): Config {
   const store = str(env, 'HERALD_STORE') ?? `${dataDir}/herald.db`;
   const bus = str(env, 'HERALD_BUS') ?? 'memory';
   if (bus !== 'memory' && !/^rediss?:\/\//.test(bus)) throw new ConfigError(`HERALD_BUS must be "memory" or a redis:// URL, got "${bus}"`);
+  // Instances on a Redis bus repair gaps from the store by id: they must all share one store.
+  if (bus !== 'memory' && !isPostgresUrl(store)) {
+    throw new ConfigError('HERALD_BUS=redis://... needs HERALD_STORE=postgres://... (every instance must share one store)');
+  }
   const sync = (str(env, 'HERALD_SQLITE_SYNC') ?? 'full').toLowerCase();
   if (sync !== 'full' && sync !== 'normal') throw new ConfigError(`HERALD_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
   const demo = bool(env, 'HERALD_DEMO', jwtSecret === undefined && !production);

@@ -235,10 +235,15 @@ t.test('instance A is killed: its client reconnects to B with Last-Event-ID and 
   t.ok(lb.connections[1]! >= 1, 'the client reconnected to B');
 });
 
-t.test('an unreachable Redis or PostgreSQL stops the start with a message naming it', async (t) => {
+t.test('a misconfigured or unreachable Redis or PostgreSQL stops the start with a message naming it', async (t) => {
   const env = await deployment();
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  await t.rejects(
+    spawnServer({ HERALD_DATA_DIR: dir, HERALD_BUS: redis.url }),
+    /configuration error: HERALD_BUS=redis:\/\/\.\.\. needs HERALD_STORE=postgres:\/\/\.\.\./,
+    'instances with a SQLite file each cannot share a bus',
+  );
   await t.rejects(spawnServer({ ...env, HERALD_DATA_DIR: dir, HERALD_BUS: 'redis://127.0.0.1:1' }), /cannot use Redis at redis:\/\/127\.0\.0\.1:1.*ECONNREFUSED/);
   await t.rejects(
     spawnServer({ ...env, HERALD_DATA_DIR: dir, HERALD_STORE: 'postgres://u:pw@127.0.0.1:1/db' }),

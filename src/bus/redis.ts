@@ -74,8 +74,17 @@ export class RedisBus implements Bus {
     for (const conn of [this.pub, this.sub]) {
       conn.on('error', (err: Error) => this.log.warn({ err }, 'redis connection error'));
     }
-    this.sub.on('message', (ch: string, text: string) => {
-      if (ch === channel) this.enqueue({ msg: JSON.parse(text) as BusMessage });
+    // The only subscription is the one channel.
+    this.sub.on('message', (_channel: string, text: string) => {
+      let msg: BusMessage;
+      try {
+        msg = JSON.parse(text) as BusMessage;
+      } catch (err) {
+        // Not one of ours: another program writes to the channel.
+        this.log.warn({ err }, 'ignoring a message that is not JSON on the bus channel');
+        return;
+      }
+      this.enqueue({ msg });
     });
     // No stream is open yet: nothing older than this needs live delivery.
     this.lastDelivered = await this.store.lastId();

@@ -154,7 +154,17 @@ export class PostgresStore implements Store {
 
   /** Connects and applies schema.postgres.sql. */
   static async open(url: string): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: url, types, max: 10 });
+    const pool = new pg.Pool({
+      connectionString: url,
+      types,
+      max: 10,
+      application_name: 'herald',
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+      // A publishing transaction holds the id lock that every instance's publishes wait for; if its
+      // instance stalls or loses the network mid-transaction, PostgreSQL ends it instead of waiting.
+      idle_in_transaction_session_timeout: 10_000,
+    });
     // An idle pooled connection that drops emits here; the pool discards it and the next query
     // opens a new one. Without a listener the process would exit on it.
     pool.on('error', () => {});
