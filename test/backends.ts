@@ -170,6 +170,9 @@ export interface Proxy {
   url: string;
   /** Connections handed to each upstream so far, by index. */
   connections: number[];
+  /** New connections wait (accepted, not forwarded) until `release()`: a reconnect held back on purpose. */
+  hold(): void;
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -184,11 +187,12 @@ export async function startProxy(ports: number[]): Promise<Proxy> {
     s.on('close', () => sockets.delete(s));
   };
   const connections = ports.map(() => 0);
+  let held: (() => void)[] | undefined;
   const server = net.createServer((client) => {
     track(client);
     client.pause();
     client.on('error', () => client.destroy());
-    const tryUpstream = (i: number) => {
+    const tryUpstream = (i: number): void => {
       if (i >= ports.length || client.destroyed) {
         client.destroy();
         return;
@@ -206,12 +210,19 @@ export async function startProxy(ports: number[]): Promise<Proxy> {
         up.pipe(client);
       });
     };
-    tryUpstream(0);
+    if (held) held.push(() => tryUpstream(0));
+    else tryUpstream(0);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     connections,
+    hold: () => (held ??= []),
+    release() {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const go of waiting) go();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

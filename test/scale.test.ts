@@ -217,16 +217,20 @@ t.test('instance A is killed: its client reconnects to B with Last-Event-ID and 
       headers: { authorization: `Bearer ${publisherKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ user: 'alice', title: `n${i}` }),
     });
-    t.equal(res.status, 201);
-    published.push(((await res.json()) as Json).id);
+    const body = (await res.json()) as Json;
+    if (res.status !== 201) throw new Error(`publish answered ${res.status}: ${JSON.stringify(body)}`);
+    published.push(body.id);
   };
   for (let i = 0; i < 10; i++) await publish(i);
   await client.waitFor(() => client.ids().length >= 10, 10_000);
   t.equal(client.events.at(-1)!.id, String(published.at(-1)), 'Last-Event-ID will be the newest id');
 
+  // The client's reconnect is held at the load balancer until these are published: with no stream
+  // open anywhere, only catch-up from its Last-Event-ID can bring them.
+  lb.hold();
   await a.stop('SIGKILL');
-  // Published while the client has no stream: only catch-up from its Last-Event-ID can bring these.
   for (let i = 10; i < 20; i++) await publish(i);
+  lb.release();
   await client.waitFor(() => client.ids().length >= 20, 15_000);
   for (let i = 20; i < 25; i++) await publish(i);
   t.same(await receiveAll(client, 25), published, 'every id, in order, once');
