@@ -7,11 +7,14 @@ import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
 import { errorsPlugin } from './errors.js';
 import { Hub } from './hub.js';
+import { Inbox } from './inbox.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
 import { publishRoutes } from './routes/publish.js';
+import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
+import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
   config: Config;
@@ -31,11 +34,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const app = Fastify({
     logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
     bodyLimit: config.bodyLimit,
-    // Unknown fields are an error, not something to drop silently; types are not coerced in bodies.
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     // A stream is a long request: it must not count against the request timeout.
     requestTimeout: 0,
   });
+  app.setValidatorCompiler(validatorCompiler);
   bus.useLogger?.(app.log.child({ component: 'bus' }));
   const hub = new Hub(bus, config.heartbeatMs);
   app.decorate('hub', hub);
@@ -62,15 +64,23 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(authPlugin, { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, audience: config.jwtAudience });
 
   await app.register(publishRoutes, { store, bus });
-  await app.register(historyRoutes, { store, bus, maxTopics: config.maxTopicsPerStream });
-  await app.register(eventRoutes, {
+  const inbox = new Inbox(store, bus, app.log);
+  await app.register(historyRoutes, { store, inbox, maxTopics: config.maxTopicsPerStream });
+  const stream = {
     store,
     hub,
     catchupLimit: config.catchupLimit,
-    retryMs: config.retryMs,
     maxTopics: config.maxTopicsPerStream,
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxPendingBytes: config.maxPendingBytes,
+  };
+  await app.register(eventRoutes, { ...stream, retryMs: config.retryMs });
+  await app.register(wsRoutes, {
+    ...stream,
+    inbox,
+    maxMessageBytes: config.wsMaxMessageBytes,
+    maxMessagesPerSecond: config.wsMaxMessagesPerSecond,
+    corsOrigins: config.corsOrigins,
   });
   return app;
 }

@@ -55,7 +55,8 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
   await app.register(jwt, {
     secret: opts.jwtSecret,
     // Only HS256: "alg: none" and algorithm-confusion tokens fail verification.
-    verify: { algorithms: ['HS256'], ...(opts.audience ? { allowedAud: opts.audience } : {}) },
+    // With an audience configured, a token without `aud` is refused too, not waved through.
+    verify: { algorithms: ['HS256'], ...(opts.audience ? { allowedAud: opts.audience, requiredClaims: ['aud'] } : {}) },
     sign: { algorithm: 'HS256', ...(opts.audience ? { aud: opts.audience } : {}) },
   });
   app.decorateRequest('userId', '');

@@ -27,6 +27,10 @@ export interface Config {
   maxTopicsPerStream: number;
   /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
   maxPendingBytes: number;
+  /** Largest WebSocket message a client may send; beyond, the socket is closed with 1009. */
+  wsMaxMessageBytes: number;
+  /** Messages per second (and burst) a WebSocket client may send; beyond, the socket is closed with 1008. */
+  wsMaxMessagesPerSecond: number;
   logLevel: string;
 }
 
@@ -116,6 +120,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
     maxTopicsPerStream: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
     maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    wsMaxMessageBytes: int(env, 'HERALD_WS_MAX_MESSAGE_BYTES', 4096, 128, 1024 * 1024),
+    wsMaxMessagesPerSecond: int(env, 'HERALD_WS_MAX_MESSAGES_PER_SECOND', 50, 1, 100_000),
     logLevel: str(env, 'LOG_LEVEL') ?? 'info',
   };
 }

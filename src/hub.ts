@@ -58,6 +58,18 @@ export class Hub {
     for (const t of c.topics) removeFrom(this.byTopic, t, c);
   }
 
+  /**
+   * Re-indexes an open connection whose topics changed (a WebSocket subscribe/unsubscribe): call it
+   * after `c.topics` gained or lost `topic`, so that `remove` later finds the connection where it is.
+   */
+  topicAdded(c: Connection, topic: string): void {
+    if (this.all.has(c)) addTo(this.byTopic, topic, c);
+  }
+
+  topicRemoved(c: Connection, topic: string): void {
+    if (this.all.has(c)) removeFrom(this.byTopic, topic, c);
+  }
+
   /** Open streams of one user on this instance. */
   streamsOf(user: string): number {
     return this.byUser.get(user)?.size ?? 0;

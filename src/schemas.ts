@@ -7,6 +7,14 @@ export const idString = { type: 'string', pattern: '^(0|[1-9][0-9]{0,14})$' } as
 
 export const topicsQuery = (maxTopics: number) => ({ type: 'array', items: topicSchema, maxItems: maxTopics, uniqueItems: true }) as const;
 
+/** The query of a stream, SSE or WebSocket: its topics, where to resume, and the token browsers cannot put in a header. */
+export const streamQuery = (maxTopics: number) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    properties: { topic: topicsQuery(maxTopics), lastEventId: idString, token: { type: 'string' } },
+  }) as const;
+
 export const errorSchema = {
   type: 'object',
   properties: { statusCode: { type: 'integer' }, error: { type: 'string' }, message: { type: 'string' } },

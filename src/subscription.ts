@@ -24,20 +24,50 @@ export interface SubscriptionDeps {
  */
 export class Subscription implements Connection {
   private lastSent = 0;
-  /** Live events that arrived during catch-up; null once live. */
+  /** Live events that arrived before and during catch-up; null once live. */
   private held: OutEvent[] | null = [];
+  private joined = false;
   private closed = false;
+  private readonly topicSet: Set<string>;
 
   constructor(
     private readonly deps: SubscriptionDeps,
     readonly user: string,
-    readonly topics: readonly string[],
+    topics: readonly string[],
     private readonly sink: Sink,
-  ) {}
+  ) {
+    this.topicSet = new Set(topics);
+  }
+
+  get topics(): readonly string[] {
+    return [...this.topicSet];
+  }
+
+  /**
+   * Joins the hub before the resume point is known (a WebSocket client may send it in its first
+   * message): live events are held from here until `start` has written the replay, so none is lost.
+   */
+  join(): void {
+    if (this.joined || this.closed) return;
+    this.joined = true;
+    this.deps.hub.add(this);
+  }
+
+  /** Live events of `topic` from now on; earlier ones are in the history (GET /notifications?topic=). */
+  subscribe(topic: string): void {
+    if (this.topicSet.has(topic)) return;
+    this.topicSet.add(topic);
+    this.deps.hub.topicAdded(this, topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.topicSet.delete(topic)) return;
+    this.deps.hub.topicRemoved(this, topic);
+  }
 
   /** Starts the stream; `lastId` is the client's Last-Event-ID, if it has one. */
   async start(lastId: number | undefined): Promise<void> {
-    this.deps.hub.add(this);
+    this.join();
     try {
       if (lastId !== undefined) await this.catchUp(lastId);
     } catch (err) {

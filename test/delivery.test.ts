@@ -63,3 +63,18 @@ t.test('stream framing and headers', async (t) => {
   t.equal(events[0]!.id, String(pub.body.id));
   t.equal(JSON.parse(events[0]!.data).title, 'line1\nid: 999\n\nevent: forged');
 });
+
+t.test('CORS: configured origins only, also on the hijacked stream', async (t) => {
+  const s = await startServer({ env: { HERALD_CORS_ORIGINS: 'https://app.example', NODE_ENV: 'production', HERALD_DEMO: 'false' } });
+  t.teardown(() => s.close());
+  const preflight = (origin: string) =>
+    fetch(`${s.url}/notifications`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+    });
+  t.equal((await preflight('https://app.example')).headers.get('access-control-allow-origin'), 'https://app.example');
+  t.equal((await preflight('https://evil.example')).headers.get('access-control-allow-origin'), null);
+  const stream = await rawGet(`${s.url}/events`, { authorization: `Bearer ${tokenFor('a')}`, origin: 'https://app.example' }, 200);
+  t.equal(stream.headers['access-control-allow-origin'], 'https://app.example');
+  t.equal(stream.headers['access-control-allow-credentials'], 'true', 'cookies may be sent cross-origin by listed origins');
+});

@@ -1,9 +1,9 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from '../errors.js';
 import type { OutEvent } from '../events.js';
 import type { Hub } from '../hub.js';
-import { errorResponses, idString, topicsQuery } from '../schemas.js';
+import { errorResponses, idString, streamQuery } from '../schemas.js';
 import { sseComment, sseHeaders, sseRetry } from '../sse.js';
 import type { Store } from '../store/store.js';
 import { Subscription, type Sink } from '../subscription.js';
@@ -59,27 +59,27 @@ function lastEventId(header: string | undefined, query: string | undefined): num
   return raw === undefined ? undefined : Number(raw);
 }
 
+/** preHandler after `requireUser`: refuses a stream past the per-user limit before any stream header or upgrade. */
+export function streamLimit(hub: Hub, max: number) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (hub.streamsOf(request.userId) >= max) sendError(reply, 429, `at most ${max} open streams per user`);
+  };
+}
+
 export async function eventRoutes(app: FastifyInstance, opts: StreamOptions): Promise<void> {
   app.get<{ Querystring: { topic?: string[]; lastEventId?: string }; Headers: { 'last-event-id'?: string } }>(
     '/events',
     {
-      preHandler: app.requireUser,
+      preHandler: [app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
       schema: {
         summary: 'Server-Sent Events stream of the caller’s notifications, with catch-up from Last-Event-ID',
         headers: { type: 'object', properties: { 'last-event-id': idString } },
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { topic: topicsQuery(opts.maxTopics), lastEventId: idString, token: { type: 'string' } },
-        },
+        querystring: streamQuery(opts.maxTopics),
         response: errorResponses,
       },
     },
     async (request, reply) => {
       const user = request.userId;
-      if (opts.hub.streamsOf(user) >= opts.maxStreamsPerUser) {
-        return sendError(reply, 429, `at most ${opts.maxStreamsPerUser} open streams per user`);
-      }
       const res = reply.raw;
       reply.hijack();
       // Hijacked replies skip Fastify's header handling: carry over what hooks (CORS) already set.

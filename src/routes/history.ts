@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import type { Bus } from '../bus/bus.js';
 import { sendError } from '../errors.js';
+import type { Inbox } from '../inbox.js';
 import { errorResponses, idString, inboxItemSchema, topicsQuery } from '../schemas.js';
 import type { Store } from '../store/store.js';
-import type { UserEvent } from '../types.js';
 
 interface ListQuery {
   topic?: string[];
@@ -12,14 +11,10 @@ interface ListQuery {
   unread: boolean;
 }
 
-export async function historyRoutes(app: FastifyInstance, opts: { store: Store; bus: Bus; maxTopics: number }): Promise<void> {
-  const { store, bus } = opts;
+export async function historyRoutes(app: FastifyInstance, opts: { store: Store; inbox: Inbox; maxTopics: number }): Promise<void> {
+  const { store, inbox } = opts;
   const idParams = { type: 'object', required: ['id'], properties: { id: idString } } as const;
   const topic = topicsQuery(opts.maxTopics);
-
-  /** Tells the user's other tabs, on every instance; the change is committed whatever the bus does. */
-  const announce = (e: UserEvent) =>
-    bus.publish(e).catch((err: unknown) => app.log.error({ err }, 'bus publish of a user event failed'));
 
   app.addHook('preHandler', app.requireUser);
 
@@ -88,8 +83,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
     },
     async (request, reply) => {
       const id = Number(request.params.id);
-      if (!(await store.markRead(request.userId, id))) return sendError(reply, 404, `notification ${id} not found`);
-      await announce({ kind: 'read', user: request.userId, ids: [id] });
+      if (!(await inbox.markRead(request.userId, id))) return sendError(reply, 404, `notification ${id} not found`);
       return { id, read: true };
     },
   );
@@ -102,11 +96,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
         response: { 200: { type: 'object', properties: { upTo: { type: 'integer' } } }, ...errorResponses },
       },
     },
-    async (request) => {
-      const upTo = await store.markAllRead(request.userId);
-      await announce({ kind: 'read-all', user: request.userId, upTo });
-      return { upTo };
-    },
+    async (request) => ({ upTo: await inbox.markAllRead(request.userId) }),
   );
 
   app.delete<{ Params: { id: string } }>(
@@ -114,8 +104,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
     { schema: { summary: 'Delete one notification from the caller’s history', params: idParams, response: errorResponses } },
     async (request, reply) => {
       const id = Number(request.params.id);
-      if (!(await store.remove(request.userId, id))) return sendError(reply, 404, `notification ${id} not found`);
-      await announce({ kind: 'deleted', user: request.userId, id });
+      if (!(await inbox.remove(request.userId, id))) return sendError(reply, 404, `notification ${id} not found`);
       return reply.code(204).send();
     },
   );

@@ -1,0 +1,265 @@
+import websocket from '@fastify/websocket';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { WebSocket, type RawData } from 'ws';
+import { errorBody, sendError } from '../errors.js';
+import type { Hub } from '../hub.js';
+import type { Inbox } from '../inbox.js';
+import { errorResponses, streamQuery, topicSchema } from '../schemas.js';
+import type { Store } from '../store/store.js';
+import { Subscription } from '../subscription.js';
+import { closeCode, RateBound, WsSink } from '../ws.js';
+import { streamLimit } from './events.js';
+
+export interface WsOptions {
+  store: Store;
+  hub: Hub;
+  inbox: Inbox;
+  catchupLimit: number;
+  maxTopics: number;
+  maxStreamsPerUser: number;
+  maxPendingBytes: number;
+  maxMessageBytes: number;
+  maxMessagesPerSecond: number;
+  /** HERALD_CORS_ORIGINS: the browser origins allowed to open a socket. */
+  corsOrigins: readonly string[];
+}
+
+/** A notification id or resume point: what `idString` allows, as a JSON number. */
+const idValue = { type: 'integer', minimum: 0, maximum: 999_999_999_999_999 } as const;
+
+/**
+ * The client's correlation value, echoed in the reply. Named `ref`, not `id`: in every frame `id` is a
+ * notification id, and a client that saves any `id` it sees as its resume point must never save this.
+ */
+const refSchema = { type: ['string', 'number'], maxLength: 128 } as const;
+
+const command = (properties: Record<string, unknown>, required: string[] = []) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', ...required],
+    properties: { type: { type: 'string' }, ref: refSchema, ...properties },
+  }) as const;
+
+const commandSchemas = {
+  resume: command({ lastEventId: idValue }),
+  subscribe: command({ topic: topicSchema }, ['topic']),
+  unsubscribe: command({ topic: topicSchema }, ['topic']),
+  read: command({ id: idValue }, ['id']),
+  'read-all': command({}),
+  ping: command({}),
+};
+type CommandType = keyof typeof commandSchemas;
+const commandTypes = Object.keys(commandSchemas) as CommandType[];
+
+/** A command after validation against its schema. */
+interface Command {
+  type: CommandType;
+  lastEventId?: number;
+  topic?: string;
+  id?: number;
+}
+
+type Ref = string | number | null;
+
+/** A refusal of one command: answered as an error reply; the socket stays open. */
+class CommandError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type ValidationError = NonNullable<ReturnType<FastifyRequest['compileValidationSchema']>['errors']>[number];
+
+function describe(type: string, e: ValidationError | undefined): string {
+  if (e === undefined) return `invalid ${type} command`;
+  if (e.keyword === 'additionalProperties') return `${type} has an unknown field "${String(e.params.additionalProperty)}"`;
+  return `${type}${e.instancePath.replaceAll('/', '.')} ${e.message ?? 'is invalid'}`;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * One client's WebSocket: a Subscription (the same catch-up and live path as SSE) plus the commands
+ * the client sends. Commands run one at a time in arrival order, so replies come back in that order.
+ *
+ * Where the stream starts: `?lastEventId=` in the URL starts it at once from there. Otherwise the
+ * first message decides: `resume` (with or without `lastEventId`) starts it there; any other command
+ * starts it live. A client that sends nothing is started live after one full heartbeat interval.
+ * Until it starts, the subscription is already in the hub with live events held, so none is lost.
+ */
+class WsSession {
+  private readonly sink: WsSink;
+  private readonly sub: Subscription;
+  private readonly rate: RateBound;
+  private started = false;
+  private heartbeats = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly log: FastifyBaseLogger;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly request: FastifyRequest<{ Querystring: { topic?: string[]; lastEventId?: string } }>,
+    private readonly opts: WsOptions,
+  ) {
+    this.log = request.log;
+    this.rate = new RateBound(opts.maxMessagesPerSecond);
+    this.sink = new WsSink(socket, opts.maxPendingBytes, () => this.onHeartbeat());
+    this.sub = new Subscription(opts, request.userId, request.query.topic ?? [], this.sink);
+    socket.on('close', () => this.sub.close());
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    this.sub.join();
+    const last = request.query.lastEventId;
+    if (last !== undefined) this.enqueue(() => this.start(Number(last)));
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task);
+  }
+
+  private onHeartbeat(): void {
+    // The second heartbeat, not the first: the first may come a moment after the socket opened,
+    // before a `resume` the client sent at once could arrive.
+    if (!this.started && ++this.heartbeats >= 2) this.enqueue(() => this.start(undefined));
+  }
+
+  private async start(lastId: number | undefined): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    try {
+      await this.sub.start(lastId);
+    } catch (err) {
+      this.log.error({ err }, 'catch-up failed; closing the socket so the client retries');
+      this.socket.close(closeCode.internalError, 'catch-up failed; reconnect to resume');
+    }
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    if (!this.rate.take()) {
+      this.socket.close(closeCode.policyViolation, 'too many messages');
+      return;
+    }
+    // With the default binaryType every message arrives as one Buffer.
+    const text = isBinary ? undefined : (data as Buffer).toString('utf8');
+    this.enqueue(() => this.handle(text));
+  }
+
+  private async handle(text: string | undefined): Promise<void> {
+    let ref: Ref = null;
+    try {
+      if (text === undefined) throw new CommandError(400, 'messages must be text frames holding JSON');
+      let msg: unknown;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        throw new CommandError(400, 'message is not valid JSON');
+      }
+      if (!isObject(msg)) throw new CommandError(400, 'message must be a JSON object');
+      if (typeof msg.ref === 'string' || typeof msg.ref === 'number') ref = msg.ref;
+      const type = msg.type;
+      if (typeof type !== 'string' || !commandTypes.includes(type as CommandType)) {
+        throw new CommandError(400, `"type" must be one of ${commandTypes.map((t) => `"${t}"`).join(', ')}`);
+      }
+      // Validated as a body is: a JSON message already has types, so none is coerced.
+      const validate = this.request.compileValidationSchema(commandSchemas[type as CommandType], 'body');
+      if (!validate(msg)) throw new CommandError(400, describe(type, validate.errors?.[0]));
+      const data = await this.run(msg as unknown as Command);
+      this.reply({ event: 'reply', ref, data });
+    } catch (err) {
+      if (err instanceof CommandError) return this.reply({ event: 'error', ref, data: errorBody(err.statusCode, err.message) });
+      this.log.error({ err }, 'websocket command failed');
+      this.reply({ event: 'error', ref, data: errorBody(500, 'internal error') });
+    }
+  }
+
+  private reply(frame: { event: 'reply' | 'error'; ref: Ref; data: unknown }): void {
+    this.sink.write(JSON.stringify(frame));
+  }
+
+  private async run(cmd: Command): Promise<Record<string, unknown>> {
+    if (cmd.type === 'resume') {
+      if (this.started) {
+        throw new CommandError(409, 'the stream has already started: resume must be the first message (or reconnect with ?lastEventId=)');
+      }
+      await this.start(cmd.lastEventId);
+      return {};
+    }
+    await this.start(undefined);
+    const user = this.sub.user;
+    switch (cmd.type) {
+      case 'subscribe': {
+        const topic = cmd.topic!;
+        if (!this.sub.topics.includes(topic) && this.sub.topics.length >= this.opts.maxTopics) {
+          throw new CommandError(400, `at most ${this.opts.maxTopics} topics per stream`);
+        }
+        this.sub.subscribe(topic);
+        return { topics: this.sub.topics };
+      }
+      case 'unsubscribe':
+        this.sub.unsubscribe(cmd.topic!);
+        return { topics: this.sub.topics };
+      case 'read': {
+        const id = cmd.id!;
+        if (!(await this.opts.inbox.markRead(user, id))) throw new CommandError(404, `notification ${id} not found`);
+        return { id, read: true };
+      }
+      case 'read-all':
+        return { upTo: await this.opts.inbox.markAllRead(user) };
+      case 'ping':
+        return {};
+    }
+  }
+}
+
+/**
+ * preHandler: browsers apply no CORS to WebSockets, so without this any site could open a socket with
+ * the user's `herald_token` cookie. The origins allowed to read /events are the ones allowed here;
+ * clients that send no Origin (not browsers) and pages of Herald's own origin pass.
+ */
+function originCheck(allowed: readonly string[]) {
+  const any = allowed.includes('*');
+  const sameOrigin = (origin: string, host: string | undefined) => {
+    try {
+      return new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  };
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const origin = request.headers.origin;
+    if (any || origin === undefined || allowed.includes(origin) || sameOrigin(origin, request.headers.host)) return;
+    sendError(reply, 403, `origin ${origin} may not open a WebSocket (HERALD_CORS_ORIGINS)`);
+  };
+}
+
+export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<void> {
+  await app.register(websocket, {
+    // `ws` closes a socket that sends a larger message with 1009 itself.
+    options: { maxPayload: opts.maxMessageBytes },
+    // Socket errors are the client's (oversize or malformed frames, abrupt disconnects); `ws` has
+    // already begun closing for protocol errors, so only a socket still open is cut here.
+    errorHandler: (err, socket, request) => {
+      request.log.warn({ err }, 'websocket error');
+      if (socket.readyState === WebSocket.OPEN) socket.terminate();
+    },
+  });
+
+  app.get<{ Querystring: { topic?: string[]; lastEventId?: string } }>(
+    '/ws',
+    {
+      websocket: true,
+      // All run before the upgrade: a refused client gets an HTTP error and never a socket.
+      preHandler: [originCheck(opts.corsOrigins), app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
+      schema: { querystring: streamQuery(opts.maxTopics), response: errorResponses },
+    },
+    (socket, request) => {
+      new WsSession(socket, request, opts);
+    },
+  );
+}

@@ -1,0 +1,84 @@
+// WebSocket side of a stream: writing frames to one socket, and telling live peers from dead ones.
+import { WebSocket } from 'ws';
+import type { OutEvent } from './events.js';
+import type { Sink } from './subscription.js';
+
+/** The close codes Herald sends (RFC 6455 section 7.4.1). */
+export const closeCode = {
+  /** Server shutting down: reconnect (elsewhere) and resume. */
+  goingAway: 1001,
+  /** The client broke a rule: sent messages faster than allowed. */
+  policyViolation: 1008,
+  /** A message larger than allowed (sent by `ws` itself, from its maxPayload option). */
+  messageTooBig: 1009,
+  /** Catch-up failed on the server: reconnect and resume. */
+  internalError: 1011,
+} as const;
+
+/**
+ * Writes to one WebSocket. A client that stops reading would make its queued output grow without
+ * bound; past `maxPending` bytes the socket is dropped (no close frame could reach it past the queue),
+ * and the client resumes from its last id. Each hub heartbeat sends a ping; a peer that has not
+ * answered the previous one is gone (or cannot read) and is dropped, which frees its place in the hub.
+ */
+export class WsSink implements Sink {
+  private answered = true;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly maxPending: number,
+    /** Called on every hub heartbeat the peer survives. */
+    private readonly onHeartbeat: () => void,
+  ) {
+    socket.on('pong', () => (this.answered = true));
+  }
+
+  /** Writes one text frame; also used for command replies, so they count against the same bound. */
+  write(text: string): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    this.socket.send(text);
+    if (this.socket.bufferedAmount > this.maxPending) this.socket.terminate();
+  }
+
+  send(ev: OutEvent): void {
+    this.write(ev.ws);
+  }
+
+  sendMany(evs: readonly OutEvent[]): void {
+    for (const ev of evs) this.write(ev.ws);
+  }
+
+  heartbeat(): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    if (!this.answered) return void this.socket.terminate();
+    this.answered = false;
+    this.socket.ping();
+    this.onHeartbeat();
+  }
+
+  end(): void {
+    this.socket.close(closeCode.goingAway, 'server shutting down');
+  }
+}
+
+/**
+ * How fast one client may send: a token bucket holding `perSecond` messages, refilled at `perSecond`
+ * a second, so short bursts pass and sustained flooding does not.
+ */
+export class RateBound {
+  private tokens: number;
+  private last = performance.now();
+
+  constructor(private readonly perSecond: number) {
+    this.tokens = perSecond;
+  }
+
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) * this.perSecond) / 1000);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

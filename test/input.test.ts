@@ -1,0 +1,89 @@
+import t from 'tap';
+import { publisherKey, rawGet, startServer, tokenFor } from './helpers.js';
+
+t.test('bad publish bodies get a clear 4xx and write nothing', async (t) => {
+  const s = await startServer({ env: { HERALD_BODY_LIMIT: '2048' } });
+  t.teardown(() => s.close());
+  const post = (body: string, contentType = 'application/json') =>
+    fetch(`${s.url}/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${publisherKey}`, 'content-type': contentType },
+      body,
+    });
+  const cases: [string, string, number, RegExp][] = [
+    ['malformed JSON', '{"user":"a","title":', 400, /JSON/],
+    ['not an object', '[1,2]', 400, /object/],
+    ['unknown field', '{"user":"a","title":"t","colour":"red"}', 400, /unknown field "colour"/],
+    ['no title', '{"user":"a"}', 400, /title/],
+    ['empty title', '{"user":"a","title":""}', 400, /title/],
+    ['title of the wrong type', '{"user":"a","title":5}', 400, /title/],
+    ['no target', '{"title":"t"}', 400, /exactly one target/],
+    ['two targets', '{"title":"t","user":"a","topic":"x"}', 400, /exactly one target/],
+    ['broadcast false', '{"title":"t","broadcast":false}', 400, /broadcast/],
+    ['empty users', '{"title":"t","users":[]}', 400, /users/],
+    ['data not an object', '{"title":"t","user":"a","data":[1]}', 400, /data/],
+    ['bad topic', '{"title":"t","topic":"a b\\n"}', 400, /topic/],
+    ['control characters in a user id', '{"title":"t","user":"a\\u0000b"}', 400, /user/],
+    ['oversize body', JSON.stringify({ user: 'a', title: 't', body: 'x'.repeat(4000) }), 413, /large|limit/i],
+  ];
+  for (const [name, body, status, message] of cases) {
+    const r = await post(body);
+    t.equal(r.status, status, name);
+    const json = (await r.json()) as { statusCode: number; error: string; message: string };
+    t.equal(json.statusCode, status, `${name}: statusCode in body`);
+    t.type(json.error, 'string');
+    t.match(json.message, message, `${name}: says what is wrong`);
+  }
+  const wrongType = await post('user=a&title=t', 'application/x-www-form-urlencoded');
+  t.equal(wrongType.status, 415, 'form bodies are refused');
+  t.equal(await s.store.lastId(), 0, 'nothing was written');
+  t.equal((await s.publish({ user: 'a', title: 'still fine' })).status, 201, 'the server keeps working');
+});
+
+t.test('bad ids, cursors and Last-Event-IDs get a 400', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const tok = tokenFor('alice');
+  for (const bad of ['abc', '-1', '1.5', '1e3', '99999999999999999999', '1 2']) {
+    const h = await rawGet(`${s.url}/events`, { authorization: `Bearer ${tok}`, 'last-event-id': bad }, 300);
+    t.equal(h.status, 400, `Last-Event-ID header ${JSON.stringify(bad)}`);
+    t.match(JSON.parse(h.text), { statusCode: 400, message: /last-event-id/ });
+    const q = await rawGet(`${s.url}/events?lastEventId=${encodeURIComponent(bad)}`, { authorization: `Bearer ${tok}` }, 300);
+    t.equal(q.status, 400, `?lastEventId=${bad}`);
+    const read = await s.request('POST', `/notifications/${encodeURIComponent(bad)}/read`, 'alice');
+    t.equal(read.status, 400, `mark read of id ${bad}`);
+    const page = await s.request('GET', `/notifications?before=${encodeURIComponent(bad)}`, 'alice');
+    t.equal(page.status, 400, `cursor ${bad}`);
+  }
+  for (const q of ['limit=0', 'limit=201', 'limit=x', 'unread=maybe', 'topic=a%20b', 'nope=1']) {
+    t.equal((await s.request('GET', `/notifications?${q}`, 'alice')).status, 400, `history ?${q}`);
+  }
+  const tooMany = Array.from({ length: 51 }, (_, i) => `topic=t${i}`).join('&');
+  t.equal((await rawGet(`${s.url}/events?${tooMany}`, { authorization: `Bearer ${tok}` }, 300)).status, 400, 'too many topics');
+  t.equal((await s.request('GET', '/nowhere', 'alice')).status, 404);
+  t.match((await s.request('GET', '/nowhere', 'alice')).body, { statusCode: 404, error: 'Not Found' });
+});
+
+t.test('Idempotency-Key: a retry returns the first result, never a duplicate', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const body = { user: 'alice', title: 'Order shipped' };
+  const first = await s.publish(body, { 'idempotency-key': 'order-1' });
+  const retry = await s.publish(body, { 'idempotency-key': 'order-1' });
+  t.equal(first.status, 201);
+  t.equal(retry.status, 201);
+  t.same(retry.body, first.body, 'the same notification, id and all');
+  const other = await s.publish(body, { 'idempotency-key': 'order-2' });
+  t.not(other.body.id, first.body.id, 'another key is another notification');
+  const misuse = await s.publish({ ...body, title: 'Order cancelled' }, { 'idempotency-key': 'order-1' });
+  t.equal(misuse.status, 422, 'the same key for a different request');
+  const asJwt = await s.publish(body, { 'idempotency-key': 'order-1', authorization: `Bearer ${tokenFor('svc', { scope: 'publish' })}` });
+  t.not(asJwt.body.id, first.body.id, 'keys are per publisher');
+
+  // Concurrent retries (a client timing out and retrying while the first is in flight).
+  const burst = await Promise.all(Array.from({ length: 20 }, () => s.publish({ user: 'bob', title: 'once' }, { 'idempotency-key': 'burst' })));
+  t.same(new Set(burst.map((r) => r.body.id)).size, 1, 'one notification for the whole burst');
+  const bobs = await s.request('GET', '/notifications', 'bob');
+  t.equal(bobs.body.items.length, 1);
+  t.equal((await s.request('GET', '/notifications', 'alice')).body.items.length, 3);
+});
