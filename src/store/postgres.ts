@@ -109,20 +109,26 @@ const sql = {
   // The counter is updated in the transaction that inserts, so its committed value is the newest committed id.
   lastId: `SELECT last_id FROM id_counter`,
   lockCounter: `SELECT last_id FROM id_counter FOR UPDATE`,
-  setCounter: `UPDATE id_counter SET last_id = $1`,
   findKeys: `SELECT k.publisher, k.key, k.request_hash, k.notification_id
     FROM idempotency_keys k JOIN unnest($1::text[], $2::text[]) AS q (publisher, key)
       ON k.publisher = q.publisher AND k.key = q.key`,
-  insertNotifications: `INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at)
-    SELECT id, title, body, data::json, type, topic, broadcast, created_at
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::timestamptz[])
-      AS v (id, title, body, data, type, topic, broadcast, created_at)`,
-  insertRecipients: `INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($1::text[], $2::bigint[])`,
-  insertKeys: `INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])`,
+  // A whole batch in one statement (one round trip while the id lock is held): the rows of every
+  // table as column arrays, then the counter. Empty arrays insert nothing.
+  insertBatch: `WITH notified AS (
+      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at)
+      SELECT id, title, body, data::json, type, topic, broadcast, created_at
+      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::timestamptz[])
+        AS v (id, title, body, data, type, topic, broadcast, created_at)
+    ), recipients_added AS (
+      INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($9::text[], $10::bigint[])
+    ), keys_added AS (
+      INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at)
+      SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::timestamptz[])
+    )
+    UPDATE id_counter SET last_id = $16`,
 };
 
-/** Column arrays of one batch, inserted with one statement per table (unnest), whatever the batch size. */
+/** Column arrays of one batch: one statement inserts them all (unnest), whatever the batch size. */
 class BatchRows {
   readonly n = {
     id: [] as number[],
@@ -222,8 +228,7 @@ export class PostgresStore implements Store {
       // Taken first and held to COMMIT: every other publisher, on any instance, waits here, so ids
       // commit in order, and the idempotency keys read next include every committed one.
       const { rows } = await client.query<{ last_id: number }>(sql.lockCounter);
-      const first = rows[0]!.last_id;
-      let last = first;
+      let last = rows[0]!.last_id;
 
       const keyed = batch.flatMap((p) => (p.idempotency ? [p.idempotency] : []));
       const known = new Map<string, { hash: string; id: number }>();
@@ -284,10 +289,12 @@ export class PostgresStore implements Store {
 
       const { n: nr, r: rr, k: kr } = b;
       if (nr.id.length > 0) {
-        await client.query(sql.insertNotifications, [nr.id, nr.title, nr.body, nr.data, nr.type, nr.topic, nr.broadcast, nr.createdAt]);
-        if (rr.user.length > 0) await client.query(sql.insertRecipients, [rr.user, rr.id]);
-        if (kr.key.length > 0) await client.query(sql.insertKeys, [kr.publisher, kr.key, kr.hash, kr.id, kr.createdAt]);
-        await client.query(sql.setCounter, [last]);
+        await client.query(sql.insertBatch, [
+          nr.id, nr.title, nr.body, nr.data, nr.type, nr.topic, nr.broadcast, nr.createdAt,
+          rr.user, rr.id,
+          kr.publisher, kr.key, kr.hash, kr.id, kr.createdAt,
+          last,
+        ]);
       }
       // Replays answer with the stored row, as SQLite does (read inside the transaction, which sees its own rows).
       const replayIds = outcome.flatMap((o) => ('replayed' in o ? [o.replayed] : []));
