@@ -144,6 +144,10 @@ t.test('Redis restarted mid-stream: nothing lost, nothing doubled, in order', as
   t.same([...before, ...during, ...after].flat().sort((x, y) => x - y), range(1, 60));
   t.same(await receiveAll(onA, 60), range(1, 60), 'live again on A');
   t.same(await receiveAll(onB, 60), range(1, 60), 'live again on B');
+  // Read events travel over Redis only (no store re-read): this one proves both connections are back.
+  t.equal((await b.request('POST', '/notifications/60/read', 'x')).status, 200);
+  await onA.waitFor((e) => e.some((x) => x.type === 'read'), 10_000);
+  t.same(onA.of('read')[0]!.data, { ids: [60] }, 'a read on B reaches the tab on A through the restarted Redis');
 });
 
 t.test('read state follows a user across tabs on different instances', async (t) => {
