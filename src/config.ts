@@ -20,6 +20,8 @@ export interface Config {
   store: string;
   /** How instances fan out: "memory" (one process) or a redis:// URL. */
   bus: string;
+  /** How often a Redis-bus instance checks the store for notifications whose message was lost. */
+  busResyncMs: number;
   sqliteSync: 'full' | 'normal';
   /** Demo mode: serves a demo-user token to the browser page. Never on with a configured secret. */
   demo: boolean;
@@ -115,6 +117,7 @@ export function loadConfig(env: Env = process.env): Config {
     catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
     store,
     bus,
+    busResyncMs: int(env, 'HERALD_BUS_RESYNC_MS', 1000, 100, 3_600_000),
     sqliteSync: sync,
     demo,
     maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),

@@ -24,9 +24,12 @@ async function deployment(): Promise<Record<string, string>> {
   return { HERALD_STORE: await postgres.newDatabase(), HERALD_BUS: redis.url, HERALD_RETRY_MS: '200' };
 }
 
+/** Turns the bus's periodic store check off, so a test sees what gap repair or reconnecting does alone. */
+const noPeriodicCheck = { HERALD_BUS_RESYNC_MS: '3600000' };
+
 /** Two instances of one deployment, in this process. */
-async function pair(t: Pick<Test, 'teardown'>): Promise<{ a: Server; b: Server }> {
-  const env = await deployment();
+async function pair(t: Pick<Test, 'teardown'>, extraEnv: Record<string, string> = {}): Promise<{ a: Server; b: Server }> {
+  const env = { ...(await deployment()), ...extraEnv };
   const a = await startServer({ env });
   t.teardown(() => a.close());
   const b = await startServer({ env });
@@ -94,7 +97,7 @@ t.test('concurrent publishers on both instances: every client sees every id once
 });
 
 t.test('a lost or late Redis message: the gap is read from the store, duplicates are dropped', async (t) => {
-  const { a, b } = await pair(t);
+  const { a, b } = await pair(t, noPeriodicCheck);
   const onA = await connect(a, 'alice');
   const onB = await connect(b, 'alice');
   t.teardown(() => (onA.close(), onB.close()));
@@ -123,7 +126,7 @@ t.test('a lost or late Redis message: the gap is read from the store, duplicates
 });
 
 t.test('Redis restarted mid-stream: nothing lost, nothing doubled, in order', async (t) => {
-  const { a, b } = await pair(t);
+  const { a, b } = await pair(t, noPeriodicCheck);
   const onA = await connect(a, 'x');
   const onB = await connect(b, 'y');
   t.teardown(() => (onA.close(), onB.close()));
@@ -136,8 +139,7 @@ t.test('Redis restarted mid-stream: nothing lost, nothing doubled, in order', as
   const during = await Promise.all([publishMany(a, 10, 3, 'A'), publishMany(b, 10, 3, 'B')]);
   t.same(during.flat().sort((x, y) => x - y), range(21, 40), 'publishing goes on without Redis');
   await redis.start();
-  // Nothing is published now: only a re-read from the store (after reconnecting, or the
-  // once-a-second check) can deliver 21..40.
+  // Nothing is published now: only the re-read from the store after reconnecting can deliver 21..40.
   t.same(await receiveAll(onA, 40), range(1, 40), 'A re-read what it missed after reconnecting');
   t.same(await receiveAll(onB, 40), range(1, 40), 'so did B');
 
@@ -149,6 +151,18 @@ t.test('Redis restarted mid-stream: nothing lost, nothing doubled, in order', as
   t.equal((await b.request('POST', '/notifications/60/read', 'x')).status, 200);
   await onA.waitFor((e) => e.some((x) => x.type === 'read'), 10_000);
   t.same(onA.of('read')[0]!.data, { ids: [60] }, 'a read on B reaches the tab on A through the restarted Redis');
+});
+
+t.test('while Redis is down, open streams still get notifications from the periodic store check', async (t) => {
+  const { a, b } = await pair(t, { HERALD_BUS_RESYNC_MS: '200' });
+  const onA = await connect(a, 'alice');
+  const onB = await connect(b, 'alice');
+  t.teardown(() => (onA.close(), onB.close()));
+  await redis.kill();
+  t.teardown(() => redis.start());
+  for (let i = 0; i < 5; i++) t.equal((await (i % 2 ? a : b).publish({ user: 'alice', title: `n${i}` })).status, 201);
+  t.same(await receiveAll(onA, 5), range(1, 5), 'on A, with Redis still down');
+  t.same(await receiveAll(onB, 5), range(1, 5), 'on B');
 });
 
 t.test('read state follows a user across tabs on different instances', async (t) => {

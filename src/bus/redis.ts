@@ -6,12 +6,6 @@ import type { Bus, BusHandler, BusLogger } from './bus.js';
 
 /** The one channel every instance publishes to and listens on. */
 export const channel = 'herald:bus';
-/**
- * How often an instance compares the store's newest id with the newest it delivered. Catches a
- * notification whose message never reached Redis (its publisher lost Redis just then) when no later
- * message arrives to reveal the gap: such a notification is delivered at most this late.
- */
-const resyncMs = 1000;
 /** Most rows one gap-repair read fetches; a long outage is repaired in several reads. */
 const rangeChunk = 1000;
 
@@ -27,7 +21,7 @@ const silent: BusLogger = { warn: () => {}, error: () => {} };
  * become visible in order (see the stores), so each instance delivers notifications to its hub
  * strictly in id order, exactly once: a message past the next expected id first pulls the missing
  * range from the store, a message at or below the last delivered id is dropped, and after every
- * (re)subscribe the instance reads everything up to the store's newest id.
+ * (re)subscribe, and every `resyncMs`, the instance reads everything up to the store's newest id.
  * Per-user events (read, deleted) are passed on as they arrive, best effort.
  */
 export class RedisBus implements Bus {
@@ -46,16 +40,23 @@ export class RedisBus implements Bus {
     /** Subscribed to the channel; a connection in subscriber mode cannot publish. */
     private readonly sub: Redis,
     private readonly store: Store,
+    /**
+     * How often the instance compares the store's newest id with the newest it delivered. Catches a
+     * notification whose message never reached Redis (its publisher lost Redis just then, or Redis
+     * is down) when no later message reveals the gap: such a notification is at most this late.
+     */
+    private readonly resyncMs: number,
   ) {}
 
   /** Connects both connections and subscribes; rejects if Redis cannot be reached now. */
-  static async open(url: string, store: Store): Promise<RedisBus> {
+  static async open(url: string, store: Store, resyncMs: number): Promise<RedisBus> {
     const common = { lazyConnect: true, connectTimeout: 5000 };
     const bus = new RedisBus(
       new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0 }),
       // Resubscribing is done by hand on 'ready', so the resync can wait for the subscription.
       new Redis(url, { ...common, autoResubscribe: false }),
       store,
+      resyncMs,
     );
     let lastError: Error | undefined;
     bus.sub.once('error', (err: Error) => (lastError = err));
@@ -95,7 +96,7 @@ export class RedisBus implements Bus {
     this.sub.on('ready', () => void this.resubscribe());
     this.timer = setInterval(() => {
       if (!this.draining) this.enqueue({ resync: true });
-    }, resyncMs);
+    }, this.resyncMs);
     this.timer.unref();
   }
 
