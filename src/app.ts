@@ -2,14 +2,16 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { authPlugin } from './auth.js';
+import { authPlugin, redactQueryToken } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
 import { errorsPlugin } from './errors.js';
 import { Hub } from './hub.js';
 import { Inbox } from './inbox.js';
+import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
+import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
@@ -32,7 +34,18 @@ declare module 'fastify' {
 /** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */
 export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    logger: {
+      level: config.logLevel,
+      redact: ['req.headers.authorization', 'req.headers.cookie'],
+      serializers: {
+        req: (req) => ({
+          method: req.method,
+          url: redactQueryToken(req.url),
+          remoteAddress: req.socket?.remoteAddress,
+          remotePort: req.socket?.remotePort,
+        }),
+      },
+    },
     bodyLimit: config.bodyLimit,
     // A stream is a long request: it must not count against the request timeout.
     requestTimeout: 0,
@@ -82,5 +95,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     maxMessagesPerSecond: config.wsMaxMessagesPerSecond,
     corsOrigins: config.corsOrigins,
   });
+  await app.register(pageRoutes);
+  // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
+  if (config.demo) await app.register(demoRoutes);
   return app;
 }

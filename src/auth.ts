@@ -14,6 +14,11 @@ export interface AuthOptions {
 /** Name of the cookie a browser may carry its token in (EventSource cannot set headers). */
 export const tokenCookie = 'herald_token';
 
+/** A URL as it may be logged: a `?token=` credential (a browser's EventSource cannot send headers) is blanked. */
+export function redactQueryToken(url: string | undefined): string | undefined {
+  return url?.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+}
+
 interface Claims {
   sub?: unknown;
   scope?: unknown;

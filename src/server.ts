@@ -7,6 +7,8 @@ import { createStore } from './store/index.js';
 /** How long a graceful stop may take before the process exits anyway. */
 const shutdownGraceMs = 10_000;
 
+const loopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const secrets = loadSecrets(config);
@@ -24,6 +26,10 @@ async function main(): Promise<void> {
     [
       '',
       `Herald is listening on ${base}  (store: ${printable(config.store)}, bus: ${printable(config.bus)})`,
+      config.demo ? `Demo inbox: open ${base}/ in a browser (demo mode: the page signs in as any user it names)` : '',
+      config.demo && !loopback(config.host)
+        ? `Warning: demo mode on ${config.host} lets anyone who reaches this port act as any user; set HERALD_JWT_SECRET or HERALD_DEMO=false`
+        : '',
       secrets.generated.publisherKey ? `Publisher key (kept in ${config.dataDir}/secrets.json): ${secrets.publisherKey}` : '',
       `A token for user "alice", valid 24 h (more: npm run token -- <user>):`,
       `  TOKEN=${token}`,

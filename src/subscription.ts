@@ -4,11 +4,22 @@ import type { Store } from './store/store.js';
 
 /** Where a subscription writes: an SSE response or a WebSocket. */
 export interface Sink {
+  /** A live event: past the pending-bytes bound, the transport drops the client (it resumes by id). */
   send(ev: OutEvent): void;
-  sendMany(evs: readonly OutEvent[]): void;
+  /**
+   * A replay: paced by the transport draining rather than cut by the pending-bytes bound, since a
+   * replay can be far larger than that bound. Resolves once written, or once the client is gone.
+   */
+  sendMany(evs: readonly OutEvent[]): Promise<void>;
   heartbeat(): void;
+  /** Graceful end (shutdown): flush, then close. */
   end(): void;
+  /** Drops the client at once, unsent output and all. */
+  abort(): void;
 }
+
+/** Replays are written in pieces of about this many bytes, each after the previous one drained. */
+export const replayChunkBytes = 64 * 1024;
 
 export interface SubscriptionDeps {
   store: Store;
@@ -89,7 +100,7 @@ export class Subscription implements Connection {
     const missed = await store.since(this, lastId, catchupLimit + 1);
     if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
     if (this.closed || missed.length === 0) return;
-    this.sink.sendMany(missed.map(OutEvent.notification));
+    await this.sink.sendMany(missed.map(OutEvent.notification));
     this.lastSent = missed[missed.length - 1]!.id;
   }
 
@@ -100,6 +111,9 @@ export class Subscription implements Connection {
 
   deliver(ev: OutEvent): void {
     if (this.held) {
+      // A client that stalls mid-replay must not make held events grow without bound: drop it, and
+      // it resumes by id; the same bound as the replay itself.
+      if (this.held.length >= this.deps.catchupLimit) return this.abort();
       this.held.push(ev);
       return;
     }
@@ -122,6 +136,11 @@ export class Subscription implements Connection {
     if (this.closed) return;
     this.close();
     this.sink.end();
+  }
+
+  private abort(): void {
+    this.close();
+    this.sink.abort();
   }
 
   /** The transport went away: forget this stream. */

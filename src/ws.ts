@@ -1,7 +1,7 @@
 // WebSocket side of a stream: writing frames to one socket, and telling live peers from dead ones.
 import { WebSocket } from 'ws';
 import type { OutEvent } from './events.js';
-import type { Sink } from './subscription.js';
+import { replayChunkBytes, type Sink } from './subscription.js';
 
 /** The close codes Herald sends (RFC 6455 section 7.4.1). */
 export const closeCode = {
@@ -44,8 +44,20 @@ export class WsSink implements Sink {
     this.write(ev.ws);
   }
 
-  sendMany(evs: readonly OutEvent[]): void {
-    for (const ev of evs) this.write(ev.ws);
+  async sendMany(evs: readonly OutEvent[]): Promise<void> {
+    let bytes = 0;
+    for (const ev of evs) {
+      if (this.socket.readyState !== WebSocket.OPEN) return;
+      const frame = ev.ws;
+      bytes += frame.length;
+      if (bytes < replayChunkBytes) {
+        this.socket.send(frame);
+        continue;
+      }
+      bytes = 0;
+      // The callback runs once the frame is handed to the socket, or with an error once it closed.
+      await new Promise<void>((resolve) => this.socket.send(frame, () => resolve()));
+    }
   }
 
   heartbeat(): void {
@@ -58,6 +70,10 @@ export class WsSink implements Sink {
 
   end(): void {
     this.socket.close(closeCode.goingAway, 'server shutting down');
+  }
+
+  abort(): void {
+    this.socket.terminate();
   }
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { connect, startServer, sleep, type Server } from './helpers.js';
+import { connect, startServer, sleep, wsConnect, type Server } from './helpers.js';
 
 /** Publishes `n` notifications cycling through targets alice may and may not see; returns alice-visible ids. */
 async function publishMix(s: Server, n: number, tag: string): Promise<number[]> {
@@ -106,4 +106,20 @@ t.test('a Last-Event-ID the server never issued gets a reload, not silence', asy
   const next = await s.publish({ user: 'alice', title: 'two' });
   await c.waitFor((e) => e.length >= 2);
   t.same(c.ids(), [next.body.id]);
+});
+
+t.test('a replay far larger than the pending-bytes bound is paced, not cut', async (t) => {
+  const s = await startServer({ env: { HERALD_MAX_PENDING_BYTES: '16384' } });
+  t.teardown(() => s.close());
+  const body = 'x'.repeat(1000);
+  const ids: number[] = [];
+  for (let i = 0; i < 1000; i++) ids.push((await s.publish({ user: 'alice', title: `n${i}`, body })).body.id);
+  const c = await connect(s, 'alice', '', { 'last-event-id': '0' });
+  t.teardown(() => c.close());
+  await c.waitFor((e) => e.length >= ids.length, 20_000);
+  t.same(c.ids(), ids, 'about 1 MB replayed through a 16 KiB bound, in order, once');
+  const ws = await wsConnect(s, 'alice', '?lastEventId=0');
+  t.teardown(() => ws.close());
+  await ws.waitFor((f) => f.filter((x) => x.event === 'notification').length >= ids.length, 20_000);
+  t.same(ws.ids(), ids, 'the same over WebSocket');
 });

@@ -6,7 +6,7 @@ import type { Hub } from '../hub.js';
 import { errorResponses, idString, streamQuery } from '../schemas.js';
 import { sseComment, sseHeaders, sseRetry } from '../sse.js';
 import type { Store } from '../store/store.js';
-import { Subscription, type Sink } from '../subscription.js';
+import { replayChunkBytes, Subscription, type Sink } from '../subscription.js';
 
 export interface StreamOptions {
   store: Store;
@@ -38,10 +38,33 @@ class SseSink implements Sink {
     this.write(ev.sse);
   }
 
-  sendMany(evs: readonly OutEvent[]): void {
+  async sendMany(evs: readonly OutEvent[]): Promise<void> {
     let chunk = '';
-    for (const ev of evs) chunk += ev.sse;
-    this.write(chunk);
+    for (const ev of evs) {
+      chunk += ev.sse;
+      if (chunk.length < replayChunkBytes) continue;
+      if (!(await this.writeAndDrain(chunk))) return;
+      chunk = '';
+    }
+    if (chunk) await this.writeAndDrain(chunk);
+  }
+
+  /** Resolves true once `chunk` is handed to the socket, false if the response closed first. */
+  private async writeAndDrain(chunk: string): Promise<boolean> {
+    const res = this.res;
+    if (res.destroyed) return false;
+    if (!res.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
+    return !res.destroyed;
   }
 
   heartbeat(): void {
@@ -50,6 +73,10 @@ class SseSink implements Sink {
 
   end(): void {
     this.res.end();
+  }
+
+  abort(): void {
+    this.res.destroy();
   }
 }
 

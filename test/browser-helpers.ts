@@ -1,0 +1,65 @@
+// Headless Chromium for the browser tests: Debian's `chromium` package driven by playwright-core
+// (never a downloaded browser). Kept apart from helpers.ts so other suites do not load playwright.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { projectFile } from '../src/paths.js';
+import { tempDir } from './helpers.js';
+
+export const chromiumPath = '/usr/bin/chromium';
+
+/** Where screenshots go: git-ignored, kept after the run for a person (or CI) to look at. */
+export const artifactsDir = projectFile('artifacts');
+
+/** Why the browser suite cannot run here, or undefined when it can. */
+export function chromiumMissing(): string | undefined {
+  return existsSync(chromiumPath)
+    ? undefined
+    : `${chromiumPath} is missing: install Debian's chromium package (apt-get install -y chromium; .ci/run does this in CI)`;
+}
+
+/** A fresh headless Chromium with its own profile directory, removed on close. */
+export async function launchBrowser(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+  const profile = tempDir('herald-chromium-');
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--headless',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1280, height: 800 },
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A port that was free a moment ago, so a server can be stopped and started again on the same one. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(artifactsDir, { recursive: true });
+  const path = `${artifactsDir}/${name}.png`;
+  await page.screenshot({ path });
+  return path;
+}
