@@ -47,6 +47,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     requestTimeout: 0,
   });
   app.setValidatorCompiler(validatorCompiler);
+  bus.useLogger?.(app.log.child({ component: 'bus' }));
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
   const hub: Hub = new Hub(bus, config.heartbeatMs, metrics);

@@ -20,6 +20,8 @@ export interface Config {
   store: string;
   /** How instances fan out: "memory" (one process) or a redis:// URL. */
   bus: string;
+  /** How often a Redis-bus instance checks the store for notifications whose message was lost. */
+  busResyncMs: number;
   sqliteSync: 'full' | 'normal';
   /** Demo mode: serves a demo-user token to the browser page. Never on with a configured secret. */
   demo: boolean;
@@ -48,6 +50,21 @@ export interface Config {
 }
 
 export class ConfigError extends Error {}
+
+/** Whether HERALD_STORE names a PostgreSQL database rather than a SQLite file. */
+export const isPostgresUrl = (store: string): boolean => /^postgres(ql)?:\/\//.test(store);
+
+/** A store or bus setting fit to print or log: the password of a URL is masked. */
+export function printable(setting: string): string {
+  try {
+    const url = new URL(setting);
+    if (url.password === '') return setting;
+    url.password = '***';
+    return url.toString();
+  } catch {
+    return setting; // a file path, not a URL
+  }
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -95,6 +112,10 @@ export function loadConfig(env: Env = process.env): Config {
   const store = str(env, 'HERALD_STORE') ?? `${dataDir}/herald.db`;
   const bus = str(env, 'HERALD_BUS') ?? 'memory';
   if (bus !== 'memory' && !/^rediss?:\/\//.test(bus)) throw new ConfigError(`HERALD_BUS must be "memory" or a redis:// URL, got "${bus}"`);
+  // Instances on a Redis bus repair gaps from the store by id: they must all share one store.
+  if (bus !== 'memory' && !isPostgresUrl(store)) {
+    throw new ConfigError('HERALD_BUS=redis://... needs HERALD_STORE=postgres://... (every instance must share one store)');
+  }
   const sync = (str(env, 'HERALD_SQLITE_SYNC') ?? 'full').toLowerCase();
   if (sync !== 'full' && sync !== 'normal') throw new ConfigError(`HERALD_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
   const demo = bool(env, 'HERALD_DEMO', jwtSecret === undefined && !production);
@@ -113,6 +134,7 @@ export function loadConfig(env: Env = process.env): Config {
     catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
     store,
     bus,
+    busResyncMs: int(env, 'HERALD_BUS_RESYNC_MS', 1000, 100, 3_600_000),
     sqliteSync: sync,
     demo,
     maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),

@@ -1,6 +1,6 @@
 import { buildApp } from './app.js';
 import { createBus } from './bus/index.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, printable } from './config.js';
 import { loadSecrets } from './secrets.js';
 import { createStore } from './store/index.js';
 
@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const secrets = loadSecrets(config);
   const store = await createStore(config);
-  const bus = await createBus(config);
+  const bus = await createBus(config, store);
   const app = await buildApp({ config, secrets, store, bus });
   await app.listen({ port: config.port, host: config.host });
 
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       '',
-      `Herald is listening on ${base}  (store: ${config.store}, bus: ${config.bus})`,
+      `Herald is listening on ${base}  (store: ${printable(config.store)}, bus: ${printable(config.bus)})`,
       config.demo ? `Demo inbox: open ${base}/ in a browser (demo mode: the page signs in as any user it names)` : '',
       config.demo && !loopback(config.host)
         ? `Warning: demo mode on ${config.host} lets anyone who reaches this port act as any user; set HERALD_JWT_SECRET or HERALD_DEMO=false`

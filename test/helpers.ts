@@ -67,7 +67,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<Server> {
     ...opts.env,
   });
   const store = await createStore(config);
-  const bus = opts.bus ?? (await createBus(config));
+  const bus = opts.bus ?? (await createBus(config, store));
   const app = await buildApp({ config, secrets: { jwtSecret, publisherKey }, store, bus });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();

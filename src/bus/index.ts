@@ -1,9 +1,14 @@
 import type { Config } from '../config.js';
+import type { Store } from '../store/store.js';
 import type { Bus } from './bus.js';
 import { MemoryBus } from './memory.js';
+import { RedisBus } from './redis.js';
 
-/** The bus named by HERALD_BUS: "memory" (default, one process) or a redis:// URL. */
-export async function createBus(config: Config): Promise<Bus> {
-  if (config.bus !== 'memory') throw new Error('the Redis bus is not built yet: set HERALD_BUS=memory');
-  return new MemoryBus();
+/**
+ * The bus named by HERALD_BUS: "memory" (default, one process) or a redis:// URL. The Redis bus
+ * re-reads from the store whatever pub/sub lost.
+ */
+export async function createBus(config: Config, store: Store): Promise<Bus> {
+  if (config.bus === 'memory') return new MemoryBus();
+  return RedisBus.open(config.bus, store, config.busResyncMs);
 }

@@ -1,0 +1,74 @@
+-- Herald's PostgreSQL schema (HERALD_STORE=postgres://...): the same tables as schema.sql, applied on
+-- every start. Every statement is idempotent, so applying it to an existing database changes nothing;
+-- instances starting together apply it one at a time under an advisory lock (src/store/postgres.ts).
+
+-- The last id handed out. Every publishing transaction locks this one row to take its ids and keeps
+-- the lock until it commits, so transactions commit in id order: once a reader sees id N, no smaller
+-- id can appear later (a plain sequence lets a later id commit first). A rolled-back transaction
+-- rolls its increment back too, so ids are dense: instances repair bus gaps by reading id ranges.
+CREATE TABLE IF NOT EXISTS id_counter (
+  singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  last_id    bigint  NOT NULL
+);
+INSERT INTO id_counter (singleton, last_id) VALUES (true, 0) ON CONFLICT DO NOTHING;
+
+-- One row per published notification; the id comes from id_counter, not from a sequence.
+CREATE TABLE IF NOT EXISTS notifications (
+  id          bigint      PRIMARY KEY,
+  title       text        NOT NULL,
+  body        text,
+  data        json,                                 -- json, not jsonb: kept exactly as sent
+  type        text,
+  topic       text,                                 -- set for topic notifications
+  broadcast   boolean     NOT NULL DEFAULT false,   -- true for notifications to everyone
+  created_at  timestamptz NOT NULL
+);
+-- Catch-up and history walk each audience by id: these keep each walk an index range scan.
+CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id) WHERE topic IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notifications_broadcast_id ON notifications (id) WHERE broadcast;
+CREATE INDEX IF NOT EXISTS notifications_created_at ON notifications (created_at);
+
+-- Direct recipients of user-targeted notifications (`user` or `users`). The primary key serves a
+-- user's walk by id; the second index lists one notification's recipients.
+CREATE TABLE IF NOT EXISTS recipients (
+  user_id          text   NOT NULL,
+  notification_id  bigint NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  PRIMARY KEY (user_id, notification_id)
+);
+CREATE INDEX IF NOT EXISTS recipients_notification ON recipients (notification_id);
+
+-- Per-user state of one notification: read and/or deleted (hidden for that user only).
+CREATE TABLE IF NOT EXISTS user_state (
+  user_id          text    NOT NULL,
+  notification_id  bigint  NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  read             boolean NOT NULL DEFAULT false,
+  deleted          boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (user_id, notification_id)
+);
+CREATE INDEX IF NOT EXISTS user_state_notification ON user_state (notification_id);
+
+-- "Mark all read" stores one watermark per user instead of a row per broadcast and topic notification.
+CREATE TABLE IF NOT EXISTS read_marks (
+  user_id     text   PRIMARY KEY,
+  read_up_to  bigint NOT NULL
+);
+
+-- Idempotency-Key of a publish, per publisher, with a hash of the request it answered. Keys are
+-- checked while holding the id_counter lock, so two instances racing with one key see each other.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  publisher        text        NOT NULL,
+  key              text        NOT NULL,
+  request_hash     text        NOT NULL,
+  notification_id  bigint      NOT NULL,
+  created_at       timestamptz NOT NULL,
+  PRIMARY KEY (publisher, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_notification ON idempotency_keys (notification_id);
+
+-- Retention horizons: the highest notification id ever removed from someone's view by pruning.
+-- user_id '' (never a valid user id) holds the age horizon, which applies to everyone; a user's own
+-- row, the horizon of their per-user cap. A catch-up from below its horizon cannot be complete.
+CREATE TABLE IF NOT EXISTS pruned_marks (
+  user_id  text   PRIMARY KEY,
+  up_to    bigint NOT NULL
+);

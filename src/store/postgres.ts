@@ -1,0 +1,435 @@
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { printable } from '../config.js';
+import { projectFile } from '../paths.js';
+import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
+import type { IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+
+interface Row {
+  id: number;
+  title: string;
+  body: string | null;
+  data: Record<string, unknown> | null;
+  type: string | null;
+  topic: string | null;
+  broadcast: boolean;
+  created_at: Date;
+  users: string[] | null;
+}
+
+interface Pending {
+  n: NewNotification;
+  idempotency: IdempotencyKey | undefined;
+  resolve: (r: InsertResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Most publishes committed in one transaction: bounds how long the id lock is held. */
+const maxBatch = 200;
+/** Serialises schema application across instances that start at the same time. */
+const schemaLockKey = 0x4e524c44;
+
+const int8Oid = 20;
+// Ids and counts are int8, which pg returns as strings so as not to lose precision past 2^53;
+// ids would need 285 years at a million notifications a second to get there.
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === int8Oid ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+function fromRow(r: Row): StoredNotification {
+  return {
+    id: r.id,
+    title: r.title,
+    body: r.body,
+    data: r.data,
+    type: r.type,
+    topic: r.topic,
+    broadcast: r.broadcast,
+    createdAt: r.created_at.toISOString(),
+    users: r.users,
+  };
+}
+
+// COLLATE "C": recipients are listed in byte order, as SQLite lists them, whatever the database locale.
+const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at,
+  CASE WHEN n.topic IS NULL AND NOT n.broadcast
+    THEN (SELECT coalesce(array_agg(r.user_id ORDER BY r.user_id COLLATE "C"), '{}') FROM recipients r
+          WHERE r.notification_id = n.id) END AS users`;
+
+// Every audience query takes $1 = user and $2 = topics (text[]); the rest are numbered per query.
+const readUpTo = `coalesce((SELECT read_up_to FROM read_marks WHERE user_id = $1), 0)`;
+const isRead = `(n.id <= ${readUpTo} OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = n.id AND s.read))`;
+const unreadX = `x.id > ${readUpTo} AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = x.id AND s.read)`;
+
+/**
+ * The ids one audience may see, from each of the three disjoint sources (direct, broadcast, topic),
+ * each an index range scan bounded by `cond` and `order LIMIT`, so a page never scans a whole history.
+ */
+function visibleIds(cond: string, order: 'ASC' | 'DESC', limit: string): string {
+  const hidden = `NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = x.id AND s.deleted)`;
+  const src = (from: string) => `(SELECT x.id FROM ${from} AND ${cond} AND ${hidden} ORDER BY x.id ${order} LIMIT ${limit})`;
+  return [
+    src(`(SELECT notification_id AS id FROM recipients WHERE user_id = $1) x WHERE true`),
+    src(`notifications x WHERE x.broadcast`),
+    src(`notifications x WHERE x.topic = ANY($2::text[])`),
+  ].join(' UNION ALL ');
+}
+
+/** Upserts one user_state flag if the user may see the notification ($1 user, $2 id); returns a row if it did. */
+function setFlag(flag: 'read' | 'deleted'): string {
+  return `INSERT INTO user_state (user_id, notification_id, ${flag})
+    SELECT $1, n.id, true FROM notifications n WHERE n.id = $2
+      AND (n.broadcast OR n.topic IS NOT NULL
+           OR EXISTS (SELECT 1 FROM recipients r WHERE r.user_id = $1 AND r.notification_id = n.id))
+      AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = n.id AND s.deleted)
+    ON CONFLICT (user_id, notification_id) DO UPDATE SET ${flag} = true
+    RETURNING 1`;
+}
+
+/** Rows one retention statement touches: small enough that publishes never wait long behind it. */
+const pruneBatch = 1000;
+/** Raises a horizon in `pruned_marks` ($1 = '' for the age horizon, or a user) to the max id of `ids`. */
+const raiseHorizon = (ids: string) => `INSERT INTO pruned_marks (user_id, up_to) SELECT $1, max(id) FROM ${ids} HAVING count(*) > 0
+    ON CONFLICT (user_id) DO UPDATE SET up_to = greatest(pruned_marks.up_to, excluded.up_to)`;
+
+const sql = {
+  // Each prune batch is one statement, so its deletes and its horizon commit together. SKIP LOCKED:
+  // instances pruning at the same time take different rows instead of queueing on each other.
+  pruneOld: `WITH doomed AS (SELECT id FROM notifications WHERE created_at < $2 ORDER BY id LIMIT ${pruneBatch} FOR UPDATE SKIP LOCKED),
+    keys AS (DELETE FROM idempotency_keys WHERE notification_id IN (SELECT id FROM doomed)),
+    gone AS (DELETE FROM notifications WHERE id IN (SELECT id FROM doomed) RETURNING id),
+    mark AS (${raiseHorizon('gone')})
+    SELECT count(*) AS n FROM gone`,
+  usersOverCap: `SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > $1`,
+  // The newest of a user's direct notifications beyond their cap: it and everything below it go.
+  capEdge: `SELECT notification_id AS id FROM recipients WHERE user_id = $1 ORDER BY notification_id DESC LIMIT 1 OFFSET $2`,
+  // One batch of a user's cap: their recipient rows and state go; a notification goes only when no
+  // other user still has it.
+  pruneUser: `WITH doomed AS (SELECT notification_id AS id FROM recipients WHERE user_id = $1 AND notification_id <= $2
+                              ORDER BY notification_id LIMIT ${pruneBatch}),
+    unlinked AS (DELETE FROM recipients WHERE user_id = $1 AND notification_id IN (SELECT id FROM doomed) RETURNING notification_id AS id),
+    state AS (DELETE FROM user_state WHERE user_id = $1 AND notification_id IN (SELECT id FROM doomed)),
+    orphans AS (SELECT d.id FROM doomed d
+                WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.notification_id = d.id AND r.user_id <> $1)),
+    keys AS (DELETE FROM idempotency_keys WHERE notification_id IN (SELECT id FROM orphans)),
+    gone AS (DELETE FROM notifications WHERE id IN (SELECT id FROM orphans) RETURNING id),
+    mark AS (${raiseHorizon('unlinked')})
+    SELECT (SELECT count(*) FROM unlinked) AS unlinked, (SELECT count(*) FROM gone) AS deleted`,
+  horizon: `SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('', $1)`,
+  since: `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
+    ORDER BY n.id ASC LIMIT $4`,
+  range: `SELECT ${columns} FROM notifications n WHERE n.id > $1 AND n.id <= $2 ORDER BY n.id ASC`,
+  byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
+  list: `SELECT ${columns}, ${isRead} AS read FROM notifications n
+    WHERE n.id IN (${visibleIds('x.id < $3', 'DESC', '$4')}) ORDER BY n.id DESC LIMIT $4`,
+  listUnread: `SELECT ${columns}, false AS read FROM notifications n
+    WHERE n.id IN (${visibleIds(`x.id < $3 AND ${unreadX}`, 'DESC', '$4')}) ORDER BY n.id DESC LIMIT $4`,
+  unreadCount: `SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC', 'ALL')}) v`,
+  setRead: setFlag('read'),
+  setDeleted: setFlag('deleted'),
+  // One statement, so the watermark and the cleanup agree on one head. Per-notification read rows at
+  // or below the watermark say nothing more: they go.
+  markAllRead: `WITH head AS (SELECT last_id FROM id_counter),
+    mark AS (INSERT INTO read_marks (user_id, read_up_to) SELECT $1, last_id FROM head
+             ON CONFLICT (user_id) DO UPDATE SET read_up_to = greatest(read_marks.read_up_to, excluded.read_up_to)),
+    cleared AS (DELETE FROM user_state WHERE user_id = $1 AND notification_id <= (SELECT last_id FROM head) AND NOT deleted)
+    SELECT last_id FROM head`,
+  // The counter is updated in the transaction that inserts, so its committed value is the newest committed id.
+  lastId: `SELECT last_id FROM id_counter`,
+  lockCounter: `SELECT last_id FROM id_counter FOR UPDATE`,
+  findKeys: `SELECT k.publisher, k.key, k.request_hash, k.notification_id
+    FROM idempotency_keys k JOIN unnest($1::text[], $2::text[]) AS q (publisher, key)
+      ON k.publisher = q.publisher AND k.key = q.key`,
+  // A whole batch in one statement (one round trip while the id lock is held): the rows of every
+  // table as column arrays, then the counter. Empty arrays insert nothing.
+  insertBatch: `WITH notified AS (
+      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at)
+      SELECT id, title, body, data::json, type, topic, broadcast, created_at
+      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::timestamptz[])
+        AS v (id, title, body, data, type, topic, broadcast, created_at)
+    ), recipients_added AS (
+      INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($9::text[], $10::bigint[])
+    ), keys_added AS (
+      INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at)
+      SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::timestamptz[])
+    )
+    UPDATE id_counter SET last_id = $16`,
+};
+
+/** Column arrays of one batch: one statement inserts them all (unnest), whatever the batch size. */
+class BatchRows {
+  readonly n = {
+    id: [] as number[],
+    title: [] as string[],
+    body: [] as (string | null)[],
+    data: [] as (string | null)[],
+    type: [] as (string | null)[],
+    topic: [] as (string | null)[],
+    broadcast: [] as boolean[],
+    createdAt: [] as string[],
+  };
+  readonly r = { user: [] as string[], id: [] as number[] };
+  readonly k = { publisher: [] as string[], key: [] as string[], hash: [] as string[], id: [] as number[], createdAt: [] as string[] };
+}
+
+const keyOf = (k: { publisher: string; key: string }) => JSON.stringify([k.publisher, k.key]);
+
+/**
+ * The scale-out store: several Herald instances share one PostgreSQL database. Same semantics as
+ * SqliteStore; ids come from a locked counter row (see schema.postgres.sql), so they are dense and
+ * become visible in increasing order across instances.
+ */
+export class PostgresStore implements Store {
+  private queue: Pending[] = [];
+  /** The running group-commit loop, if any: one per instance, since batches serialise on the id lock anyway. */
+  private flushing: Promise<void> | undefined;
+
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Connects and applies schema.postgres.sql. */
+  static async open(url: string): Promise<PostgresStore> {
+    const pool = new pg.Pool({
+      connectionString: url,
+      types,
+      max: 10,
+      application_name: 'herald',
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+      // A publishing transaction holds the id lock that every instance's publishes wait for; if its
+      // instance stalls or loses the network mid-transaction, PostgreSQL ends it instead of waiting.
+      idle_in_transaction_session_timeout: 10_000,
+    });
+    // An idle pooled connection that drops emits here; the pool discards it and the next query
+    // opens a new one. Without a listener the process would exit on it.
+    pool.on('error', () => {});
+    try {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1)', [schemaLockKey]);
+        await client.query(readFileSync(projectFile('schema.postgres.sql'), 'utf8'));
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await pool.end();
+      throw new Error(`cannot use PostgreSQL at ${printable(url)}: ${(err as Error).message}`, { cause: err });
+    }
+    return new PostgresStore(pool);
+  }
+
+  insert(n: NewNotification, idempotency?: IdempotencyKey): Promise<InsertResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ n, idempotency, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  /**
+   * Group commit: publishes queued while a transaction runs share the next one. Each caller
+   * resolves only after its transaction commits.
+   */
+  private async flush(): Promise<void> {
+    // Let every publish parsed in this turn of the event loop join the first batch.
+    await new Promise((r) => setImmediate(r));
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, maxBatch);
+      try {
+        const results = await this.commitBatch(batch);
+        batch.forEach((p, i) => p.resolve(results[i]!));
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+    this.flushing = undefined;
+  }
+
+  private async commitBatch(batch: Pending[]): Promise<InsertResult[]> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      // Taken first and held to COMMIT: every other publisher, on any instance, waits here, so ids
+      // commit in order, and the idempotency keys read next include every committed one.
+      const { rows } = await client.query<{ last_id: number }>(sql.lockCounter);
+      let last = rows[0]!.last_id;
+
+      const keyed = batch.flatMap((p) => (p.idempotency ? [p.idempotency] : []));
+      const known = new Map<string, { hash: string; id: number }>();
+      if (keyed.length > 0) {
+        const found = await client.query<{ publisher: string; key: string; request_hash: string; notification_id: number }>(
+          sql.findKeys,
+          [keyed.map((k) => k.publisher), keyed.map((k) => k.key)],
+        );
+        for (const r of found.rows) known.set(keyOf(r), { hash: r.request_hash, id: r.notification_id });
+      }
+
+      const b = new BatchRows();
+      const outcome: ({ created: StoredNotification } | { replayed: number } | { conflict: true })[] = [];
+      for (const { n, idempotency } of batch) {
+        // A key used earlier in this same batch counts too: `known` gains each new key below.
+        const prior = idempotency && known.get(keyOf(idempotency));
+        if (idempotency && prior) {
+          outcome.push(prior.hash === idempotency.requestHash ? { replayed: prior.id } : { conflict: true });
+          continue;
+        }
+        const id = ++last;
+        const t = n.target;
+        const users = 'users' in t ? [...new Set(t.users)] : null;
+        const createdAt = new Date().toISOString();
+        const created: StoredNotification = {
+          id,
+          title: n.title,
+          body: n.body ?? null,
+          data: n.data ?? null,
+          type: n.type ?? null,
+          topic: 'topic' in t ? t.topic : null,
+          broadcast: 'broadcast' in t,
+          createdAt,
+          users,
+        };
+        b.n.id.push(id);
+        b.n.title.push(created.title);
+        b.n.body.push(created.body);
+        b.n.data.push(n.data === undefined ? null : JSON.stringify(n.data));
+        b.n.type.push(created.type);
+        b.n.topic.push(created.topic);
+        b.n.broadcast.push(created.broadcast);
+        b.n.createdAt.push(createdAt);
+        for (const u of users ?? []) {
+          b.r.user.push(u);
+          b.r.id.push(id);
+        }
+        if (idempotency) {
+          known.set(keyOf(idempotency), { hash: idempotency.requestHash, id });
+          b.k.publisher.push(idempotency.publisher);
+          b.k.key.push(idempotency.key);
+          b.k.hash.push(idempotency.requestHash);
+          b.k.id.push(id);
+          b.k.createdAt.push(createdAt);
+        }
+        outcome.push({ created });
+      }
+
+      const { n: nr, r: rr, k: kr } = b;
+      if (nr.id.length > 0) {
+        await client.query(sql.insertBatch, [
+          nr.id, nr.title, nr.body, nr.data, nr.type, nr.topic, nr.broadcast, nr.createdAt,
+          rr.user, rr.id,
+          kr.publisher, kr.key, kr.hash, kr.id, kr.createdAt,
+          last,
+        ]);
+      }
+      // Replays answer with the stored row, as SQLite does (read inside the transaction, which sees its own rows).
+      const replayIds = outcome.flatMap((o) => ('replayed' in o ? [o.replayed] : []));
+      const replayed = new Map<number, StoredNotification>();
+      if (replayIds.length > 0) {
+        const found = await client.query<Row>(sql.byIds, [replayIds]);
+        for (const row of found.rows) replayed.set(row.id, fromRow(row));
+      }
+      await client.query('COMMIT');
+      return outcome.map((o): InsertResult => {
+        if ('created' in o) return { status: 'created', notification: o.created };
+        if ('conflict' in o) return { status: 'conflict' };
+        return { status: 'replayed', notification: replayed.get(o.replayed)! };
+      });
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw err;
+    } finally {
+      // A connection that could not even roll back is discarded rather than returned to the pool.
+      client.release(broken);
+    }
+  }
+
+  private async rows(text: string, values: unknown[]): Promise<Row[]> {
+    return (await this.pool.query<Row>(text, values)).rows;
+  }
+
+  async since(audience: Audience, afterId: number, limit: number): Promise<StoredNotification[]> {
+    return (await this.rows(sql.since, [audience.user, audience.topics, afterId, limit])).map(fromRow);
+  }
+
+  async range(afterId: number, upTo: number): Promise<StoredNotification[]> {
+    return (await this.rows(sql.range, [afterId, upTo])).map(fromRow);
+  }
+
+  async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
+    const rows = (await this.rows(q.unreadOnly ? sql.listUnread : sql.list, [
+      audience.user,
+      audience.topics,
+      q.before ?? Number.MAX_SAFE_INTEGER,
+      q.limit,
+    ])) as (Row & { read: boolean })[];
+    return rows.map((r) => {
+      const { users: _users, ...rest } = fromRow(r);
+      return { ...rest, read: r.read };
+    });
+  }
+
+  async unreadCount(audience: Audience): Promise<number> {
+    const { rows } = await this.pool.query<{ c: number }>(sql.unreadCount, [audience.user, audience.topics]);
+    return rows[0]!.c;
+  }
+
+  async markRead(user: string, id: number): Promise<boolean> {
+    return ((await this.pool.query(sql.setRead, [user, id])).rowCount ?? 0) > 0;
+  }
+
+  async markAllRead(user: string): Promise<number> {
+    const { rows } = await this.pool.query<{ last_id: number }>(sql.markAllRead, [user]);
+    return rows[0]!.last_id;
+  }
+
+  async remove(user: string, id: number): Promise<boolean> {
+    return ((await this.pool.query(sql.setDeleted, [user, id])).rowCount ?? 0) > 0;
+  }
+
+  async lastId(): Promise<number> {
+    const { rows } = await this.pool.query<{ last_id: number }>(sql.lastId);
+    return rows[0]!.last_id;
+  }
+
+  async prune({ olderThan, perUser, signal }: PruneOptions): Promise<number> {
+    let deleted = 0;
+    if (olderThan) {
+      while (!signal?.aborted) {
+        const { rows } = await this.pool.query<{ n: number }>(sql.pruneOld, ['', olderThan]);
+        deleted += rows[0]!.n;
+        if (rows[0]!.n < pruneBatch) break;
+      }
+    }
+    if (perUser) {
+      const { rows: users } = await this.pool.query<{ user_id: string }>(sql.usersOverCap, [perUser]);
+      for (const { user_id: user } of users) {
+        const { rows: edge } = await this.pool.query<{ id: number }>(sql.capEdge, [user, perUser]);
+        if (edge.length === 0) continue;
+        while (!signal?.aborted) {
+          const { rows } = await this.pool.query<{ unlinked: number; deleted: number }>(sql.pruneUser, [user, edge[0]!.id]);
+          deleted += rows[0]!.deleted;
+          if (rows[0]!.unlinked === 0) break;
+        }
+      }
+    }
+    return deleted;
+  }
+
+  async prunedUpTo(user: string): Promise<number> {
+    return (await this.pool.query<{ up_to: number }>(sql.horizon, [user])).rows[0]!.up_to;
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    // Commit whatever is queued before closing, so a graceful stop loses no acknowledged publish.
+    while (this.flushing) await this.flushing;
+    if (!this.pool.ended) await this.pool.end();
+  }
+}
