@@ -110,11 +110,42 @@ export interface ReceivedEvent {
   data: Json;
 }
 
+/** What a client received so far, and waits for it to satisfy a condition (both test clients use it). */
+class Received<T> {
+  readonly items: T[] = [];
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly describe: (items: T[]) => string) {}
+
+  push(item: T): void {
+    this.items.push(item);
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Resolves when `pred` holds over the items so far; rejects after `ms`. */
+  waitFor(pred: (items: T[]) => boolean, ms: number): Promise<void> {
+    if (pred(this.items)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`timed out after ${ms} ms; got ${this.describe(this.items)}`));
+      }, ms);
+      const check = () => {
+        if (!pred(this.items)) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve();
+      };
+      this.waiters.push(check);
+    });
+  }
+}
+
 /** A real EventSource client (the `eventsource` package) that records every event it receives. */
 export class SseClient {
-  readonly events: ReceivedEvent[] = [];
+  private readonly received = new Received<ReceivedEvent>((events) => JSON.stringify(events.map((e) => [e.type, e.id])));
+  readonly events = this.received.items;
   readonly es: EventSource;
-  private waiters: (() => void)[] = [];
   opened: Promise<void>;
 
   constructor(url: string, token: string | undefined, headers: Record<string, string> = {}) {
@@ -133,8 +164,7 @@ export class SseClient {
     });
     for (const type of ['notification', 'read', 'deleted', 'reload']) {
       this.es.addEventListener(type, (e) => {
-        this.events.push({ type, id: e.lastEventId, data: JSON.parse(e.data) });
-        for (const w of this.waiters) w();
+        this.received.push({ type, id: e.lastEventId, data: JSON.parse(e.data) });
       });
     }
   }
@@ -149,20 +179,7 @@ export class SseClient {
 
   /** Resolves when `pred` holds over the events so far; rejects after `ms`. */
   waitFor(pred: (events: ReceivedEvent[]) => boolean, ms = 5000): Promise<void> {
-    if (pred(this.events)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(new Error(`timed out after ${ms} ms; got ${JSON.stringify(this.events.map((e) => [e.type, e.id]))}`));
-      }, ms);
-      const check = () => {
-        if (!pred(this.events)) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.received.waitFor(pred, ms);
   }
 
   close(): void {
@@ -292,12 +309,12 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A real WebSocket client (the `ws` package) on /ws that records every frame the server sends. */
 export class WsClient {
-  readonly frames: Json[] = [];
+  private readonly received = new Received<Json>((frames) => JSON.stringify(frames));
+  readonly frames = this.received.items;
   readonly ws: WebSocket;
   readonly opened: Promise<void>;
   /** Resolves with the close code and reason once the socket is closed, by either side. */
   readonly closed: Promise<{ code: number; reason: string }>;
-  private waiters: (() => void)[] = [];
   private nextRef = 1;
 
   constructor(url: string, headers: Record<string, string> = {}) {
@@ -311,8 +328,7 @@ export class WsClient {
     // A close the test asked for still emits 'error' on some paths (e.g. the server cut the socket).
     this.ws.on('error', () => {});
     this.ws.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)));
-      for (const w of this.waiters) w();
+      this.received.push(JSON.parse(String(data)));
     });
   }
 
@@ -339,20 +355,7 @@ export class WsClient {
 
   /** Resolves when `pred` holds over the frames so far; rejects after `ms`. */
   waitFor(pred: (frames: Json[]) => boolean, ms = 5000): Promise<void> {
-    if (pred(this.frames)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(new Error(`timed out after ${ms} ms; got ${JSON.stringify(this.frames)}`));
-      }, ms);
-      const check = () => {
-        if (!pred(this.frames)) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.received.waitFor(pred, ms);
   }
 
   close(): void {
