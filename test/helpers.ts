@@ -5,6 +5,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventSource } from 'eventsource';
+import t from 'tap';
 import { createSigner } from 'fast-jwt';
 import { WebSocket } from 'ws';
 import type { FastifyInstance } from 'fastify';
@@ -55,9 +56,26 @@ export interface ServerOptions {
 }
 
 /** Starts Herald in this process on 127.0.0.1 with a SQLite file in a fresh temp dir (or `dataDir`). */
+/**
+ * With HERALD_TEST_STORE=postgres (set by test/postgres-core.test.ts), every server gets a fresh
+ * database on one throwaway PostgreSQL server per test process instead of a SQLite file, so the core
+ * suites prove the same behaviour on both stores.
+ */
+let testPostgres: Promise<{ newDatabase(): Promise<string> }> | undefined;
+async function storeUnderTest(): Promise<Record<string, string>> {
+  if (process.env.HERALD_TEST_STORE !== 'postgres') return {};
+  testPostgres ??= import('./backends.js').then(async ({ startPostgres }) => {
+    const server = await startPostgres();
+    t.teardown(() => server.stop());
+    return server;
+  });
+  return { HERALD_STORE: await (await testPostgres).newDatabase() };
+}
+
 export async function startServer(opts: ServerOptions = {}): Promise<Server> {
   const dataDir = opts.dataDir ?? tempDir();
   const config = loadConfig({
+    ...(await storeUnderTest()),
     HERALD_DATA_DIR: dataDir,
     HERALD_JWT_SECRET: jwtSecret,
     HERALD_PUBLISHER_KEY: publisherKey,
