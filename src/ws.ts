@@ -16,6 +16,9 @@ export const closeCode = {
   internalError: 1011,
 } as const;
 
+/** How long a closing socket waits for the peer's close frame before it is cut. */
+const closeHandshakeMs = 1000;
+
 /**
  * Writes to one WebSocket. A client that stops reading would make its queued output grow without
  * bound; past `maxPending` bytes the socket is dropped (no close frame could reach it past the queue),
@@ -75,6 +78,8 @@ export class WsSink implements Sink {
 
   end(): void {
     this.socket.close(closeCode.goingAway, 'server shutting down');
+    // `ws` waits 30 s for the peer's close frame; a peer that cannot answer would hold shutdown that long.
+    setTimeout(() => this.socket.terminate(), closeHandshakeMs).unref();
   }
 
   abort(): void {

@@ -415,3 +415,14 @@ t.test('server shutdown closes sockets with 1001 so clients reconnect and resume
   t.match(await c.closed, { code: 1001 });
   t.equal(s.app.hub.size, 0);
 });
+
+t.test('shutdown does not wait on a peer that never answers the close handshake', async (t) => {
+  const s = await startServer();
+  const dead = await deadPeer(s, 'ghost');
+  t.teardown(() => dead.destroy());
+  await until(() => s.app.hub.size === 1);
+  const started = Date.now();
+  await s.close();
+  const took = Date.now() - started;
+  t.ok(took < 5000, `closed in ${took} ms (ws alone would wait 30 s for the close frame)`);
+});
