@@ -6,19 +6,7 @@ import { chownSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
-import { sleep, tempDir } from './helpers.js';
-
-/** A port nobody listens on right now (the OS picks it; the server binds it a moment later). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, sleep, tempDir } from './helpers.js';
 
 function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {

@@ -1,7 +1,6 @@
 // Headless Chromium for the browser tests: Debian's `chromium` package driven by playwright-core
 // (never a downloaded browser). Kept apart from helpers.ts so other suites do not load playwright.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { projectFile } from '../src/paths.js';
 import { tempDir } from './helpers.js';
@@ -43,18 +42,6 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close(
       rmSync(profile, { recursive: true, force: true });
     },
   };
-}
-
-/** A port that was free a moment ago, so a server can be stopped and started again on the same one. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function screenshot(page: Page, name: string): Promise<string> {

@@ -3,8 +3,8 @@
 import { rmSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
 import t, { type Test } from 'tap';
-import { chromiumMissing, freePort, launchBrowser, screenshot } from './browser-helpers.js';
-import { jwtSecret, publisherKey, spawnServer, startServer, tempDir, tokenFor, type Child, type Json } from './helpers.js';
+import { chromiumMissing, launchBrowser, screenshot } from './browser-helpers.js';
+import { freePort, jwtSecret, publisherKey, spawnServer, startServer, tempDir, tokenFor, type Child, type Json } from './helpers.js';
 
 const wait = { timeout: 15_000 };
 

@@ -1,27 +1,13 @@
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { publisherKey, SseClient, spawnServer, tempDir, tokenFor } from './helpers.js';
+import { freePort, publisherKey, publishTo, SseClient, spawnServer, tempDir, tokenFor } from './helpers.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-async function publish(url: string, body: object, key = publisherKey): Promise<number> {
-  const r = await fetch(`${url}/notifications`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (r.status !== 201) throw new Error(`publish: ${r.status} ${await r.text()}`);
-  return ((await r.json()) as { id: number }).id;
+/** Publishes and returns the new id; anything but a 201 fails the test. */
+async function publish(url: string, body: Record<string, unknown>, key = publisherKey): Promise<number> {
+  const r = await publishTo(url, body, { authorization: `Bearer ${key}` });
+  if (r.status !== 201) throw new Error(`publish: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.id as number;
 }
 
 t.test('a restart keeps history, ids keep increasing, and EventSource resumes by itself', async (t) => {

@@ -1,15 +1,6 @@
 import net from 'node:net';
 import t from 'tap';
-import { connect, rawGet, sleep, startServer, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Server } from './helpers.js';
-
-/** Resolves once `pred` holds, polling; rejects after `ms`. For server state that emits no event. */
-async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { connect, rawGet, sleep, startServer, waitUntil, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Server } from './helpers.js';
 
 t.test('notifications reach the right users and topics, with the same payload JSON as SSE', async (t) => {
   const s = await startServer();
@@ -19,7 +10,7 @@ t.test('notifications reach the right users and topics, with the same payload JS
   const c = await wsConnect(s, 'c', '?lastEventId=0');
   const aSse = await connect(s, 'a', '?topic=news&topic=sport');
   t.teardown(() => ([a, b, c, aSse].forEach((x) => x.close())));
-  await until(() => s.app.hub.size === 4, 5000, 'four streams in the hub');
+  await waitUntil('four streams in the hub', () => s.app.hub.size === 4, 5000);
 
   const multi = await s.publish({ users: ['a', 'c'], title: 'multi', body: 'b', data: { k: [1, 'x'] }, type: 't' });
   const sport = await s.publish({ topic: 'sport', title: 'goal' });
@@ -68,7 +59,7 @@ t.test('auth is checked before the upgrade: a refused client gets an HTTP error 
   t.teardown(() => (q.close(), k.close()));
   await q.opened;
   await k.opened;
-  await until(() => s.app.hub.size === 2, 5000, 'two streams');
+  await waitUntil('two streams', () => s.app.hub.size === 2, 5000);
   const pq = await s.publish({ user: 'viaquery', title: 'q' });
   const pk = await s.publish({ user: 'viacookie', title: 'k' });
   await q.waitFor((f) => f.length >= 1);
@@ -113,13 +104,13 @@ t.test('catch-up across a reconnect with ?lastEventId=: the gap in order, no dup
   t.teardown(() => s.close());
   const first = await wsConnect(s, 'alice', '?topic=deploys&lastEventId=0');
   t.teardown(() => first.close());
-  await until(() => s.app.hub.size === 1);
+  await waitUntil('one stream in the hub', () => s.app.hub.size === 1, 5000);
   const before = await publishMany(s, 'alice', 2, 'before');
   await first.waitFor(() => first.ids().length === 2);
   t.same(first.ids(), before);
   first.close();
   await first.closed;
-  await until(() => s.app.hub.size === 0, 5000, 'the first socket to leave the hub');
+  await waitUntil('the first socket to leave the hub', () => s.app.hub.size === 0, 5000);
 
   const gap = [
     (await s.publish({ user: 'alice', title: 'gap1' })).body.id,
@@ -142,7 +133,7 @@ t.test('resume sent as the first message, with publishes racing the reconnect: n
   t.teardown(() => s.close());
   const first = await wsConnect(s, 'alice', '?lastEventId=0');
   t.teardown(() => first.close());
-  await until(() => s.app.hub.size === 1);
+  await waitUntil('one stream in the hub', () => s.app.hub.size === 1, 5000);
 
   // A publisher runs throughout; the client drops and resumes in the middle of it.
   let stop = false;
@@ -182,7 +173,7 @@ t.test('a stream without a resume point: events from the moment the socket opene
   // Resume without an id: live, including what was published between the upgrade and the message.
   const c = await wsConnect(s, 'alice');
   t.teardown(() => c.close());
-  await until(() => s.app.hub.size === 1);
+  await waitUntil('one stream in the hub', () => s.app.hub.size === 1, 5000);
   const early = (await s.publish({ user: 'alice', title: 'before the first message' })).body.id;
   t.same((await c.command('resume')).data, {});
   const late = (await s.publish({ user: 'alice', title: 'after' })).body.id;
@@ -321,7 +312,7 @@ t.test('an oversize message is closed with 1009, a flooding client with 1008, an
   t.same((await polite.command('ping', { pad: 'x'.repeat(150) })).event, 'error', 'a message just under the size bound is read');
 
   const big = await wsConnect(s, 'big', '?lastEventId=0');
-  await until(() => s.app.hub.size === 2);
+  await waitUntil('two streams in the hub', () => s.app.hub.size === 2, 5000);
   big.send({ type: 'ping', ref: 'x'.repeat(300) });
   const bigClose = await big.closed;
   t.equal(bigClose.code, 1009, 'message too big');
@@ -333,7 +324,7 @@ t.test('an oversize message is closed with 1009, a flooding client with 1008, an
   t.equal(floodClose.reason, 'too many messages');
   t.ok(flood.of('reply').length <= 6, `at most about the burst was answered (${flood.of('reply').length})`);
 
-  await until(() => s.app.hub.size === 1, 5000, 'the closed sockets to leave the hub');
+  await waitUntil('the closed sockets to leave the hub', () => s.app.hub.size === 1, 5000);
   t.same((await polite.command('ping')).data, {}, 'other clients are unaffected');
 });
 
@@ -374,12 +365,12 @@ t.test('heartbeats: a peer that stops answering pings is freed, a live one stays
   const gone = new Promise<void>((resolve) => dead.on('close', () => resolve()));
   // The server joins the hub before it writes the 101 that resolved deadPeer; freeing takes two heartbeats.
   t.equal(s.app.hub.streamsOf('ghost'), 1, 'the dead peer joined the hub');
-  await until(() => s.app.hub.streamsOf('ghost') === 0, 5000, 'the dead peer to be freed');
+  await waitUntil('the dead peer to be freed', () => s.app.hub.streamsOf('ghost') === 0, 5000);
   dead.resume(); // read what the server sent (pings, unanswered), then its end of the connection
   await gone;
   t.pass('the server closed the TCP connection');
 
-  await until(() => pings >= 5, 5000, 'five pings');
+  await waitUntil('five pings', () => pings >= 5, 5000);
   t.equal(s.app.hub.streamsOf('alive'), 1, 'a client that answers pings stays');
   const id = (await s.publish({ user: 'alive', title: 'still here' })).body.id;
   await live.waitFor(() => live.ids().includes(id));
@@ -410,7 +401,7 @@ t.test('server shutdown closes sockets with 1001 so clients reconnect and resume
   const s = await startServer();
   const c = await wsConnect(s, 'alice', '?lastEventId=0');
   t.teardown(() => c.close());
-  await until(() => s.app.hub.size === 1);
+  await waitUntil('one stream in the hub', () => s.app.hub.size === 1, 5000);
   await s.close();
   t.match(await c.closed, { code: 1001 });
   t.equal(s.app.hub.size, 0);
@@ -420,7 +411,7 @@ t.test('shutdown does not wait on a peer that never answers the close handshake'
   const s = await startServer();
   const dead = await deadPeer(s, 'ghost');
   t.teardown(() => dead.destroy());
-  await until(() => s.app.hub.size === 1);
+  await waitUntil('one stream in the hub', () => s.app.hub.size === 1, 5000);
   const started = Date.now();
   await s.close();
   const took = Date.now() - started;
