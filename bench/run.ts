@@ -1,0 +1,625 @@
+// `npm run bench [-- options]`: starts Herald (the built dist/src/server.js) and the Socket.IO peer as
+// separate processes on 127.0.0.1 with fresh temp data dirs, drives them from separate load processes,
+// prints one table and writes it with the raw numbers to bench/results/. Every phase is bounded in
+// count and time, and every process it starts is stopped before it exits.
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { projectFile } from '../src/paths.js';
+import { benchScript, cpuMsOf, hardFdLimit, Histogram, nowMs, rssOf, sleep, spawnNode, Worker, type Msg } from './lib.js';
+
+const usage = `usage: npm run bench -- [options]
+  --quick               small sizes and short runs (about a minute)
+  --sizes 1000,5000     fan-out stream counts (default 1000,5000,10000,15000)
+  --offered 400000      fan-out: deliveries/s offered (publish rate = offered / streams)
+  --seconds 5           fan-out and latency: seconds of publishing
+  --idle 19000          idle streams held (default: as many as the fd limit allows, at most 20000)
+  --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
+  --ingest-seconds 10 --ingest-connections 64  autocannon
+  --catchup 10000       events behind for the catch-up scenario
+  --clients 2           load processes holding streams
+  --only a,b            scenarios: ingest,latency,fanout,idle,catchup (default all)
+  --no-peer             skip the Socket.IO peer
+  --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
+  --out FILE            JSON result file (default bench/results/bench-<time>.json)`;
+
+function parseArgs(argv: string[]) {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const num = (name: string, def: number): number => {
+    const v = get(name);
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number, got ${v}`);
+    return n;
+  };
+  if (argv.includes('--help')) {
+    process.stdout.write(usage + '\n');
+    process.exit(0);
+  }
+  const quick = argv.includes('--quick');
+  // A server needs one descriptor per stream plus a few of its own (SQLite, stdio, listener).
+  const fdRoom = hardFdLimit() - 100;
+  return {
+    quick,
+    sizes: (get('sizes') ?? (quick ? '1000,5000' : '1000,5000,10000,15000')).split(',').map(Number),
+    offered: num('offered', 400_000),
+    seconds: num('seconds', quick ? 2 : 5),
+    idle: Math.min(num('idle', quick ? 5000 : 20_000), fdRoom),
+    latencyStreams: num('latency-streams', 1000),
+    latencyRate: num('latency-rate', 1000),
+    ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
+    ingestConnections: num('ingest-connections', 64),
+    catchup: num('catchup', 10_000),
+    clients: Math.max(1, num('clients', 2)),
+    only: new Set((get('only') ?? 'ingest,latency,fanout,idle,catchup').split(',')),
+    peer: !argv.includes('--no-peer'),
+    cpuProf: argv.includes('--cpu-prof'),
+    out: get('out'),
+    fdRoom,
+  };
+}
+
+type Options = ReturnType<typeof parseArgs>;
+
+const jwtSecret = 'bench-secret-that-is-long-enough-0123456789';
+const publisherKey = 'bench-publisher-key-0123456789';
+const resultsDir = projectFile('bench', 'results');
+
+interface Server {
+  name: 'herald' | 'peer';
+  proto: 'sse' | 'sio';
+  port: number;
+  pid: number;
+  dataDir: string;
+  /** Stops the process; its data dir is removed unless `keepData`. */
+  stop(signal?: NodeJS.Signals, keepData?: boolean): Promise<void>;
+}
+
+/** Starts a server process and waits for its "listening on http://..." line. */
+async function startProcess(proc: ChildProcess): Promise<{ port: number; stop: (signal?: NodeJS.Signals) => Promise<void> }> {
+  let out = '';
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 20 s:\n${out}`)), 20_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    void exited.then(() => reject(new Error(`server exited:\n${out}`)));
+  });
+  return {
+    port,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      proc.kill(signal);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function startHerald(o: Options): Promise<Server> {
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
+  const profDir = join(resultsDir, 'profiles');
+  if (o.cpuProf) mkdirSync(profDir, { recursive: true });
+  const proc = spawnNode(projectFile('dist', 'src', 'server.js'), [], {
+    env: {
+      HERALD_DATA_DIR: dataDir,
+      HERALD_JWT_SECRET: jwtSecret,
+      HERALD_PUBLISHER_KEY: publisherKey,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+    },
+    nodeArgs: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+  });
+  const p = await startProcess(proc);
+  return {
+    name: 'herald',
+    proto: 'sse',
+    port: p.port,
+    pid: proc.pid!,
+    dataDir,
+    async stop(signal, keepData = false) {
+      await p.stop(signal);
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startPeer(): Promise<Server> {
+  const proc = spawnNode(benchScript('peer'), [], { env: { PORT: '0', JWT_SECRET: jwtSecret, PUBLISHER_KEY: publisherKey } });
+  const p = await startProcess(proc);
+  return { name: 'peer', proto: 'sio', port: p.port, pid: proc.pid!, dataDir: '', stop: p.stop };
+}
+
+/** Each pool of load processes binds its own 127.0.x.y source addresses, so no run reuses another's ports. */
+let poolCounter = 0;
+
+class ClientPool {
+  readonly workers: Worker[];
+  constructor(server: Server, n: number) {
+    const net = ++poolCounter;
+    this.workers = Array.from(
+      { length: n },
+      (_, i) =>
+        new Worker(
+          spawnNode(benchScript('clients'), [JSON.stringify({ proto: server.proto, port: server.port, localAddress: `127.0.${net}.${2 + i}`, secret: jwtSecret })], {
+            ipc: true,
+          }),
+        ),
+    );
+  }
+
+  /** Opens `total` streams for users `${prefix}0..total-1`, split across the load processes. */
+  async open(prefix: string, total: number): Promise<{ opened: number; failed: number; firstError: string; ms: number }> {
+    const per = Math.ceil(total / this.workers.length);
+    const t0 = nowMs();
+    const answers = await Promise.all(
+      this.workers.map((w, i) =>
+        w.call<Msg & { opened: number; failed: number; firstError: string }>(
+          { op: 'open', prefix, offset: i * per, count: Math.max(0, Math.min(per, total - i * per)), concurrency: 100, timeoutMs: 120_000 },
+          180_000,
+        ),
+      ),
+    );
+    return {
+      opened: answers.reduce((a, x) => a + x.opened, 0),
+      failed: answers.reduce((a, x) => a + x.failed, 0),
+      firstError: answers.map((x) => x.firstError).find(Boolean) ?? '',
+      ms: nowMs() - t0,
+    };
+  }
+
+  async reset(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.call({ op: 'reset' })));
+  }
+
+  async stats(): Promise<{ received: number; hist: Histogram; firstAt: number; lastAt: number }> {
+    const all = await Promise.all(
+      this.workers.map((w) =>
+        w.call<Msg & { received: number; hist: { pairs: [number, number][]; max: number }; firstAt: number; lastAt: number }>({ op: 'stats' }),
+      ),
+    );
+    const hist = new Histogram();
+    for (const a of all) hist.merge(a.hist);
+    const active = all.filter((a) => a.received > 0);
+    return {
+      received: all.reduce((a, x) => a + x.received, 0),
+      hist,
+      firstAt: Math.min(...active.map((a) => a.firstAt)),
+      lastAt: Math.max(...active.map((a) => a.lastAt)),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop()));
+  }
+}
+
+interface PublishResult {
+  sent: number;
+  ok: number;
+  failed: number;
+  firstError: string;
+  ms: number;
+  ids: number[];
+}
+
+async function publish(server: Server, args: Record<string, unknown>): Promise<PublishResult> {
+  const w = new Worker(spawnNode(benchScript('publisher'), [], { ipc: true }));
+  try {
+    return await w.call<Msg & PublishResult>(
+      { op: 'publish', port: server.port, key: publisherKey, connections: 32, target: 'broadcast', prefix: 'u', users: 1, keepIds: false, ...args },
+      180_000,
+    );
+  } finally {
+    await w.stop();
+  }
+}
+
+// ---- Results -------------------------------------------------------------------------------------
+
+interface Row {
+  scenario: string;
+  metric: string;
+  herald: number | null;
+  peer: number | null;
+  unit: string;
+  /** Herald/peer, or peer/Herald where smaller is better for Herald (memory), as labelled. */
+  ratio?: string;
+  target?: string;
+  met?: boolean;
+  /** Herald and peer cells as text, where one number does not say it (p50 / p99 / max). */
+  text?: [string, string];
+}
+
+const rows: Row[] = [];
+const raw: Record<string, unknown> = {};
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+const fmt = (v: number | null, unit: string): string => {
+  if (v === null || Number.isNaN(v)) return '–';
+  const digits = unit === 'cores' ? 2 : unit === '%' ? 1 : unit === 'ms' || unit === 'KiB' ? (v < 10 ? 2 : v < 100 ? 1 : 0) : 0;
+  return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) + (unit ? ` ${unit}` : '');
+};
+
+function table(): string {
+  const head = ['Scenario', 'Metric', 'Herald', 'Socket.IO peer', 'Herald/peer', 'Target', 'Met'];
+  const lines = rows.map((r) => [
+    r.scenario,
+    r.metric,
+    r.text ? r.text[0] : fmt(r.herald, r.unit),
+    r.text ? r.text[1] : fmt(r.peer, r.unit),
+    r.ratio ?? '',
+    r.target ?? '',
+    r.met === undefined ? '' : r.met ? 'yes' : 'no',
+  ]);
+  const md = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [md(head), md(head.map(() => '---')), ...lines.map(md)].join('\n');
+}
+
+// ---- Scenarios -----------------------------------------------------------------------------------
+
+/** Row count of a stopped Herald's database, or the ids in it. */
+function committedIds(dataDir: string): Set<number> {
+  const db = new Database(join(dataDir, 'herald.db'), { readonly: true });
+  try {
+    return new Set(db.prepare('SELECT id FROM notifications').pluck().all() as number[]);
+  } finally {
+    db.close();
+  }
+}
+
+/** Durable POST /notifications with autocannon, then checks that every 201 is a committed row. */
+async function ingest(o: Options): Promise<void> {
+  const s = await startHerald(o);
+  let ac: { requests: { average: number; total: number }; latency: { p50: number; p99: number; max: number }; '2xx': number; non2xx: number; errors: number };
+  let rowsOnDisk: number;
+  try {
+    const body = JSON.stringify({ user: 'u1', title: 'Your export is ready', body: 'report.csv', data: { url: '/files/42' }, type: 'export' });
+    const proc = spawnNode(projectFile('node_modules', 'autocannon', 'autocannon.js'), [
+      '-c', String(o.ingestConnections), '-d', String(o.ingestSeconds), '-m', 'POST',
+      '-H', `authorization=Bearer ${publisherKey}`, '-H', 'content-type=application/json', '-b', body, '-j',
+      `http://127.0.0.1:${s.port}/notifications`,
+    ]);
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const killer = setTimeout(() => proc.kill('SIGKILL'), (o.ingestSeconds + 60) * 1000);
+    await new Promise((r) => proc.on('exit', r));
+    clearTimeout(killer);
+    ac = JSON.parse(out) as typeof ac;
+    await s.stop('SIGTERM', true);
+    rowsOnDisk = committedIds(s.dataDir).size;
+  } finally {
+    await s.stop();
+  }
+  raw.ingest = { ...ac, rowsOnDisk };
+  rows.push(
+    {
+      scenario: `Ingest: autocannon -c ${o.ingestConnections}, ${o.ingestSeconds} s, synchronous=FULL`,
+      metric: 'durable notifications/s',
+      herald: ac.requests.average,
+      peer: null,
+      unit: '/s',
+      target: '≥ 10,000/s',
+      met: ac.requests.average >= 10_000,
+    },
+    { scenario: '', metric: 'latency p50 / p99 / max', herald: null, peer: null, unit: '', text: [`${ac.latency.p50} / ${ac.latency.p99} / ${ac.latency.max} ms`, '–'] },
+    {
+      scenario: '',
+      metric: '201s answered / rows on disk',
+      herald: null,
+      peer: null,
+      unit: '',
+      text: [`${ac['2xx'].toLocaleString('en-US')} / ${rowsOnDisk.toLocaleString('en-US')}`, '–'],
+      target: 'rows ≥ 201s, no errors',
+      met: rowsOnDisk >= ac['2xx'] && ac.non2xx + ac.errors === 0,
+    },
+  );
+  log(`ingest: ${fmt(ac.requests.average, '/s')}, p50 ${ac.latency.p50} ms, p99 ${ac.latency.p99} ms, ${ac['2xx']} 2xx, ${rowsOnDisk} rows`);
+
+  // kill -9 in the middle of a publish flood: every id that was answered 201 must be in the database.
+  const c = await startHerald(o);
+  try {
+    const pending = publish(c, { rate: 0, durationMs: 5_000, connections: 32, target: 'users', users: 100, keepIds: true });
+    await sleep(1_500);
+    await c.stop('SIGKILL', true);
+    const res = await pending;
+    const have = committedIds(c.dataDir);
+    const missing = res.ids.filter((id) => !have.has(id)).length;
+    raw.crash = { acked: res.ids.length, rows: have.size, missing };
+    rows.push({
+      scenario: 'kill -9 during ingest',
+      metric: '201s answered / missing after',
+      herald: null,
+      peer: null,
+      unit: '',
+      text: [`${res.ids.length.toLocaleString('en-US')} / ${missing}`, '–'],
+      target: '0 missing',
+      met: missing === 0 && res.ids.length > 0,
+    });
+    log(`crash check: ${res.ids.length} acked, ${have.size} rows, ${missing} missing`);
+  } finally {
+    await c.stop();
+  }
+}
+
+interface FanoutResult {
+  streams: number;
+  opened: number;
+  rate: number;
+  published: number;
+  expected: number;
+  received: number;
+  deliveredPerSec: number;
+  p50: number;
+  p99: number;
+  max: number;
+  serverCpu: number;
+  rssMiB: number;
+}
+
+/** Opens `streams` streams, publishes at `rate`/s for `seconds`, and measures what the clients got. */
+async function fanout(o: Options, server: Server, streams: number, rate: number, target: 'broadcast' | 'users'): Promise<FanoutResult> {
+  const pool = new ClientPool(server, Math.min(o.clients, Math.max(1, Math.ceil(streams / 500))));
+  try {
+    const opened = await pool.open('f', streams);
+    if (opened.failed > 0) log(`${server.name}: ${opened.failed} of ${streams} streams failed to open: ${opened.firstError}`);
+    await sleep(300);
+    await pool.reset();
+    const cpu0 = cpuMsOf(server.pid);
+    const t0 = nowMs();
+    const pub = await publish(server, { rate, durationMs: o.seconds * 1000, target, prefix: 'f', users: streams });
+    if (pub.failed > 0) log(`${server.name}: ${pub.failed} publishes failed: ${pub.firstError}`);
+    const expected = target === 'broadcast' ? pub.ok * opened.opened : pub.ok;
+    // Wait for the tail: until everything arrived, or nothing more arrives for 2 s (bounded at 60 s).
+    let st = await pool.stats();
+    for (let last = -1, since = nowMs(), until = nowMs() + 60_000; st.received < expected && nowMs() < until; ) {
+      await sleep(250);
+      st = await pool.stats();
+      if (st.received !== last) {
+        last = st.received;
+        since = nowMs();
+      } else if (nowMs() - since > 2_000) break;
+    }
+    const serverCpu = (cpuMsOf(server.pid) - cpu0) / (nowMs() - t0);
+    // From the first publish to the last delivery: the rate the clients actually got events at.
+    const span = (st.lastAt - t0) / 1000;
+    return {
+      streams,
+      opened: opened.opened,
+      rate,
+      published: pub.ok,
+      expected,
+      received: st.received,
+      deliveredPerSec: st.received / span,
+      p50: st.hist.percentile(50),
+      p99: st.hist.percentile(99),
+      max: st.hist.max,
+      serverCpu,
+      rssMiB: rssOf(server.pid) / 1048576,
+    };
+  } finally {
+    await pool.stop();
+  }
+}
+
+type Start = () => Promise<Server>;
+
+async function withServer<T>(start: Start, fn: (s: Server) => Promise<T>): Promise<T> {
+  const s = await start();
+  try {
+    return await fn(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+const lat = (x: FanoutResult) => `${fmt(x.p50, 'ms')} / ${fmt(x.p99, 'ms')} / ${fmt(x.max, 'ms')}`;
+
+const ratio = (h: number | null, p: number | null): string => (h === null || p === null || !p ? '' : `${(h / p).toFixed(2)}×`);
+
+async function latency(o: Options, herald: Start, peer: Start | null): Promise<void> {
+  const n = o.latencyStreams;
+  const results: Record<string, FanoutResult> = {};
+  for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
+    if (!start) continue;
+    results[name] = await withServer(start, (s) => fanout(o, s, n, o.latencyRate, 'users'));
+    log(`latency ${name}: ${JSON.stringify(results[name])}`);
+  }
+  raw.latency = results;
+  const h = results.herald!;
+  const p = results.peer ?? null;
+  const scen = `Latency: ${n.toLocaleString('en-US')} streams, ${o.latencyRate.toLocaleString('en-US')} user notifications/s`;
+  rows.push(
+    { scenario: scen, metric: 'POST→client p99', herald: h.p99, peer: p?.p99 ?? null, unit: 'ms', target: '< 20 ms', met: h.p99 < 20 },
+    { scenario: '', metric: 'POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(h), p ? lat(p) : '–'] },
+    { scenario: '', metric: 'delivered / expected', herald: h.received / h.expected * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
+  );
+}
+
+async function fanouts(o: Options, herald: Start, peer: Start | null): Promise<void> {
+  const all: Record<string, FanoutResult>[] = [];
+  for (const n of o.sizes) {
+    const rate = Math.max(1, Math.round(o.offered / n));
+    const r: Record<string, FanoutResult> = {};
+    for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
+      if (!start) continue;
+      r[name] = await withServer(start, (s) => fanout(o, s, n, rate, 'broadcast'));
+      log(`fan-out ${n} ${name}: ${JSON.stringify(r[name])}`);
+    }
+    all.push(r);
+    const h = r.herald!;
+    const p = r.peer ?? null;
+    rows.push(
+      {
+        scenario: `Fan-out: ${n.toLocaleString('en-US')} streams, broadcast ${rate}/s for ${o.seconds} s`,
+        metric: 'delivered events/s',
+        herald: h.deliveredPerSec,
+        peer: p?.deliveredPerSec ?? null,
+        unit: '/s',
+        ratio: ratio(h.deliveredPerSec, p?.deliveredPerSec ?? null),
+        target: '≥ 300,000/s, ≥ 2× peer',
+        met: h.deliveredPerSec >= 300_000 && (!p || h.deliveredPerSec >= 2 * p.deliveredPerSec),
+      },
+      { scenario: '', metric: 'POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(h), p ? lat(p) : '–'] },
+      { scenario: '', metric: 'delivered / expected', herald: (h.received / h.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
+      { scenario: '', metric: 'server CPU (1.0 = one core)', herald: h.serverCpu, peer: p?.serverCpu ?? null, unit: 'cores' },
+    );
+  }
+  raw.fanout = all;
+}
+
+interface IdleResult {
+  streams: number;
+  opened: number;
+  acceptMs: number;
+  baseMiB: number;
+  rssMiB: number;
+  perStreamKiB: number;
+}
+
+async function idleOne(o: Options, server: Server, n: number): Promise<IdleResult> {
+  await sleep(500);
+  const base = rssOf(server.pid);
+  const pool = new ClientPool(server, o.clients);
+  try {
+    const opened = await pool.open('i', n);
+    if (opened.failed > 0) log(`${server.name}: ${opened.failed} of ${n} idle streams failed: ${opened.firstError}`);
+    await sleep(2_000);
+    const rss = rssOf(server.pid);
+    return {
+      streams: n,
+      opened: opened.opened,
+      acceptMs: opened.ms,
+      baseMiB: base / 1048576,
+      rssMiB: rss / 1048576,
+      perStreamKiB: (rss - base) / 1024 / opened.opened,
+    };
+  } finally {
+    await pool.stop();
+  }
+}
+
+async function idle(o: Options, herald: Start, peer: Start | null): Promise<void> {
+  const r: Record<string, IdleResult> = {};
+  for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
+    if (!start) continue;
+    r[name] = await withServer(start, (s) => idleOne(o, s, o.idle));
+    log(`idle ${name}: ${JSON.stringify(r[name])}`);
+  }
+  raw.idle = r;
+  const h = r.herald!;
+  const p = r.peer ?? null;
+  const mem = (x: IdleResult) => `${x.baseMiB.toFixed(0)} → ${x.rssMiB.toFixed(0)} MiB`;
+  rows.push(
+    {
+      scenario: `Idle: ${o.idle.toLocaleString('en-US')} streams held`,
+      metric: 'server RSS per stream',
+      herald: h.perStreamKiB,
+      peer: p?.perStreamKiB ?? null,
+      unit: 'KiB',
+      ratio: ratio(h.perStreamKiB, p?.perStreamKiB ?? null),
+      target: '< 10 KiB at 20,000, ≤ 0.5× peer',
+      met: h.perStreamKiB < 10 && h.opened >= 20_000 && (!p || h.perStreamKiB <= p.perStreamKiB / 2),
+    },
+    { scenario: '', metric: 'streams open', herald: h.opened, peer: p?.opened ?? null, unit: '' },
+    { scenario: '', metric: 'time to accept all', herald: h.acceptMs, peer: p?.acceptMs ?? null, unit: 'ms', ratio: ratio(h.acceptMs, p?.acceptMs ?? null) },
+    { scenario: '', metric: 'server RSS before → after', herald: null, peer: null, unit: '', text: [mem(h), p ? mem(p) : '–'] },
+  );
+}
+
+/** A client `behind` events behind reconnects with Last-Event-ID: time until it has them all. */
+async function catchup(o: Options): Promise<void> {
+  const behind = o.catchup;
+  await withServer(
+    () => startHerald(o),
+    async (s) => {
+      const pub = await publish(s, { rate: 0, durationMs: 120_000, connections: 32, total: behind + 100, keepIds: true });
+      const head = Math.max(...pub.ids);
+      const pool = new ClientPool(s, 1);
+      try {
+        const times: number[] = [];
+        let received = 0;
+        for (let i = 0; i < 5; i++) {
+          const r = await pool.workers[0]!.call<Msg & { ms: number; received: number }>({ op: 'catchup', user: `c${i}`, lastEventId: head - behind, expect: behind });
+          times.push(r.ms);
+          received = r.received;
+        }
+        times.sort((a, b) => a - b);
+        raw.catchup = { behind, times, received };
+        log(`catch-up: ${times.map((t) => t.toFixed(1)).join(', ')} ms; received ${received}`);
+        rows.push(
+          {
+            scenario: `Catch-up: reconnect ${behind.toLocaleString('en-US')} events behind (5 runs)`,
+            metric: 'time until live, median',
+            herald: times[2]!,
+            peer: null,
+            unit: 'ms',
+            target: '< 250 ms',
+            met: times[2]! < 250 && received === behind,
+          },
+          { scenario: '', metric: 'slowest of 5', herald: times[4]!, peer: null, unit: 'ms' },
+          { scenario: '', metric: 'events replayed', herald: received, peer: null, unit: '' },
+        );
+      } finally {
+        await pool.stop();
+      }
+    },
+  );
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const started = new Date();
+  const load = os.loadavg();
+  log(`fd limit ${hardFdLimit()} (soft limit raised to it for every process); ${os.cpus().length} CPUs; load ${load.map((l) => l.toFixed(2)).join(' ')}`);
+  const herald: Start = () => startHerald(o);
+  const peer: Start | null = o.peer ? startPeer : null;
+  if (o.only.has('ingest')) await ingest(o);
+  if (o.only.has('latency')) await latency(o, herald, peer);
+  if (o.only.has('fanout')) await fanouts(o, herald, peer);
+  if (o.only.has('idle')) await idle(o, herald, peer);
+  if (o.only.has('catchup')) await catchup(o);
+
+  const out = table();
+  process.stdout.write(out + '\n');
+  const file = o.out ?? join(resultsDir, `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        started: started.toISOString(),
+        finished: new Date().toISOString(),
+        command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+        machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / 1048576), loadBefore: load, loadAfter: os.loadavg(), node: process.version, fdLimit: hardFdLimit() },
+        options: { ...o, only: [...o.only] },
+        rows,
+        table: out,
+        raw,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  log(`results: ${file}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
