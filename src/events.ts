@@ -8,6 +8,7 @@ import { publicView, type StoredNotification, type UserEvent } from './types.js'
 export class OutEvent {
   private jsonText: string | undefined;
   private sseText: string | undefined;
+  private sseBuf: Buffer | undefined;
   private wsText: string | undefined;
 
   constructor(
@@ -23,6 +24,11 @@ export class OutEvent {
 
   get sse(): string {
     return (this.sseText ??= sseEvent(this.event, this.json, this.id));
+  }
+
+  /** The SSE frame as bytes, encoded once: every stream's socket writes this same buffer. */
+  get sseBytes(): Buffer {
+    return (this.sseBuf ??= Buffer.from(this.sse));
   }
 
   /** The WebSocket frame: the same payload JSON as the SSE `data:` line, wrapped with its name and id. */

@@ -24,10 +24,12 @@ export function sseRetry(ms: number): string {
   return `retry: ${ms}\n\n`;
 }
 
-/** Response headers for a stream: no caching, no proxy buffering (nginx honours X-Accel-Buffering). */
+/**
+ * Response headers for a stream: no caching, no proxy buffering (nginx honours X-Accel-Buffering).
+ * No `Connection: keep-alive`: the stream's body ends with its connection, so Node answers `close`.
+ */
 export const sseHeaders = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
   'x-accel-buffering': 'no',
 } as const;

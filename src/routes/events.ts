@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from '../errors.js';
 import type { OutEvent } from '../events.js';
@@ -20,28 +21,50 @@ export interface StreamOptions {
   metrics: Metrics;
 }
 
+const heartbeat = Buffer.from(sseComment('heartbeat'));
+
+/** Streams written to in this tick, uncorked together once every event of the tick is written. */
+const corked: Writable[] = [];
+function uncorkAll(): void {
+  for (const out of corked) out.uncork();
+  corked.length = 0;
+}
+
 /**
- * Writes to one SSE response. A client that stops reading would make its queued output grow without
- * bound; past `maxPending` bytes the stream is cut instead, and the client resumes by Last-Event-ID.
+ * Writes to one SSE stream: straight to its socket once the head is sent (the response is not
+ * chunked, see below), so a fan-out costs one shared buffer and at most one syscall per stream per
+ * tick. A client that stops reading would make its queued output grow without bound; past
+ * `maxPending` bytes the stream is cut instead, and the client resumes by Last-Event-ID.
  */
 class SseSink implements Sink {
+  /** The socket, which is set once this response is the connection's current one (always, bar pipelining). */
+  private readonly out: Writable;
+
   constructor(
     private readonly res: ServerResponse,
     private readonly maxPending: number,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.out = res.socket ?? res;
+  }
 
-  private write(chunk: string): void {
-    if (this.res.destroyed) return;
-    this.res.write(chunk);
-    if (this.res.writableLength > this.maxPending) {
+  private write(chunk: Buffer | string): void {
+    const out = this.out;
+    if (out.destroyed) return;
+    // Events published together (one group commit) reach each stream in one write, not one each.
+    if (!out.writableCorked) {
+      out.cork();
+      if (corked.push(out) === 1) process.nextTick(uncorkAll);
+    }
+    out.write(chunk);
+    if (out.writableLength > this.maxPending) {
       this.metrics.slowConsumerDropped();
-      this.res.destroy();
+      out.destroy();
     }
   }
 
   send(ev: OutEvent): void {
-    this.write(ev.sse);
+    this.write(ev.sseBytes);
   }
 
   async sendMany(evs: readonly OutEvent[]): Promise<void> {
@@ -74,7 +97,7 @@ class SseSink implements Sink {
   }
 
   heartbeat(): void {
-    this.write(sseComment('heartbeat'));
+    this.write(heartbeat);
   }
 
   end(): void {
@@ -116,6 +139,9 @@ export async function eventRoutes(app: FastifyInstance, opts: StreamOptions): Pr
       const res = reply.raw;
       reply.hijack();
       // Hijacked replies skip Fastify's header handling: carry over what hooks (CORS) already set.
+      // Not chunked: the body ends when the connection does, as a stream's does anyway, so bytes
+      // written to the socket are the event stream itself, with no chunk framing per write.
+      res.useChunkedEncodingByDefault = false;
       res.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), ...sseHeaders });
       res.write(sseRetry(opts.retryMs));
       res.socket?.setNoDelay(true);
