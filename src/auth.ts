@@ -69,10 +69,15 @@ function scopes(claims: Claims): string[] {
   return [];
 }
 
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
 /** Compares digests so neither the key's content nor its length leaks through timing. */
 export function sameSecret(a: string, b: string): boolean {
-  const d = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(d(a), d(b));
+  return sameDigest(a, digest(b));
+}
+
+function sameDigest(a: string, bDigest: Buffer): boolean {
+  return timingSafeEqual(digest(a), bDigest);
 }
 
 export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => {
@@ -84,6 +89,8 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
     verify: { algorithms: ['HS256'], ...(opts.audience ? { allowedAud: opts.audience, requiredClaims: ['aud'] } : {}) },
     sign: { algorithm: 'HS256', ...(opts.audience ? { aud: opts.audience } : {}) },
   });
+  // Hashed once, not on every publish.
+  const publisherKeyDigest = digest(opts.publisherKey);
   app.decorateRequest('userId', '');
   app.decorateRequest('publisherId', '');
 
@@ -110,7 +117,7 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
   app.decorate('requirePublisher', async (request: FastifyRequest, reply: FastifyReply) => {
     const token = bearer(request);
     if (!token) return void sendError(reply, 401, 'a publisher key or token is required (Authorization: Bearer)');
-    if (sameSecret(token, opts.publisherKey)) {
+    if (sameDigest(token, publisherKeyDigest)) {
       request.publisherId = 'key';
       return;
     }
