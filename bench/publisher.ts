@@ -2,7 +2,7 @@
 // monotonic clock, either at a fixed rate (fan-out and latency) or as fast as `connections` allow
 // (the crash check). Driven over IPC by run.ts.
 import http from 'node:http';
-import { nowMs, serve, sleep, type Msg } from './lib.js';
+import { Histogram, nowMs, serve, sleep, type Msg } from './lib.js';
 
 interface PublishRun {
   port: number;
@@ -29,12 +29,14 @@ async function run(o: PublishRun): Promise<Msg> {
   let inFlight = 0;
   let firstError = '';
   const ids: number[] = [];
+  const rtt = new Histogram();
   const post = () =>
     new Promise<void>((resolve) => {
       sent++;
       inFlight++;
       const target = o.target === 'broadcast' ? '"broadcast":true' : `"user":"${o.prefix}${Math.floor(Math.random() * o.users)}"`;
-      const body = `{${target},"title":"bench","body":"benchmark notification","data":{"t":${nowMs()}}}`;
+      const t = nowMs();
+      const body = `{${target},"title":"bench","body":"benchmark notification","data":{"t":${t}}}`;
       const req = http.request(
         {
           agent,
@@ -49,6 +51,7 @@ async function run(o: PublishRun): Promise<Msg> {
           res.setEncoding('utf8');
           res.on('data', (d: string) => (text += d));
           res.on('end', () => {
+            rtt.record(nowMs() - t);
             if (res.statusCode === 201) {
               ok++;
               if (o.keepIds) ids.push((JSON.parse(text) as { id: number }).id);
@@ -91,7 +94,18 @@ async function run(o: PublishRun): Promise<Msg> {
     while (inFlight > 0 && nowMs() < drainBy) await sleep(5);
   }
   agent.destroy();
-  return { op: 'publish', sent, ok, failed, firstError, ms: nowMs() - t0, ids };
+  return {
+    op: 'publish',
+    sent,
+    ok,
+    failed,
+    unanswered: inFlight,
+    firstError,
+    ms: nowMs() - t0,
+    ids,
+    rttP50: rtt.percentile(50),
+    rttP99: rtt.percentile(99),
+  };
 }
 
 serve((msg) => {

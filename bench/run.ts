@@ -23,6 +23,7 @@ const usage = `usage: npm run bench -- [options]
   --only a,b            scenarios: ingest,latency,fanout,idle,catchup (default all)
   --no-peer             skip the Socket.IO peer
   --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
+  --cpu-prof-clients    the same for the load processes holding streams
   --out FILE            JSON result file (default bench/results/bench-<time>.json)`;
 
 function parseArgs(argv: string[]) {
@@ -59,6 +60,7 @@ function parseArgs(argv: string[]) {
     only: new Set((get('only') ?? 'ingest,latency,fanout,idle,catchup').split(',')),
     peer: !argv.includes('--no-peer'),
     cpuProf: argv.includes('--cpu-prof'),
+    cpuProfClients: argv.includes('--cpu-prof-clients'),
     out: get('out'),
     fdRoom,
   };
@@ -150,14 +152,17 @@ let poolCounter = 0;
 
 class ClientPool {
   readonly workers: Worker[];
-  constructor(server: Server, n: number) {
+  constructor(o: Options, server: Server, n: number) {
     const net = ++poolCounter;
+    const profDir = join(resultsDir, 'profiles', 'clients');
+    if (o.cpuProfClients) mkdirSync(profDir, { recursive: true });
     this.workers = Array.from(
       { length: n },
       (_, i) =>
         new Worker(
           spawnNode(benchScript('clients'), [JSON.stringify({ proto: server.proto, port: server.port, localAddress: `127.0.${net}.${2 + i}`, secret: jwtSecret })], {
             ipc: true,
+            nodeArgs: o.cpuProfClients ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
           }),
         ),
     );
@@ -204,6 +209,11 @@ class ClientPool {
     };
   }
 
+  /** CPU ms the load processes have used so far. */
+  cpuMs(): number {
+    return this.workers.reduce((a, w) => a + cpuMsOf(w.proc.pid!), 0);
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop()));
   }
@@ -213,6 +223,11 @@ interface PublishResult {
   sent: number;
   ok: number;
   failed: number;
+  /** Still unanswered when the publisher gave up waiting. */
+  unanswered: number;
+  /** POST round trip, ms. */
+  rttP50: number;
+  rttP99: number;
   firstError: string;
   ms: number;
   ids: number[];
@@ -362,6 +377,8 @@ interface FanoutResult {
   opened: number;
   rate: number;
   published: number;
+  publishRttP50: number;
+  publishRttP99: number;
   expected: number;
   received: number;
   deliveredPerSec: number;
@@ -369,22 +386,26 @@ interface FanoutResult {
   p99: number;
   max: number;
   serverCpu: number;
+  clientCpu: number;
   rssMiB: number;
 }
 
 /** Opens `streams` streams, publishes at `rate`/s for `seconds`, and measures what the clients got. */
 async function fanout(o: Options, server: Server, streams: number, rate: number, target: 'broadcast' | 'users'): Promise<FanoutResult> {
-  const pool = new ClientPool(server, Math.min(o.clients, Math.max(1, Math.ceil(streams / 500))));
+  const pool = new ClientPool(o, server, Math.min(o.clients, Math.max(1, Math.ceil(streams / 500))));
   try {
     const opened = await pool.open('f', streams);
     if (opened.failed > 0) log(`${server.name}: ${opened.failed} of ${streams} streams failed to open: ${opened.firstError}`);
     await sleep(300);
     await pool.reset();
     const cpu0 = cpuMsOf(server.pid);
+    const clientCpu0 = pool.cpuMs();
     const t0 = nowMs();
     const pub = await publish(server, { rate, durationMs: o.seconds * 1000, target, prefix: 'f', users: streams });
     if (pub.failed > 0) log(`${server.name}: ${pub.failed} publishes failed: ${pub.firstError}`);
-    const expected = target === 'broadcast' ? pub.ok * opened.opened : pub.ok;
+    // An unanswered publish may still be delivered; a refused one is not.
+    const published = pub.ok + pub.unanswered;
+    const expected = target === 'broadcast' ? published * opened.opened : published;
     // Wait for the tail: until everything arrived, or nothing more arrives for 2 s (bounded at 60 s).
     let st = await pool.stats();
     for (let last = -1, since = nowMs(), until = nowMs() + 60_000; st.received < expected && nowMs() < until; ) {
@@ -396,13 +417,16 @@ async function fanout(o: Options, server: Server, streams: number, rate: number,
       } else if (nowMs() - since > 2_000) break;
     }
     const serverCpu = (cpuMsOf(server.pid) - cpu0) / (nowMs() - t0);
+    const clientCpu = (pool.cpuMs() - clientCpu0) / (nowMs() - t0);
     // From the first publish to the last delivery: the rate the clients actually got events at.
     const span = (st.lastAt - t0) / 1000;
     return {
       streams,
       opened: opened.opened,
       rate,
-      published: pub.ok,
+      published,
+      publishRttP50: pub.rttP50,
+      publishRttP99: pub.rttP99,
       expected,
       received: st.received,
       deliveredPerSec: st.received / span,
@@ -410,6 +434,7 @@ async function fanout(o: Options, server: Server, streams: number, rate: number,
       p99: st.hist.percentile(99),
       max: st.hist.max,
       serverCpu,
+      clientCpu,
       rssMiB: rssOf(server.pid) / 1048576,
     };
   } finally {
@@ -495,7 +520,7 @@ interface IdleResult {
 async function idleOne(o: Options, server: Server, n: number): Promise<IdleResult> {
   await sleep(500);
   const base = rssOf(server.pid);
-  const pool = new ClientPool(server, o.clients);
+  const pool = new ClientPool(o, server, o.clients);
   try {
     const opened = await pool.open('i', n);
     if (opened.failed > 0) log(`${server.name}: ${opened.failed} of ${n} idle streams failed: ${opened.firstError}`);
@@ -550,7 +575,7 @@ async function catchup(o: Options): Promise<void> {
     async (s) => {
       const pub = await publish(s, { rate: 0, durationMs: 120_000, connections: 32, total: behind + 100, keepIds: true });
       const head = Math.max(...pub.ids);
-      const pool = new ClientPool(s, 1);
+      const pool = new ClientPool(o, s, 1);
       try {
         const times: number[] = [];
         let received = 0;
