@@ -24,6 +24,7 @@ const usage = `usage: npm run bench -- [options]
   --no-peer             skip the Socket.IO peer
   --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
   --cpu-prof-clients    the same for the load processes holding streams
+  --server FILE         the Herald build to run (default dist/src/server.js), to compare two builds
   --out FILE            JSON result file (default bench/results/bench-<time>.json)`;
 
 function parseArgs(argv: string[]) {
@@ -62,6 +63,7 @@ function parseArgs(argv: string[]) {
     cpuProf: argv.includes('--cpu-prof'),
     cpuProfClients: argv.includes('--cpu-prof-clients'),
     out: get('out'),
+    server: get('server') ?? projectFile('dist', 'src', 'server.js'),
     fdRoom,
   };
 }
@@ -116,7 +118,7 @@ async function startHerald(o: Options): Promise<Server> {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
   const profDir = join(resultsDir, 'profiles');
   if (o.cpuProf) mkdirSync(profDir, { recursive: true });
-  const proc = spawnNode(projectFile('dist', 'src', 'server.js'), [], {
+  const proc = spawnNode(o.server, [], {
     env: {
       HERALD_DATA_DIR: dataDir,
       HERALD_JWT_SECRET: jwtSecret,
@@ -303,6 +305,7 @@ async function ingest(o: Options): Promise<void> {
   const s = await startHerald(o);
   let ac: { requests: { average: number; total: number }; latency: { p50: number; p99: number; max: number }; '2xx': number; non2xx: number; errors: number };
   let rowsOnDisk: number;
+  let cpuUsPerPublish: number;
   try {
     const body = JSON.stringify({ user: 'u1', title: 'Your export is ready', body: 'report.csv', data: { url: '/files/42' }, type: 'export' });
     const proc = spawnNode(projectFile('node_modules', 'autocannon', 'autocannon.js'), [
@@ -312,16 +315,18 @@ async function ingest(o: Options): Promise<void> {
     ]);
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const cpu0 = cpuMsOf(s.pid);
     const killer = setTimeout(() => proc.kill('SIGKILL'), (o.ingestSeconds + 60) * 1000);
     await new Promise((r) => proc.on('exit', r));
     clearTimeout(killer);
     ac = JSON.parse(out) as typeof ac;
+    cpuUsPerPublish = ((cpuMsOf(s.pid) - cpu0) * 1000) / Math.max(1, ac['2xx']);
     await s.stop('SIGTERM', true);
     rowsOnDisk = committedIds(s.dataDir).size;
   } finally {
     await s.stop();
   }
-  raw.ingest = { ...ac, rowsOnDisk };
+  raw.ingest = { ...ac, rowsOnDisk, cpuUsPerPublish };
   rows.push(
     {
       scenario: `Ingest: autocannon -c ${o.ingestConnections}, ${o.ingestSeconds} s, synchronous=FULL`,
@@ -333,6 +338,7 @@ async function ingest(o: Options): Promise<void> {
       met: ac.requests.average >= 10_000,
     },
     { scenario: '', metric: 'latency p50 / p99 / max', herald: null, peer: null, unit: '', text: [`${ac.latency.p50} / ${ac.latency.p99} / ${ac.latency.max} ms`, '–'] },
+    { scenario: '', metric: 'server CPU per publish', herald: cpuUsPerPublish, peer: null, unit: 'µs' },
     {
       scenario: '',
       metric: '201s answered / rows on disk',
@@ -344,7 +350,7 @@ async function ingest(o: Options): Promise<void> {
       met: rowsOnDisk >= ac['2xx'] && ac.non2xx + ac.errors === 0,
     },
   );
-  log(`ingest: ${fmt(ac.requests.average, '/s')}, p50 ${ac.latency.p50} ms, p99 ${ac.latency.p99} ms, ${ac['2xx']} 2xx, ${rowsOnDisk} rows`);
+  log(`ingest: ${fmt(ac.requests.average, '/s')}, ${cpuUsPerPublish.toFixed(0)} µs CPU each, p50 ${ac.latency.p50} ms, p99 ${ac.latency.p99} ms, ${ac['2xx']} 2xx, ${rowsOnDisk} rows`);
 
   // kill -9 in the middle of a publish flood: every id that was answered 201 must be in the database.
   const c = await startHerald(o);
