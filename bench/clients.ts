@@ -9,6 +9,7 @@ import { Histogram, nowMs, serve, type Msg } from './lib.js';
 interface Options {
   proto: 'sse' | 'sio';
   port: number;
+  /** Source address to bind, or '' to let the kernel pick (see ClientPool in run.ts). */
   localAddress: string;
   secret: string;
 }
@@ -66,7 +67,7 @@ const streams: Stream[] = [];
  * lines sit between events and never contain the marker.)
  */
 function openSse(user: string, lastEventId?: number): Stream {
-  const socket = net.connect({ port: opts.port, host: '127.0.0.1', localAddress: opts.localAddress });
+  const socket = net.connect({ port: opts.port, host: '127.0.0.1', ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
   const s: Stream = { socket, ready: undefined as unknown as Promise<void>, count: 0 };
   s.ready = new Promise((resolve, reject) => {
     let head = true;
@@ -124,7 +125,7 @@ const pong = wsText('3');
  * `42["notification",{...}]` frames; answers the server's pings so it is not dropped.
  */
 function openSio(user: string): Stream {
-  const socket = net.connect({ port: opts.port, host: '127.0.0.1', localAddress: opts.localAddress });
+  const socket = net.connect({ port: opts.port, host: '127.0.0.1', ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
   const s: Stream = { socket, ready: undefined as unknown as Promise<void>, count: 0 };
   s.ready = new Promise((resolve, reject) => {
     let head = true;

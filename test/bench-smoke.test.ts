@@ -1,0 +1,53 @@
+// The benchmark at tiny sizes: every scenario runs end to end against real Herald and peer processes
+// and reports sane numbers. It proves the bench works, not that Herald is fast (see README, Performance).
+// Runs the built bench (dist/bench), which `npm test` builds first.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { projectFile } from '../src/paths.js';
+import { tempDir, type Json } from './helpers.js';
+
+t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', async (t) => {
+  const dir = tempDir('herald-bench-smoke-');
+  const out = join(dir, 'result.json');
+  const args = [
+    projectFile('dist', 'bench', 'run.js'),
+    ...['--sizes', '20', '--offered', '1000', '--seconds', '1', '--idle', '30', '--settle-ms', '200'],
+    ...['--latency-streams', '10', '--latency-rate', '50', '--ingest-seconds', '1', '--ingest-connections', '8'],
+    ...['--catchup', '100', '--clients', '1', '--out', out],
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 100_000);
+  t.teardown(() => clearTimeout(killer));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.equal(code, 0, `the bench exits cleanly\n${stderr}`);
+
+  t.match(stdout, /^\| Scenario \| Metric \| Herald \| Socket\.IO peer \| Herald\/peer \| Target \| Met \|/m, 'prints the table');
+  const result = JSON.parse(readFileSync(out, 'utf8')) as Json;
+  t.equal(result.table, stdout.trim(), 'the JSON file carries the printed table');
+  const raw = result.raw;
+
+  t.ok(raw.ingest.requests.average > 0, 'ingest measured');
+  t.ok(raw.ingest.rowsOnDisk >= raw.ingest['2xx'], 'every 201 is a committed row');
+  t.ok(raw.crash.acked > 0, 'the crash check got answers before the kill');
+  t.equal(raw.crash.missing, 0, 'no answered publish is missing after kill -9');
+
+  for (const name of ['herald', 'peer']) {
+    const lat = raw.latency[name];
+    t.equal(lat.received, lat.expected, `${name}: every user notification delivered`);
+    t.ok(lat.p99 >= lat.p50 && lat.max >= lat.p99, `${name}: percentiles in order`);
+    const fan = raw.fanout[0][name];
+    t.equal(fan.opened, 20, `${name}: fan-out streams opened`);
+    t.equal(fan.received, fan.expected, `${name}: every broadcast reached every stream`);
+    t.ok(fan.deliveredPerSec > 0, `${name}: delivery rate measured`);
+    t.equal(raw.idle[name].opened, 30, `${name}: idle streams opened`);
+    t.ok(raw.idle[name].rssMiB > 0, `${name}: server memory read`);
+  }
+  t.equal(raw.catchup.received, 100, 'catch-up replays exactly the events missed');
+  t.equal(raw.catchup.times.length, 5);
+});
