@@ -278,7 +278,7 @@ const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
 const fmt = (v: number | null, unit: string): string => {
   if (v === null || Number.isNaN(v)) return '–';
-  const digits = unit === 'cores' ? 2 : unit === '%' ? 1 : unit === 'ms' || unit === 'KiB' ? (v < 10 ? 2 : v < 100 ? 1 : 0) : 0;
+  const digits = unit === 'cores' ? 2 : unit === '%' ? 1 : unit === 'ms' || unit === 'KiB' || unit === 'µs' ? (v < 10 ? 2 : v < 100 ? 1 : 0) : 0;
   return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) + (unit ? ` ${unit}` : '');
 };
 
@@ -401,6 +401,8 @@ interface FanoutResult {
   p99: number;
   max: number;
   serverCpu: number;
+  /** Server CPU time per delivered event (publish and commit included): what it costs, whatever the machine's load. */
+  serverCpuUsPerEvent: number;
   clientCpu: number;
   rssMiB: number;
 }
@@ -431,7 +433,8 @@ async function fanout(o: Options, server: Server, streams: number, rate: number,
         since = nowMs();
       } else if (nowMs() - since > 2_000) break;
     }
-    const serverCpu = (cpuMsOf(server.pid) - cpu0) / (nowMs() - t0);
+    const serverCpuMs = cpuMsOf(server.pid) - cpu0;
+    const serverCpu = serverCpuMs / (nowMs() - t0);
     const clientCpu = (pool.cpuMs() - clientCpu0) / (nowMs() - t0);
     // From the first publish to the last delivery: the rate the clients actually got events at.
     const span = (st.lastAt - t0) / 1000;
@@ -449,6 +452,7 @@ async function fanout(o: Options, server: Server, streams: number, rate: number,
       p99: st.hist.percentile(99),
       max: st.hist.max,
       serverCpu,
+      serverCpuUsPerEvent: (serverCpuMs * 1000) / Math.max(1, st.received),
       clientCpu,
       rssMiB: rssOf(server.pid) / 1048576,
     };
@@ -518,6 +522,14 @@ async function fanouts(o: Options, herald: Start, peer: Start | null): Promise<v
       { scenario: '', metric: 'POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(h), p ? lat(p) : '–'] },
       { scenario: '', metric: 'delivered / expected', herald: (h.received / h.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
       { scenario: '', metric: 'server CPU (1.0 = one core)', herald: h.serverCpu, peer: p?.serverCpu ?? null, unit: 'cores' },
+      {
+        scenario: '',
+        metric: 'server CPU per delivered event',
+        herald: h.serverCpuUsPerEvent,
+        peer: p?.serverCpuUsPerEvent ?? null,
+        unit: 'µs',
+        ratio: ratio(h.serverCpuUsPerEvent, p?.serverCpuUsPerEvent ?? null),
+      },
     );
   }
   raw.fanout = all;
