@@ -423,9 +423,9 @@ async function fanout(o: Options, server: Server, streams: number, rate: number,
     // An unanswered publish may still be delivered; a refused one is not.
     const published = pub.ok + pub.unanswered;
     const expected = target === 'broadcast' ? published * opened.opened : published;
-    // Wait for the tail: until everything arrived, or nothing more arrives for 2 s (bounded at 60 s).
+    // Wait for the tail: until everything arrived, or nothing more arrives for 2 s (bounded at 30 s).
     let st = await pool.stats();
-    for (let last = -1, since = nowMs(), until = nowMs() + 60_000; st.received < expected && nowMs() < until; ) {
+    for (let last = -1, since = nowMs(), until = nowMs() + 30_000; st.received < expected && nowMs() < until; ) {
       await sleep(250);
       st = await pool.stats();
       if (st.received !== last) {
