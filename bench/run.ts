@@ -117,7 +117,7 @@ async function startProcess(proc: ChildProcess): Promise<{ port: number; stop: (
   };
 }
 
-async function startHerald(o: Options): Promise<Server> {
+async function startHerald(o: Options, env: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
   const profDir = join(resultsDir, 'profiles');
   if (o.cpuProf) mkdirSync(profDir, { recursive: true });
@@ -129,6 +129,7 @@ async function startHerald(o: Options): Promise<Server> {
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'warn',
+      ...env,
     },
     nodeArgs: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
   });
@@ -474,6 +475,8 @@ async function withServer<T>(start: Start, fn: (s: Server) => Promise<T>): Promi
 
 const lat = (x: FanoutResult) => `${fmt(x.p50, 'ms')} / ${fmt(x.p99, 'ms')} / ${fmt(x.max, 'ms')}`;
 
+const rtt = (x: FanoutResult) => `${fmt(x.publishRttP50, 'ms')} / ${fmt(x.publishRttP99, 'ms')}`;
+
 const ratio = (h: number | null, p: number | null): string => (h === null || p === null || !p ? '' : `${(h / p).toFixed(2)}×`);
 
 async function latency(o: Options, herald: Start, peer: Start | null): Promise<void> {
@@ -484,6 +487,13 @@ async function latency(o: Options, herald: Start, peer: Start | null): Promise<v
     results[name] = await withServer(start, (s) => fanout(o, s, n, o.latencyRate, 'users'));
     log(`latency ${name}: ${JSON.stringify(results[name])}`);
   }
+  // The same with HERALD_SQLITE_SYNC=normal (no fsync per commit): how much of the latency is the disk's.
+  const normal = await withServer(
+    () => startHerald(o, { HERALD_SQLITE_SYNC: 'normal' }),
+    (s) => fanout(o, s, n, o.latencyRate, 'users'),
+  );
+  log(`latency herald, synchronous=NORMAL: ${JSON.stringify(normal)}`);
+  results.heraldSyncNormal = normal;
   raw.latency = results;
   const h = results.herald!;
   const p = results.peer ?? null;
@@ -491,6 +501,8 @@ async function latency(o: Options, herald: Start, peer: Start | null): Promise<v
   rows.push(
     { scenario: scen, metric: 'POST→client p99', herald: h.p99, peer: p?.p99 ?? null, unit: 'ms', target: '< 20 ms', met: h.p99 < 20 },
     { scenario: '', metric: 'POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(h), p ? lat(p) : '–'] },
+    { scenario: '', metric: 'the same, Herald with synchronous=NORMAL', herald: null, peer: null, unit: '', text: [lat(normal), '–'] },
+    { scenario: '', metric: 'POST round trip p50 / p99', herald: null, peer: null, unit: '', text: [rtt(h), p ? rtt(p) : '–'] },
     { scenario: '', metric: 'delivered / expected', herald: h.received / h.expected * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
   );
 }
