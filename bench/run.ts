@@ -669,7 +669,7 @@ async function main(): Promise<void> {
       {
         started: started.toISOString(),
         finished: new Date().toISOString(),
-        command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+        command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
         machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / 1048576), loadBefore: load, loadAfter: os.loadavg(), node: process.version, fdLimit: hardFdLimit() },
         options: { ...o, only: [...o.only] },
         rows,
