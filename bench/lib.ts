@@ -85,6 +85,12 @@ export function hardFdLimit(): number {
   return !m || m[1] === 'unlimited' ? 1_048_576 : Number(m[1]);
 }
 
+/** Every process spawnNode started that is still running: none may outlive the bench. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /**
  * Runs `node script args` with its soft file-descriptor limit raised to the hard limit (through the
  * shell's `ulimit`, since Node cannot call setrlimit), with an IPC channel when `ipc` is set.
@@ -95,10 +101,13 @@ export function spawnNode(
   opts: { env?: Record<string, string>; ipc?: boolean; nodeArgs?: string[] } = {},
 ): ChildProcess {
   const node = process.execPath;
-  return spawn('bash', ['-c', 'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', node, ...(opts.nodeArgs ?? []), script, ...args], {
+  const child = spawn('bash', ['-c', 'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', node, ...(opts.nodeArgs ?? []), script, ...args], {
     env: { PATH: process.env.PATH ?? '', ...opts.env },
     stdio: opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  return child;
 }
 
 export const benchScript = (name: string): string => join(benchDir, `${name}.js`);
@@ -120,10 +129,6 @@ export class Worker {
     proc.stdout!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20_000)));
     proc.stderr!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20_000)));
     this.exited = new Promise((r) => proc.on('exit', () => r()));
-  }
-
-  output(): string {
-    return this.out;
   }
 
   call<T extends Msg>(msg: Msg, ms = 120_000): Promise<T> {
