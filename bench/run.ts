@@ -426,7 +426,7 @@ async function fanout(o: Options, server: Server, streams: number, rate: number,
     // An unanswered publish may still be delivered; a refused one is not.
     const published = pub.ok + pub.unanswered;
     const expected = target === 'broadcast' ? published * opened.opened : published;
-    // Wait for the tail: until everything arrived, or nothing more arrives for 2 s (bounded at 30 s).
+    // Wait for the tail: until everything arrived, or nothing more arrives for 5 s (bounded at 30 s).
     let st = await pool.stats();
     for (let last = -1, since = nowMs(), until = nowMs() + 30_000; st.received < expected && nowMs() < until; ) {
       await sleep(250);
@@ -434,7 +434,7 @@ async function fanout(o: Options, server: Server, streams: number, rate: number,
       if (st.received !== last) {
         last = st.received;
         since = nowMs();
-      } else if (nowMs() - since > 2_000) break;
+      } else if (nowMs() - since > 5_000) break;
     }
     const serverCpuMs = cpuMsOf(server.pid) - cpu0;
     const serverCpu = serverCpuMs / (nowMs() - t0);
