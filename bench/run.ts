@@ -554,26 +554,38 @@ interface IdleResult {
   opened: number;
   acceptMs: number;
   baseMiB: number;
+  halfMiB: number;
   rssMiB: number;
+  /** RSS growth over the streams held: fixed costs of the burst (a grown young generation) included. */
   perStreamKiB: number;
+  /** RSS growth from half to all the streams, per stream added: what one more stream costs. */
+  marginalKiB: number;
 }
 
+/** Opens `n` idle streams in two halves, reading the server's RSS before, between and after. */
 async function idleOne(o: Options, server: Server, n: number): Promise<IdleResult> {
   await sleep(500);
   const base = rssOf(server.pid);
   const pool = new ClientPool(o, server, o.clients, n);
   try {
-    const opened = await pool.open('i', n);
-    if (opened.failed > 0) log(`${server.name}: ${opened.failed} of ${n} idle streams failed: ${opened.firstError}`);
+    const first = await pool.open('i', Math.floor(n / 2));
+    await sleep(o.settleMs);
+    const half = rssOf(server.pid);
+    const second = await pool.open('j', n - Math.floor(n / 2));
     await sleep(o.settleMs);
     const rss = rssOf(server.pid);
+    const failed = first.failed + second.failed;
+    if (failed > 0) log(`${server.name}: ${failed} of ${n} idle streams failed: ${first.firstError || second.firstError}`);
+    const opened = first.opened + second.opened;
     return {
       streams: n,
-      opened: opened.opened,
-      acceptMs: opened.ms,
+      opened,
+      acceptMs: first.ms + second.ms,
       baseMiB: base / 1048576,
+      halfMiB: half / 1048576,
       rssMiB: rss / 1048576,
-      perStreamKiB: (rss - base) / 1024 / opened.opened,
+      perStreamKiB: (rss - base) / 1024 / opened,
+      marginalKiB: (rss - half) / 1024 / Math.max(1, second.opened),
     };
   } finally {
     await pool.stop();
@@ -590,7 +602,7 @@ async function idle(o: Options, herald: Start, peer: Start | null): Promise<void
   raw.idle = r;
   const h = r.herald!;
   const p = r.peer ?? null;
-  const mem = (x: IdleResult) => `${x.baseMiB.toFixed(0)} → ${x.rssMiB.toFixed(0)} MiB`;
+  const mem = (x: IdleResult) => `${x.baseMiB.toFixed(0)} → ${x.halfMiB.toFixed(0)} → ${x.rssMiB.toFixed(0)} MiB`;
   rows.push(
     {
       scenario: `Idle: ${o.idle.toLocaleString('en-US')} streams held`,
@@ -602,9 +614,17 @@ async function idle(o: Options, herald: Start, peer: Start | null): Promise<void
       target: '< 10 KiB at 20,000, ≤ 0.5× peer',
       met: h.perStreamKiB < 10 && h.opened >= 20_000 && (!p || h.perStreamKiB <= p.perStreamKiB / 2),
     },
+    {
+      scenario: '',
+      metric: 'marginal RSS per stream (second half)',
+      herald: h.marginalKiB,
+      peer: p?.marginalKiB ?? null,
+      unit: 'KiB',
+      ratio: ratio(h.marginalKiB, p?.marginalKiB ?? null),
+    },
     { scenario: '', metric: 'streams open', herald: h.opened, peer: p?.opened ?? null, unit: '' },
     { scenario: '', metric: 'time to accept all', herald: h.acceptMs, peer: p?.acceptMs ?? null, unit: 'ms', ratio: ratio(h.acceptMs, p?.acceptMs ?? null) },
-    { scenario: '', metric: 'server RSS before → after', herald: null, peer: null, unit: '', text: [mem(h), p ? mem(p) : '–'] },
+    { scenario: '', metric: 'server RSS: none → half → all', herald: null, peer: null, unit: '', text: [mem(h), p ? mem(p) : '–'] },
   );
 }
 
