@@ -1,7 +1,6 @@
 // Slow consumers: a client that stops reading must not make the server hold its output without bound.
 // Past HERALD_MAX_PENDING_BYTES of unsent output its stream is cut; the client reconnects with its last
 // id and still ends with every event, in order, exactly once.
-import type { ServerResponse } from 'node:http';
 import net from 'node:net';
 import t from 'tap';
 import { connect, parseSse, SseClient, startServer, tokenFor } from './helpers.js';
@@ -38,10 +37,11 @@ async function rawStream(url: string) {
 t.test('a client that stops reading is cut off with bounded server memory, and catches up after', async (t) => {
   const s = await startServer({ env: { HERALD_MAX_PENDING_BYTES: String(maxPending), HERALD_RETRY_MS: '100' } });
   t.teardown(() => s.close());
-  // The server side of the stalled stream, to watch how much output it holds for the client.
-  let response: ServerResponse | undefined;
-  s.app.server.prependListener('request', (req, res: ServerResponse) => {
-    if (req.url === '/events' && req.headers.authorization === `Bearer ${tokenFor(user)}`) response = res;
+  // The server's socket of the stalled stream (the stream writes to it directly), to watch how much
+  // output it holds for the client.
+  let serverSide: net.Socket | undefined;
+  s.app.server.prependListener('request', (req) => {
+    if (req.url === '/events' && req.headers.authorization === `Bearer ${tokenFor(user)}`) serverSide = req.socket;
   });
 
   const stalled = await rawStream(s.url);
@@ -51,7 +51,7 @@ t.test('a client that stops reading is cut off with bounded server memory, and c
   // A healthy stream of another user alongside: only the stream that stopped reading is cut.
   const healthy = await connect(s, 'healthy');
   t.teardown(() => healthy.close());
-  t.ok(response, 'the stalled stream is open');
+  t.ok(serverSide, 'the stalled stream is open');
 
   let maxQueued = 0;
   const rssBefore = process.memoryUsage().rss;
@@ -65,9 +65,9 @@ t.test('a client that stops reading is cut off with bounded server memory, and c
       const res = await s.publish({ users: [user, 'healthy'], title: `n${i}`, body: padding });
       if (res.status !== 201) throw new Error(`publish answered ${res.status}`);
       ids.push(res.body.id as number);
-      maxQueued = Math.max(maxQueued, response!.writableLength);
+      maxQueued = Math.max(maxQueued, serverSide!.writableLength);
       // Events published after the cut reach this client only by its catch-up.
-      if (response!.destroyed && stopAt === maxEvents) stopAt = next + afterCut;
+      if (serverSide!.destroyed && stopAt === maxEvents) stopAt = next + afterCut;
     }
   };
   await Promise.all(Array.from({ length: 8 }, publisher));
@@ -78,7 +78,7 @@ t.test('a client that stops reading is cut off with bounded server memory, and c
     `published ~${(published / 1e6).toFixed(1)} MB to the stalled stream; most it ever held unsent: ${(maxQueued / 1e3).toFixed(0)} kB; ` +
       `process RSS ${(rssBefore / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
   );
-  t.ok(response!.destroyed, 'the server cut the stream of the client that stopped reading');
+  t.ok(serverSide!.destroyed, 'the server cut the stream of the client that stopped reading');
   t.ok(maxQueued <= maxPending + bodyBytes + 1000, `its unsent output stayed within the bound (${maxQueued} <= ${maxPending} + one event)`);
   await healthy.waitFor(() => healthy.ids().length === events, 30_000);
   t.same(healthy.ids(), ids, 'the healthy stream got everything, live, in order');

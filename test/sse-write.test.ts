@@ -1,7 +1,27 @@
 // The SSE write path: events go straight to the socket (no chunked framing), several events of one
-// tick share a write, and a catch-up replay is not mistaken for a slow consumer.
+// tick share a write, a catch-up replay is not mistaken for a slow consumer, and an open stream's
+// socket is taken out of node:http so that nothing of its request is kept.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import t from 'tap';
-import { connect, parseSse, rawGet, startServer, tokenFor } from './helpers.js';
+import { connect, parseSse, rawGet, sleep, startServer, tokenFor, waitUntil } from './helpers.js';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+/** A stream over a raw socket: the bytes as they come, and the socket to misbehave with. */
+async function rawStream(url: string, user: string): Promise<{ socket: net.Socket; text: () => string }> {
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => (text += d));
+  socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${tokenFor(user)}\r\n\r\n`);
+  await waitUntil('the stream head', () => text.includes('retry:'));
+  return { socket, text: () => text };
+}
 
 t.test('the stream is close-delimited: no chunk framing between events', async (t) => {
   const s = await startServer();
@@ -45,4 +65,47 @@ t.test('a replay larger than HERALD_MAX_PENDING_BYTES is delivered, not cut as a
   const live = await s.publish({ user: 'zoe', title: 'live after the replay' });
   await c.waitFor((e) => e.length >= 31, 10_000);
   t.same(c.ids(), [...ids.slice(30), live.body.id], 'the rest of the replay, then live');
+});
+
+t.test('an open stream keeps nothing of its request: node:http and Fastify let go of it', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  // Weak references only: whatever still holds a stream's request or response after it opened shows here.
+  const held: WeakRef<IncomingMessage | ServerResponse>[] = [];
+  s.app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.startsWith('/events')) held.push(new WeakRef(req), new WeakRef(res));
+  });
+  const clients = await Promise.all(['a', 'b', 'c'].map((u) => connect(s, u)));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  t.equal(held.length, 6);
+  // A WeakRef's target lives at least until the current job ends: collect across a few turns.
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await sleep(10);
+  }
+  t.same(
+    held.map((r) => r.deref()?.constructor.name),
+    held.map(() => undefined),
+    'every request and response of the open streams was collected',
+  );
+  const sent = await s.publish({ broadcast: true, title: 'after' });
+  for (const c of clients) await c.waitFor((e) => e.length === 1);
+  t.same(clients.map((c) => c.ids()), clients.map(() => [sent.body.id]), 'and the streams still deliver');
+  clients[0]!.close();
+  await waitUntil('the closed stream to leave the hub', () => s.app.hub.size === 2);
+});
+
+t.test('bytes a client sends after its request are ignored, and the stream goes on', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const stream = await rawStream(s.url, 'pip');
+  t.teardown(() => stream.socket.destroy());
+  // node:http would have parsed this as a second request on the connection and answered 400 and closed.
+  stream.socket.write('GET /notifications HTTP/1.1\r\nHost: x\r\n\r\nnot http at all\r\n\r\n');
+  await sleep(50);
+  const sent = await s.publish({ user: 'pip', title: 'still here' });
+  await waitUntil('the event after the junk', () => stream.text().includes(`id: ${sent.body.id}\n`));
+  t.notMatch(stream.text(), /HTTP\/1\.1 [^2]/, 'no second response on the stream');
+  stream.socket.end();
+  await waitUntil('the half-closed stream to leave the hub', () => s.app.hub.size === 0);
 });

@@ -1,6 +1,7 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { detachFromHttp } from '../detach.js';
 import { sendError } from '../errors.js';
 import type { OutEvent } from '../events.js';
 import type { Hub } from '../hub.js';
@@ -31,22 +32,18 @@ function uncorkAll(): void {
 }
 
 /**
- * Writes to one SSE stream: straight to its socket once the head is sent (the response is not
+ * Writes to one SSE stream: straight to its socket (taken out of node:http, see detach.ts, and not
  * chunked, see below), so a fan-out costs one shared buffer and at most one syscall per stream per
  * tick. A client that stops reading would make its queued output grow without bound; past
  * `maxPending` bytes the stream is cut instead, and the client resumes by Last-Event-ID.
  */
 class SseSink implements Sink {
-  /** The socket, which is set once this response is the connection's current one (always, bar pipelining). */
-  private readonly out: Writable;
-
   constructor(
-    private readonly res: ServerResponse,
+    /** The detached socket; the response itself only where node:http could not let it go. */
+    private readonly out: Writable,
     private readonly maxPending: number,
     private readonly metrics: Metrics,
-  ) {
-    this.out = res.socket ?? res;
-  }
+  ) {}
 
   private write(chunk: Buffer | string): void {
     const out = this.out;
@@ -78,34 +75,35 @@ class SseSink implements Sink {
     if (chunk) await this.writeAndDrain(chunk);
   }
 
-  /** Resolves true once `chunk` is handed to the socket, false if the response closed first. */
+  /** Resolves true once `chunk` is handed to the socket, false if the stream closed first. */
   private async writeAndDrain(chunk: string): Promise<boolean> {
-    const res = this.res;
-    if (res.destroyed) return false;
-    if (!res.write(chunk)) {
+    const out = this.out;
+    if (out.destroyed) return false;
+    if (!out.write(chunk)) {
       await new Promise<void>((resolve) => {
         const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
+          out.off('drain', done);
+          out.off('close', done);
           resolve();
         };
-        res.on('drain', done);
-        res.on('close', done);
+        out.on('drain', done);
+        out.on('close', done);
       });
     }
-    return !res.destroyed;
+    return !out.destroyed;
   }
 
   heartbeat(): void {
     this.write(heartbeat);
   }
 
+  /** The body ends with the connection: what is queued is sent, then the connection is closed. */
   end(): void {
-    this.res.end();
+    this.out.end();
   }
 
   abort(): void {
-    this.res.destroy();
+    this.out.destroy();
   }
 }
 
@@ -145,8 +143,9 @@ export async function eventRoutes(app: FastifyInstance, opts: StreamOptions): Pr
       res.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), ...sseHeaders });
       res.write(sseRetry(opts.retryMs));
       res.socket?.setNoDelay(true);
-      const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(res, opts.maxPendingBytes, opts.metrics));
-      res.on('close', () => sub.close());
+      const out = detachFromHttp(res) ?? res;
+      const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(out, opts.maxPendingBytes, opts.metrics));
+      out.on('close', () => sub.close());
       try {
         await sub.start(lastEventId(request.headers['last-event-id'], request.query.lastEventId));
       } catch (err) {
