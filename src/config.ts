@@ -22,6 +22,7 @@ export interface Config {
   bus: string;
   /** How often a Redis-bus instance checks the store for notifications whose message was lost. */
   busResyncMs: number;
+  busChannel: string;
   sqliteSync: 'full' | 'normal';
   /** Demo mode: serves a demo-user token to the browser page. Never on with a configured secret. */
   demo: boolean;
@@ -135,6 +136,9 @@ export function loadConfig(env: Env = process.env): Config {
     store,
     bus,
     busResyncMs: int(env, 'HERALD_BUS_RESYNC_MS', 1000, 100, 3_600_000),
+    // Redis pub/sub channels are server-wide (the database number in the URL does not separate them):
+    // deployments sharing one Redis each need their own channel.
+    busChannel: str(env, 'HERALD_BUS_CHANNEL') ?? 'herald:bus',
     sqliteSync: sync,
     demo,
     maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),

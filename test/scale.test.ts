@@ -4,7 +4,6 @@
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
-import { channel } from '../src/bus/redis.js';
 import type { BusMessage } from '../src/types.js';
 import { startPostgres, startProxy, startRedis, type PostgresServer, type RedisServer } from './backends.js';
 import { connect, publisherKey, sleep, spawnServer, SseClient, startServer, tempDir, tokenFor, type Json, type Server } from './helpers.js';
@@ -103,7 +102,7 @@ t.test('a lost or late Redis message: the gap is read from the store, duplicates
   t.teardown(() => (onA.close(), onB.close()));
   const raw = new Redis(redis.url);
   t.teardown(() => raw.disconnect());
-  const send = (msg: BusMessage) => raw.publish(channel, JSON.stringify(msg));
+  const send = (msg: BusMessage) => raw.publish(a.config.busChannel, JSON.stringify(msg));
 
   // Committed, but only the last one's message goes out: as if the first two were lost in transit.
   const stored = [];
@@ -272,4 +271,25 @@ t.test('a misconfigured or unreachable Redis or PostgreSQL stops the start with 
     spawnServer({ ...env, HERALD_DATA_DIR: dir, HERALD_STORE: 'postgres://u:pw@127.0.0.1:1/db' }),
     /cannot use PostgreSQL at postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db.*ECONNREFUSED/,
   );
+});
+
+t.test('two deployments on one Redis, each on its own HERALD_BUS_CHANNEL, never see each other', async (t) => {
+  // Same Redis, separate databases: only the channel keeps their traffic apart (pub/sub ignores the
+  // database number of the URL). The same user name exists in both.
+  const servers = [];
+  for (const name of ['blue', 'green']) {
+    const s = await startServer({ env: { ...(await deployment()), HERALD_BUS_CHANNEL: `herald:${name}`, ...noPeriodicCheck } });
+    t.teardown(() => s.close());
+    servers.push(s);
+  }
+  const [blue, green] = servers as [Server, Server];
+  const onBlue = await connect(blue, 'alice');
+  const onGreen = await connect(green, 'alice');
+  t.teardown(() => (onBlue.close(), onGreen.close()));
+  const sent = await blue.publish({ user: 'alice', title: 'blue only' });
+  t.same(await receiveAll(onBlue, 1), [sent.body.id], 'blue delivers its own notification');
+  const own = await green.publish({ user: 'alice', title: 'green only' });
+  t.same(await receiveAll(onGreen, 1), [own.body.id], 'green delivers only its own, with its own id');
+  t.same(onGreen.events.map((e) => e.data.title), ['green only'], "green's alice never saw blue's");
+  t.same(onBlue.events.map((e) => e.data.title), ['blue only'], "nor blue's alice green's");
 });

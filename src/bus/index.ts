@@ -10,5 +10,5 @@ import { RedisBus } from './redis.js';
  */
 export async function createBus(config: Config, store: Store): Promise<Bus> {
   if (config.bus === 'memory') return new MemoryBus();
-  return RedisBus.open(config.bus, store, config.busResyncMs);
+  return RedisBus.open(config.bus, store, config.busResyncMs, config.busChannel);
 }

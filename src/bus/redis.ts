@@ -4,8 +4,6 @@ import type { Store } from '../store/store.js';
 import type { BusMessage, StoredNotification } from '../types.js';
 import type { Bus, BusHandler, BusLogger } from './bus.js';
 
-/** The one channel every instance publishes to and listens on. */
-export const channel = 'herald:bus';
 /** Most rows one gap-repair read fetches; a long outage is repaired in several reads. */
 const rangeChunk = 1000;
 
@@ -46,10 +44,12 @@ export class RedisBus implements Bus {
      * is down) when no later message reveals the gap: such a notification is at most this late.
      */
     private readonly resyncMs: number,
+    /** The one channel every instance of this deployment publishes to and listens on. */
+    private readonly channel: string,
   ) {}
 
   /** Connects both connections and subscribes; rejects if Redis cannot be reached now. */
-  static async open(url: string, store: Store, resyncMs: number): Promise<RedisBus> {
+  static async open(url: string, store: Store, resyncMs: number, channel: string): Promise<RedisBus> {
     const common = { lazyConnect: true, connectTimeout: 5000 };
     const bus = new RedisBus(
       new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0 }),
@@ -57,6 +57,7 @@ export class RedisBus implements Bus {
       new Redis(url, { ...common, autoResubscribe: false }),
       store,
       resyncMs,
+      channel,
     );
     let lastError: Error | undefined;
     bus.sub.once('error', (err: Error) => (lastError = err));
@@ -90,7 +91,7 @@ export class RedisBus implements Bus {
     // No stream is open yet: nothing older than this needs live delivery.
     this.lastDelivered = await this.store.lastId();
     await Promise.all([this.pub.connect(), this.sub.connect()]);
-    await this.sub.subscribe(channel);
+    await this.sub.subscribe(this.channel);
     this.enqueue({ resync: true });
     // Registered after the first connect, so it handles reconnects only.
     this.sub.on('ready', () => void this.resubscribe());
@@ -102,7 +103,7 @@ export class RedisBus implements Bus {
 
   private async resubscribe(): Promise<void> {
     try {
-      await this.sub.subscribe(channel);
+      await this.sub.subscribe(this.channel);
     } catch (err) {
       // The connection dropped again; its next 'ready' retries.
       this.log.warn({ err }, 'redis resubscribe failed');
@@ -117,7 +118,7 @@ export class RedisBus implements Bus {
   }
 
   async publish(msg: BusMessage): Promise<void> {
-    await this.pub.publish(channel, JSON.stringify(msg));
+    await this.pub.publish(this.channel, JSON.stringify(msg));
   }
 
   subscribe(handler: BusHandler): () => void {
