@@ -1,10 +1,7 @@
 // Shared test fixtures: a real Herald on a loopback port with a real SQLite file, real SSE and WebSocket clients.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { EventSource } from 'eventsource';
 import t from 'tap';
 import { createSigner } from 'fast-jwt';
@@ -17,6 +14,9 @@ import { projectFile } from '../src/paths.js';
 import { createStore } from '../src/store/index.js';
 import type { Bus } from '../src/bus/bus.js';
 import type { Store } from '../src/store/store.js';
+import { freePort, sleep, tempDir } from './util.js';
+
+export { freePort, sleep, tempDir };
 
 // Response bodies and event payloads are arbitrary JSON that each test asserts on field by field;
 // a type for them would only restate those assertions.
@@ -25,9 +25,6 @@ export type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-an
 export const jwtSecret = 'test-secret-that-is-long-enough-0123456789';
 export const publisherKey = 'test-publisher-key-0123456789';
 
-export function tempDir(prefix = 'herald-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
 
 /** Signs a JWT with the test secret: `sub` = user; extra claims override (scope, exp, aud...). */
 export function tokenFor(user: string | undefined, claims: Record<string, unknown> = {}, secret = jwtSecret): string {
@@ -323,20 +320,6 @@ export async function spawnServer(env: Record<string, string>): Promise<Child> {
     },
   };
 }
-
-/** A port nobody listens on right now (the OS picks it), so a server can be started, stopped and started again on it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A real WebSocket client (the `ws` package) on /ws that records every frame the server sends. */
 export class WsClient {
