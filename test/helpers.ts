@@ -1,6 +1,7 @@
 // Shared test fixtures: a real Herald on a loopback port with a real SQLite file, real SSE and WebSocket clients.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import http from 'node:http';
 import { EventSource } from 'eventsource';
 import t from 'tap';
@@ -319,6 +320,25 @@ export async function spawnServer(env: Record<string, string>): Promise<Child> {
       return exited;
     },
   };
+}
+
+/**
+ * Runs the built bench (`dist/bench/run.js`, which `npm test` builds first) with `args`, writing its
+ * JSON result to a temp file; killed after `ms`. `result` is that file's content (undefined if none).
+ */
+export async function runBench(args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string; result: Json }> {
+  const out = join(tempDir('herald-bench-smoke-'), 'result.json');
+  const child = spawn(process.execPath, [projectFile('dist', 'bench', 'run.js'), ...args, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearTimeout(killer);
+  const result: Json = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : undefined;
+  rmSync(join(out, '..'), { recursive: true, force: true });
+  return { code, stdout, stderr, result };
 }
 
 /** A real WebSocket client (the `ws` package) on /ws that records every frame the server sends. */
