@@ -644,6 +644,7 @@ async function fanout2(o: Options): Promise<void> {
     { scenario: '', metric: '2 instances / 1 instance', herald: null, peer: null, unit: '', text: [ratio(two.deliveredPerSec, one.deliveredPerSec), '–'] },
     { scenario: '', metric: 'POST→client p50 / p99 / max, 2 instances', herald: null, peer: null, unit: '', text: [lat(two), '–'] },
     { scenario: '', metric: 'POST→client p50 / p99 / max, 1 instance', herald: null, peer: null, unit: '', text: [lat(one), '–'] },
+    { scenario: '', metric: 'POST round trip p50 / p99, 2 instances; 1 instance', herald: null, peer: null, unit: '', text: [`${rtt(two)}; ${rtt(one)}`, '–'] },
     { scenario: '', metric: 'POST→client p99, 2 instances: published to / other', herald: null, peer: null, unit: '', text: [`${fmt(near.p99, 'ms')} / ${fmt(far.p99, 'ms')}`, '–'] },
     {
       scenario: '',
