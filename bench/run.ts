@@ -8,6 +8,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../src/paths.js';
+import { missingBackends, startPostgres, startRedis, type PostgresServer, type RedisServer } from '../test/backends.js';
 import { benchScript, cpuMsOf, hardFdLimit, Histogram, nowMs, rssOf, sleep, spawnNode, Worker, type Msg } from './lib.js';
 
 const usage = `usage: npm run bench -- [options]
@@ -19,8 +20,10 @@ const usage = `usage: npm run bench -- [options]
   --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
   --ingest-seconds 10 --ingest-connections 100  autocannon
   --catchup 10000       events behind for the catch-up scenario
+  --fanout2-streams 2000  fan-out on two instances (PostgreSQL + Redis): streams, split across them
+  --fanout2-rate 0      its broadcasts/s, all to one instance (0 = offered / streams)
   --clients 2           load processes holding streams
-  --only a,b            scenarios: ingest,latency,fanout,idle,catchup (default all)
+  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup (default all)
   --no-peer             skip the Socket.IO peer
   --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
   --cpu-prof-clients    the same for the load processes holding streams
@@ -60,8 +63,10 @@ function parseArgs(argv: string[]) {
     ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
     ingestConnections: num('ingest-connections', 100),
     catchup: num('catchup', 10_000),
+    fanout2Streams: Math.max(2, num('fanout2-streams', quick ? 1000 : 2000)),
+    fanout2Rate: num('fanout2-rate', 0),
     clients: Math.max(1, num('clients', 2)),
-    only: new Set((get('only') ?? 'ingest,latency,fanout,idle,catchup').split(',')),
+    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup').split(',')),
     peer: !argv.includes('--no-peer'),
     cpuProf: argv.includes('--cpu-prof'),
     cpuProfClients: argv.includes('--cpu-prof-clients'),
@@ -182,14 +187,14 @@ class ClientPool {
     });
   }
 
-  /** Opens `total` streams for users `${prefix}0..total-1`, split across the load processes. */
-  async open(prefix: string, total: number): Promise<{ opened: number; failed: number; firstError: string; ms: number }> {
+  /** Opens `total` streams for users `${prefix}${offset}..${offset + total - 1}`, split across the load processes. */
+  async open(prefix: string, total: number, offset = 0): Promise<{ opened: number; failed: number; firstError: string; ms: number }> {
     const per = Math.ceil(total / this.workers.length);
     const t0 = nowMs();
     const answers = await Promise.all(
       this.workers.map((w, i) =>
         w.call<Msg & { opened: number; failed: number; firstError: string }>(
-          { op: 'open', prefix, offset: i * per, count: Math.max(0, Math.min(per, total - i * per)), concurrency: 100, timeoutMs: 120_000 },
+          { op: 'open', prefix, offset: offset + i * per, count: Math.max(0, Math.min(per, total - i * per)), concurrency: 100, timeoutMs: 120_000 },
           180_000,
         ),
       ),
@@ -390,6 +395,18 @@ async function ingest(o: Options): Promise<void> {
   }
 }
 
+/** What the streams on one server got. */
+interface InstanceResult {
+  port: number;
+  opened: number;
+  /** Null for user-targeted notifications spread over several servers (each goes to one random user). */
+  expected: number | null;
+  received: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
 interface FanoutResult {
   streams: number;
   opened: number;
@@ -403,77 +420,109 @@ interface FanoutResult {
   p50: number;
   p99: number;
   max: number;
+  /** Summed over the servers, as are the CPU figures and RSS below. */
   serverCpu: number;
   /** Server CPU time per delivered event (publish and commit included): what it costs, whatever the machine's load. */
   serverCpuUsPerEvent: number;
   clientCpu: number;
   rssMiB: number;
+  /** Per server, the first being the one published to. */
+  instances: InstanceResult[];
 }
 
-/** Opens `streams` streams, publishes at `rate`/s for `seconds`, and measures what the clients got. */
-async function fanout(o: Options, server: Server, streams: number, rate: number, target: 'broadcast' | 'users'): Promise<FanoutResult> {
-  const pool = new ClientPool(o, server, Math.min(o.clients, Math.max(1, Math.ceil(streams / 500))), streams);
+/**
+ * Opens `streams` streams split evenly across `servers`, publishes at `rate`/s for `seconds` to the
+ * first server, and measures what the clients got. The load processes (as many as `--clients` and
+ * the stream count allow) are shared out among the servers, at least one each.
+ */
+async function fanout(o: Options, servers: Server[], streams: number, rate: number, target: 'broadcast' | 'users'): Promise<FanoutResult> {
+  const workers = Math.max(1, Math.round(Math.min(o.clients, Math.max(1, Math.ceil(streams / 500))) / servers.length));
+  const split = servers.map((_, i) => Math.floor((streams * (i + 1)) / servers.length) - Math.floor((streams * i) / servers.length));
+  const pools: ClientPool[] = [];
   try {
-    const opened = await pool.open('f', streams);
-    if (opened.failed > 0) log(`${server.name}: ${opened.failed} of ${streams} streams failed to open: ${opened.firstError}`);
+    for (const [i, server] of servers.entries()) pools.push(new ClientPool(o, server, workers, split[i]!));
+    const opened = await Promise.all(pools.map((pool, i) => pool.open('f', split[i]!, split.slice(0, i).reduce((a, x) => a + x, 0))));
+    for (const [i, r] of opened.entries()) {
+      if (r.failed > 0) log(`${servers[i]!.name}: ${r.failed} of ${split[i]} streams failed to open: ${r.firstError}`);
+    }
+    const openedAll = opened.reduce((a, r) => a + r.opened, 0);
     await sleep(300);
-    await pool.reset();
-    const cpu0 = cpuMsOf(server.pid);
-    const clientCpu0 = pool.cpuMs();
+    await Promise.all(pools.map((pool) => pool.reset()));
+    const serverCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid), 0);
+    const clientCpuMs = () => pools.reduce((a, pool) => a + pool.cpuMs(), 0);
+    const cpu0 = serverCpuMs();
+    const clientCpu0 = clientCpuMs();
     const t0 = nowMs();
-    const pub = await publish(server, { rate, durationMs: o.seconds * 1000, target, prefix: 'f', users: streams });
-    if (pub.failed > 0) log(`${server.name}: ${pub.failed} publishes failed: ${pub.firstError}`);
+    const pub = await publish(servers[0]!, { rate, durationMs: o.seconds * 1000, target, prefix: 'f', users: streams });
+    if (pub.failed > 0) log(`${servers[0]!.name}: ${pub.failed} publishes failed: ${pub.firstError}`);
     // An unanswered publish may still be delivered; a refused one is not.
     const published = pub.ok + pub.unanswered;
-    const expected = target === 'broadcast' ? published * opened.opened : published;
+    const expected = target === 'broadcast' ? published * openedAll : published;
     // Wait for the tail: until everything arrived, or nothing more arrives for 5 s (bounded at 30 s).
-    let st = await pool.stats();
-    for (let last = -1, since = nowMs(), until = nowMs() + 30_000; st.received < expected && nowMs() < until; ) {
+    const stats = () => Promise.all(pools.map((pool) => pool.stats()));
+    const receivedOf = (all: { received: number }[]) => all.reduce((a, x) => a + x.received, 0);
+    let st = await stats();
+    for (let last = -1, since = nowMs(), until = nowMs() + 30_000; receivedOf(st) < expected && nowMs() < until; ) {
       await sleep(250);
-      st = await pool.stats();
-      if (st.received !== last) {
-        last = st.received;
+      st = await stats();
+      if (receivedOf(st) !== last) {
+        last = receivedOf(st);
         since = nowMs();
       } else if (nowMs() - since > 5_000) break;
     }
-    const serverCpuMs = cpuMsOf(server.pid) - cpu0;
-    const serverCpu = serverCpuMs / (nowMs() - t0);
-    const clientCpu = (pool.cpuMs() - clientCpu0) / (nowMs() - t0);
+    const received = receivedOf(st);
+    const elapsed = nowMs() - t0;
+    const serverCpuUsed = serverCpuMs() - cpu0;
+    const hist = new Histogram();
+    for (const x of st) hist.merge(x.hist.toJSON());
     // From the first publish to the last delivery: the rate the clients actually got events at.
-    const span = (st.lastAt - t0) / 1000;
+    const span = (Math.max(...st.map((x) => x.lastAt)) - t0) / 1000;
     return {
       streams,
-      opened: opened.opened,
+      opened: openedAll,
       rate,
       published,
       publishRttP50: pub.rttP50,
       publishRttP99: pub.rttP99,
       expected,
-      received: st.received,
-      deliveredPerSec: st.received / span,
-      p50: st.hist.percentile(50),
-      p99: st.hist.percentile(99),
-      max: st.hist.max,
-      serverCpu,
-      serverCpuUsPerEvent: (serverCpuMs * 1000) / Math.max(1, st.received),
-      clientCpu,
-      rssMiB: rssOf(server.pid) / 1048576,
+      received,
+      deliveredPerSec: received / span,
+      p50: hist.percentile(50),
+      p99: hist.percentile(99),
+      max: hist.max,
+      serverCpu: serverCpuUsed / elapsed,
+      serverCpuUsPerEvent: (serverCpuUsed * 1000) / Math.max(1, received),
+      clientCpu: (clientCpuMs() - clientCpu0) / elapsed,
+      rssMiB: servers.reduce((a, s) => a + rssOf(s.pid), 0) / 1048576,
+      instances: servers.map((s, i) => ({
+        port: s.port,
+        opened: opened[i]!.opened,
+        expected: target === 'broadcast' ? published * opened[i]!.opened : servers.length === 1 ? published : null,
+        received: st[i]!.received,
+        p50: st[i]!.hist.percentile(50),
+        p99: st[i]!.hist.percentile(99),
+        max: st[i]!.hist.max,
+      })),
     };
   } finally {
-    await pool.stop();
+    await Promise.all(pools.map((pool) => pool.stop()));
   }
 }
 
 type Start = () => Promise<Server>;
 
-async function withServer<T>(start: Start, fn: (s: Server) => Promise<T>): Promise<T> {
-  const s = await start();
+/** Starts the servers one after another, runs `fn` with them, and stops every one that started, whatever happens. */
+async function withServers<T>(starts: Start[], fn: (s: Server[]) => Promise<T>): Promise<T> {
+  const servers: Server[] = [];
   try {
-    return await fn(s);
+    for (const start of starts) servers.push(await start());
+    return await fn(servers);
   } finally {
-    await s.stop();
+    await Promise.all(servers.map((s) => s.stop()));
   }
 }
+
+const withServer = <T>(start: Start, fn: (s: Server) => Promise<T>): Promise<T> => withServers([start], ([s]) => fn(s!));
 
 const lat = (x: FanoutResult) => `${fmt(x.p50, 'ms')} / ${fmt(x.p99, 'ms')} / ${fmt(x.max, 'ms')}`;
 
@@ -486,13 +535,13 @@ async function latency(o: Options, herald: Start, peer: Start | null): Promise<v
   const results: Record<string, FanoutResult> = {};
   for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
     if (!start) continue;
-    results[name] = await withServer(start, (s) => fanout(o, s, n, o.latencyRate, 'users'));
+    results[name] = await withServer(start, (s) => fanout(o, [s], n, o.latencyRate, 'users'));
     log(`latency ${name}: ${JSON.stringify(results[name])}`);
   }
   // The same with HERALD_SQLITE_SYNC=normal (no fsync per commit): how much of the latency is the disk's.
   const normal = await withServer(
     () => startHerald(o, { HERALD_SQLITE_SYNC: 'normal' }),
-    (s) => fanout(o, s, n, o.latencyRate, 'users'),
+    (s) => fanout(o, [s], n, o.latencyRate, 'users'),
   );
   log(`latency herald, synchronous=NORMAL: ${JSON.stringify(normal)}`);
   results.heraldSyncNormal = normal;
@@ -516,7 +565,7 @@ async function fanouts(o: Options, herald: Start, peer: Start | null): Promise<v
     const r: Record<string, FanoutResult> = {};
     for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
       if (!start) continue;
-      r[name] = await withServer(start, (s) => fanout(o, s, n, rate, 'broadcast'));
+      r[name] = await withServer(start, (s) => fanout(o, [s], n, rate, 'broadcast'));
       log(`fan-out ${n} ${name}: ${JSON.stringify(r[name])}`);
     }
     all.push(r);
@@ -547,6 +596,76 @@ async function fanouts(o: Options, herald: Start, peer: Start | null): Promise<v
     );
   }
   raw.fanout = all;
+}
+
+/**
+ * Scale-out: Herald on a real PostgreSQL store and Redis bus (throwaway servers, as the scale-out
+ * tests start them), the streams split across two instances and every broadcast published to the
+ * first; then, for the ratio, the same on one instance with the same store and bus. Each run gets a
+ * fresh database; the instances, PostgreSQL and Redis are stopped whatever happens.
+ */
+async function fanout2(o: Options): Promise<void> {
+  const n = o.fanout2Streams;
+  const rate = o.fanout2Rate || Math.max(1, Math.round(o.offered / n));
+  const scen = `Fan-out on 2 instances (PostgreSQL + Redis): ${n.toLocaleString('en-US')} streams split across them, broadcast ${rate}/s for ${o.seconds} s to one`;
+  const missing = missingBackends();
+  if (missing.length > 0) {
+    const why = `skipped: ${missing.join(' and ')} not installed (apt-get install -y ${missing.join(' ')})`;
+    log(`fanout2 ${why}`);
+    raw.fanout2 = { skipped: why };
+    rows.push({ scenario: scen, metric: 'delivered events/s', herald: null, peer: null, unit: '', text: [why, '–'] });
+    return;
+  }
+  let redis: RedisServer | undefined;
+  let postgres: PostgresServer | undefined;
+  let results: [FanoutResult, FanoutResult];
+  try {
+    const bus = (redis = await startRedis());
+    const store = (postgres = await startPostgres());
+    const run = async (instances: number): Promise<FanoutResult> => {
+      const env = { HERALD_STORE: await store.newDatabase(), HERALD_BUS: bus.url };
+      const starts = Array.from({ length: instances }, () => () => startHerald(o, env));
+      const res = await withServers(starts, (servers) => fanout(o, servers, n, rate, 'broadcast'));
+      log(`fanout2, ${instances} instance(s): ${JSON.stringify(res)}`);
+      return res;
+    };
+    results = [await run(1), await run(2)];
+  } finally {
+    await postgres?.stop();
+    await redis?.stop();
+  }
+  const [one, two] = results;
+  const [near, far] = two.instances as [InstanceResult, InstanceResult];
+  const pct = (x: { received: number; expected: number | null }) => (x.expected ? fmt((x.received / x.expected) * 100, '%') : '–');
+  raw.fanout2 = { streams: n, rate, twoInstances: two, oneInstance: one, ratio: two.deliveredPerSec / one.deliveredPerSec };
+  rows.push(
+    { scenario: scen, metric: 'delivered events/s, 2 instances', herald: two.deliveredPerSec, peer: null, unit: '/s' },
+    { scenario: '', metric: 'delivered events/s, 1 instance (same PostgreSQL + Redis)', herald: one.deliveredPerSec, peer: null, unit: '/s' },
+    { scenario: '', metric: '2 instances / 1 instance', herald: null, peer: null, unit: '', text: [ratio(two.deliveredPerSec, one.deliveredPerSec), '–'] },
+    { scenario: '', metric: 'POST→client p50 / p99 / max, 2 instances', herald: null, peer: null, unit: '', text: [lat(two), '–'] },
+    { scenario: '', metric: 'POST→client p50 / p99 / max, 1 instance', herald: null, peer: null, unit: '', text: [lat(one), '–'] },
+    { scenario: '', metric: 'POST round trip p50 / p99, 2 instances; 1 instance', herald: null, peer: null, unit: '', text: [`${rtt(two)}; ${rtt(one)}`, '–'] },
+    { scenario: '', metric: 'POST→client p99, 2 instances: published to / other', herald: null, peer: null, unit: '', text: [`${fmt(near.p99, 'ms')} / ${fmt(far.p99, 'ms')}`, '–'] },
+    {
+      scenario: '',
+      metric: 'delivered / expected, 2 instances: published to / other',
+      herald: null,
+      peer: null,
+      unit: '',
+      text: [`${pct(near)} / ${pct(far)}`, '–'],
+      target: 'all, on each',
+      met: two.instances.every((x) => x.received === x.expected),
+    },
+    { scenario: '', metric: 'delivered / expected, 1 instance', herald: (one.received / one.expected) * 100, peer: null, unit: '%' },
+    {
+      scenario: '',
+      metric: 'server CPU per delivered event, 2 / 1 instances',
+      herald: null,
+      peer: null,
+      unit: '',
+      text: [`${fmt(two.serverCpuUsPerEvent, 'µs')} / ${fmt(one.serverCpuUsPerEvent, 'µs')}`, '–'],
+    },
+  );
 }
 
 interface IdleResult {
@@ -682,6 +801,7 @@ async function main(): Promise<void> {
   if (o.only.has('ingest')) await ingest(o);
   if (o.only.has('latency')) await latency(o, herald, peer);
   if (o.only.has('fanout')) await fanouts(o, herald, peer);
+  if (o.only.has('fanout2')) await fanout2(o);
   if (o.only.has('idle')) await idle(o, herald, peer);
   if (o.only.has('catchup')) await catchup(o);
 

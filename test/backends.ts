@@ -1,12 +1,14 @@
-// Throwaway Redis and PostgreSQL servers for the scale-out tests: real processes on free loopback
-// ports, data in temp dirs, stopped in teardown. CI installs both (.ci/run); locally:
+// Throwaway Redis and PostgreSQL servers for the scale-out tests and the bench's fanout2 scenario:
+// real processes on free loopback ports, data in temp dirs, stopped in teardown (and killed if the
+// process exits first). No tap here (see util.ts): bench/run.ts imports this file. CI installs both
+// (.ci/run); locally:
 //   apt-get install -y redis-server postgresql
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
-import { freePort, sleep, tempDir } from './helpers.js';
+import { freePort, sleep, tempDir } from './util.js';
 
 function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -26,6 +28,19 @@ function postgresBin(name: string): string {
   const found = versions.length > 0 ? join(root, versions[0]!, 'bin', name) : onPath(name);
   if (!found) throw new Error(`PostgreSQL's ${name} is not installed: apt-get install -y postgresql (.ci/run installs it)`);
   return found;
+}
+
+/** The Debian packages startRedis and startPostgres need that are not installed (empty when both are). */
+export function missingBackends(): string[] {
+  const missing: string[] = [];
+  if (!onPath('redis-server')) missing.push('redis-server');
+  try {
+    postgresBin('initdb');
+    postgresBin('postgres');
+  } catch {
+    missing.push('postgresql');
+  }
+  return missing;
 }
 
 interface Proc {

@@ -1,34 +1,21 @@
 // The benchmark at tiny sizes: every scenario runs end to end against real Herald and peer processes
 // and reports sane numbers. It proves the bench works, not that Herald is fast (see README, Performance).
 // Runs the built bench (dist/bench), which `npm test` builds first.
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
-import { projectFile } from '../src/paths.js';
-import { tempDir, type Json } from './helpers.js';
+import { runBench } from './helpers.js';
 
 t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', async (t) => {
-  const dir = tempDir('herald-bench-smoke-');
-  const out = join(dir, 'result.json');
   const args = [
-    projectFile('dist', 'bench', 'run.js'),
+    // fanout2 (two instances on PostgreSQL + Redis) has its own smoke test, bench-fanout2.test.ts.
+    ...['--only', 'ingest,latency,fanout,idle,catchup'],
     ...['--sizes', '20', '--offered', '1000', '--seconds', '1', '--idle', '30', '--settle-ms', '200'],
     ...['--latency-streams', '10', '--latency-rate', '50', '--ingest-seconds', '1', '--ingest-connections', '8'],
-    ...['--catchup', '100', '--clients', '1', '--out', out],
+    ...['--catchup', '100', '--clients', '1'],
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 100_000);
-  t.teardown(() => clearTimeout(killer));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const { code, stdout, stderr, result } = await runBench(args, 100_000);
   t.equal(code, 0, `the bench exits cleanly\n${stderr}`);
 
   t.match(stdout, /^\| Scenario \| Metric \| Herald \| Socket\.IO peer \| Herald\/peer \| Target \| Met \|/m, 'prints the table');
-  const result = JSON.parse(readFileSync(out, 'utf8')) as Json;
   t.equal(result.table, stdout.trim(), 'the JSON file carries the printed table');
   const raw = result.raw;
 

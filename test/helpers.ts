@@ -1,10 +1,8 @@
 // Shared test fixtures: a real Herald on a loopback port with a real SQLite file, real SSE and WebSocket clients.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import http from 'node:http';
 import { EventSource } from 'eventsource';
 import t from 'tap';
 import { createSigner } from 'fast-jwt';
@@ -17,6 +15,9 @@ import { projectFile } from '../src/paths.js';
 import { createStore } from '../src/store/index.js';
 import type { Bus } from '../src/bus/bus.js';
 import type { Store } from '../src/store/store.js';
+import { freePort, sleep, tempDir } from './util.js';
+
+export { freePort, sleep, tempDir };
 
 // Response bodies and event payloads are arbitrary JSON that each test asserts on field by field;
 // a type for them would only restate those assertions.
@@ -25,9 +26,6 @@ export type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-an
 export const jwtSecret = 'test-secret-that-is-long-enough-0123456789';
 export const publisherKey = 'test-publisher-key-0123456789';
 
-export function tempDir(prefix = 'herald-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
 
 /** Signs a JWT with the test secret: `sub` = user; extra claims override (scope, exp, aud...). */
 export function tokenFor(user: string | undefined, claims: Record<string, unknown> = {}, secret = jwtSecret): string {
@@ -324,19 +322,24 @@ export async function spawnServer(env: Record<string, string>): Promise<Child> {
   };
 }
 
-/** A port nobody listens on right now (the OS picks it), so a server can be started, stopped and started again on it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+/**
+ * Runs the built bench (`dist/bench/run.js`, which `npm test` builds first) with `args`, writing its
+ * JSON result to a temp file; killed after `ms`. `result` is that file's content (undefined if none).
+ */
+export async function runBench(args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string; result: Json }> {
+  const out = join(tempDir('herald-bench-smoke-'), 'result.json');
+  const child = spawn(process.execPath, [projectFile('dist', 'bench', 'run.js'), ...args, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearTimeout(killer);
+  const result: Json = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : undefined;
+  rmSync(join(out, '..'), { recursive: true, force: true });
+  return { code, stdout, stderr, result };
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A real WebSocket client (the `ws` package) on /ws that records every frame the server sends. */
 export class WsClient {

@@ -1,0 +1,24 @@
+// Small helpers without tap or the app, so that modules the bench imports too (backends.ts) can use
+// them: importing tap into a plain process takes over its uncaught-error reporting.
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function tempDir(prefix = 'herald-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A port nobody listens on right now (the OS picks it), so a server can be started, stopped and started again on it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
