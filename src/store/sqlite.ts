@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../paths.js';
 import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
+import { Checkpointer } from './checkpointer.js';
 import type { IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
 interface Row {
@@ -61,6 +62,9 @@ const pruneBatch = 1000;
 /** The `pruned_marks` row of the age horizon: '' is never a user id (they are at least one character). */
 const everyone = '';
 
+/** How often the checkpointer copies the WAL into the database file: small copies, often. */
+const checkpointMs = 250;
+
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
@@ -75,6 +79,7 @@ export class SqliteStore implements Store {
   /** One retention transaction each; they return how many notifications they deleted. */
   private readonly pruneOldBatch: (cutoff: string) => number;
   private readonly pruneUserBatch: (user: string, upTo: number) => number | undefined;
+  private readonly checkpointer: Checkpointer | undefined;
 
   constructor(file: string, sync: 'full' | 'normal') {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -84,6 +89,7 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${sync.toUpperCase()}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    if (file !== ':memory:') this.checkpointer = new Checkpointer(file, checkpointMs);
     this.db.exec(readFileSync(projectFile('schema.sql'), 'utf8'));
     const db = this.db;
     this.stmts = {
@@ -339,6 +345,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     // Commit whatever is queued before closing, so a graceful stop loses no acknowledged publish.
     if (this.queue.length > 0) this.flush();
+    await this.checkpointer?.close();
     this.db.close();
   }
 }
