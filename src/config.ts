@@ -22,6 +22,7 @@ export interface Config {
   bus: string;
   /** How often a Redis-bus instance checks the store for notifications whose message was lost. */
   busResyncMs: number;
+  /** The Redis pub/sub channel of this deployment's instances. */
   busChannel: string;
   sqliteSync: 'full' | 'normal';
   /** Demo mode: serves a demo-user token to the browser page. Never on with a configured secret. */
