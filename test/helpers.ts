@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
+import net from 'node:net';
 import { EventSource } from 'eventsource';
 import t from 'tap';
 import { createSigner } from 'fast-jwt';
@@ -25,7 +26,6 @@ export type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-an
 
 export const jwtSecret = 'test-secret-that-is-long-enough-0123456789';
 export const publisherKey = 'test-publisher-key-0123456789';
-
 
 /** Signs a JWT with the test secret: `sub` = user; extra claims override (scope, exp, aud...). */
 export function tokenFor(user: string | undefined, claims: Record<string, unknown> = {}, secret = jwtSecret): string {
@@ -250,6 +250,25 @@ export function rawRequest(method: string, url: string, headers: Record<string, 
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/**
+ * An SSE stream as `user` over a raw socket, once its head has arrived: the socket, to stop reading
+ * or send what a client should not; everything received so far; and when the connection closed.
+ */
+export async function rawStream(url: string, user: string): Promise<{ socket: net.Socket; closed: Promise<void>; text: () => string }> {
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (text += d));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.write(`GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${tokenFor(user)}\r\n\r\n`);
+  await waitUntil('the stream head', () => text.includes('retry:'));
+  if (!text.startsWith('HTTP/1.1 200')) throw new Error(`stream not opened: ${text}`);
+  return { socket, closed, text: () => text };
 }
 
 /** Parses SSE text into events the way the spec's parser does (enough for tests). */

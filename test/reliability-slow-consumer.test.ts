@@ -3,7 +3,7 @@
 // id and still ends with every event, in order, exactly once.
 import net from 'node:net';
 import t from 'tap';
-import { connect, parseSse, SseClient, startServer, tokenFor } from './helpers.js';
+import { connect, parseSse, rawStream, SseClient, startServer, tokenFor } from './helpers.js';
 
 const user = 'slow';
 /** Publishing goes on until the stalled stream is cut (however much the kernel buffers), then this many more. */
@@ -17,23 +17,6 @@ function bodyOf(raw: string): string {
   return raw.slice(raw.indexOf('\r\n\r\n') + 4);
 }
 
-/** A raw HTTP/1.1 SSE request on a socket the test can stop reading from. */
-async function rawStream(url: string) {
-  const { port } = new URL(url);
-  const socket = net.connect(Number(port), '127.0.0.1');
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  let text = '';
-  socket.setEncoding('latin1');
-  socket.on('data', (d: string) => (text += d));
-  socket.on('error', () => {});
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  socket.write(`GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${tokenFor(user)}\r\n\r\n`);
-  const deadline = Date.now() + 10_000;
-  while (!text.includes('retry:') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  if (!text.startsWith('HTTP/1.1 200')) throw new Error(`stream not opened: ${text}`);
-  return { socket, closed, text: () => text };
-}
-
 t.test('a client that stops reading is cut off with bounded server memory, and catches up after', async (t) => {
   const s = await startServer({ env: { HERALD_MAX_PENDING_BYTES: String(maxPending), HERALD_RETRY_MS: '100' } });
   t.teardown(() => s.close());
@@ -44,7 +27,7 @@ t.test('a client that stops reading is cut off with bounded server memory, and c
     if (req.url === '/events' && req.headers.authorization === `Bearer ${tokenFor(user)}`) serverSide = req.socket;
   });
 
-  const stalled = await rawStream(s.url);
+  const stalled = await rawStream(s.url, user);
   t.teardown(() => stalled.socket.destroy());
   // From here on the client reads nothing: the kernel's buffers fill, then the server's queue would.
   stalled.socket.pause();

@@ -2,26 +2,13 @@
 // tick share a write, a catch-up replay is not mistaken for a slow consumer, and an open stream's
 // socket is taken out of node:http so that nothing of its request is kept.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import t from 'tap';
-import { connect, parseSse, rawGet, sleep, startServer, tokenFor, waitUntil } from './helpers.js';
+import { connect, parseSse, rawGet, rawStream, sleep, startServer, tokenFor, waitUntil } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
-
-/** A stream over a raw socket: the bytes as they come, and the socket to misbehave with. */
-async function rawStream(url: string, user: string): Promise<{ socket: net.Socket; text: () => string }> {
-  const { port } = new URL(url);
-  const socket = net.connect(Number(port), '127.0.0.1');
-  let text = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (d: string) => (text += d));
-  socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${tokenFor(user)}\r\n\r\n`);
-  await waitUntil('the stream head', () => text.includes('retry:'));
-  return { socket, text: () => text };
-}
 
 t.test('the stream is close-delimited: no chunk framing between events', async (t) => {
   const s = await startServer();
