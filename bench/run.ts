@@ -437,11 +437,13 @@ interface FanoutResult {
  */
 async function fanout(o: Options, servers: Server[], streams: number, rate: number, target: 'broadcast' | 'users'): Promise<FanoutResult> {
   const workers = Math.max(1, Math.round(Math.min(o.clients, Math.max(1, Math.ceil(streams / 500))) / servers.length));
-  const split = servers.map((_, i) => Math.floor((streams * (i + 1)) / servers.length) - Math.floor((streams * i) / servers.length));
+  /** Server i holds streams first(i) .. first(i + 1) - 1. */
+  const first = (i: number) => Math.floor((streams * i) / servers.length);
+  const split = servers.map((_, i) => first(i + 1) - first(i));
   const pools: ClientPool[] = [];
   try {
     for (const [i, server] of servers.entries()) pools.push(new ClientPool(o, server, workers, split[i]!));
-    const opened = await Promise.all(pools.map((pool, i) => pool.open('f', split[i]!, split.slice(0, i).reduce((a, x) => a + x, 0))));
+    const opened = await Promise.all(pools.map((pool, i) => pool.open('f', split[i]!, first(i))));
     for (const [i, r] of opened.entries()) {
       if (r.failed > 0) log(`${servers[i]!.name}: ${r.failed} of ${split[i]} streams failed to open: ${r.firstError}`);
     }
