@@ -21,20 +21,10 @@ interface PublishRun {
   total?: number;
 }
 
-/**
- * One keep-alive agent per server and connection count for the life of the process, so a measured run
- * after a warm-up reuses the warm-up's connections instead of opening new ones.
- */
-const agents = new Map<string, http.Agent>();
-const agentFor = (o: PublishRun): http.Agent => {
-  const key = `${o.port}/${o.connections}`;
-  let agent = agents.get(key);
-  if (!agent) agents.set(key, (agent = new http.Agent({ keepAlive: true, maxSockets: o.connections })));
-  return agent;
-};
-
 async function run(o: PublishRun): Promise<Msg> {
-  const agent = agentFor(o);
+  // Fresh connections each run: one kept idle across runs may be closed by the server's keep-alive
+  // timeout just as a request goes out on it (ECONNRESET).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections });
   let sent = 0;
   let ok = 0;
   let failed = 0;
@@ -105,6 +95,7 @@ async function run(o: PublishRun): Promise<Msg> {
     const drainBy = nowMs() + 30_000;
     while (inFlight > 0 && nowMs() < drainBy) await sleep(5);
   }
+  agent.destroy();
   return {
     op: 'publish',
     sent,
