@@ -7,7 +7,7 @@ import { createSigner } from 'fast-jwt';
 import { Histogram, nowMs, serve, type Msg } from './lib.js';
 
 interface Options {
-  proto: 'sse' | 'sio';
+  proto: 'sse' | 'ws' | 'sio';
   port: number;
   /** Source address to bind, or '' to let the kernel pick (see ClientPool in run.ts). */
   localAddress: string;
@@ -108,23 +108,30 @@ function openSse(user: string, lastEventId?: number): Stream {
   return s;
 }
 
-/** A masked client text frame (clients must mask; the mask is zero, which the spec allows). */
-function wsText(text: string): Buffer {
-  const payload = Buffer.from(text);
+/** A masked client frame (clients must mask; the mask is zero, which the spec allows). */
+function wsFrame(opcode: number, payload: Buffer): Buffer {
   if (payload.length > 125) {
-    const h = Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff, 0, 0, 0, 0]);
+    const h = Buffer.from([0x80 | opcode, 0x80 | 126, payload.length >> 8, payload.length & 0xff, 0, 0, 0, 0]);
     return Buffer.concat([h, payload]);
   }
-  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
+  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
 }
 
+const wsText = (text: string): Buffer => wsFrame(0x1, Buffer.from(text));
+
+/** Engine.IO's pong, a text frame. */
 const pong = wsText('3');
 
 /**
- * A Socket.IO client over a raw WebSocket: Engine.IO open, Socket.IO CONNECT with the JWT, then
- * `42["notification",{...}]` frames; answers the server's pings so it is not dropped.
+ * A raw WebSocket client: sends the upgrade for `path` with `headers`, then hands each whole frame
+ * (opcode, payload) to `onFrame`; answers WebSocket pings itself, so the server does not drop it.
+ * The stream is ready when `onFrame` calls `ready()`.
  */
-function openSio(user: string): Stream {
+function openWebSocket(
+  path: string,
+  headers: string,
+  onFrame: (s: Stream, opcode: number, payload: Buffer, ready: () => void, fail: (e: Error) => void) => void,
+): Stream {
   const socket = net.connect({ port: opts.port, host: '127.0.0.1', ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
   const s: Stream = { socket, ready: undefined as unknown as Promise<void>, count: 0 };
   s.ready = new Promise((resolve, reject) => {
@@ -132,7 +139,7 @@ function openSio(user: string): Stream {
     let rest: Buffer | null = null;
     socket.on('connect', () => {
       socket.write(
-        'GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${headers}` +
           `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
     });
@@ -163,13 +170,10 @@ function openSio(user: string): Stream {
           start = at + 10;
         }
         if (buf.length < start + len) break;
-        const first = buf[start];
-        if (len === 1 && first === 0x32 /* "2": ping */) socket.write(pong);
-        else if (first === 0x30 /* "0": Engine.IO open */) socket.write(wsText(`40${JSON.stringify({ token: sign({ sub: user }) })}`));
-        else if (first === 0x34 && buf[start + 1] === 0x30 /* "40": connected */) resolve();
-        else if (first === 0x34 && buf[start + 1] === 0x34 /* "44": connect error */) {
-          reject(new Error(`refused: ${buf.toString('utf8', start, start + len)}`));
-        } else s.count += scan(buf.subarray(start, start + len), len);
+        const opcode = buf[at]! & 0x0f;
+        const payload = buf.subarray(start, start + len);
+        if (opcode === 0x9) socket.write(wsFrame(0xa, Buffer.from(payload)));
+        else onFrame(s, opcode, payload, resolve, reject);
         at = start + len;
       }
       if (at < buf.length) rest = Buffer.from(buf.subarray(at));
@@ -180,8 +184,43 @@ function openSio(user: string): Stream {
   return s;
 }
 
+/**
+ * A Socket.IO client over a raw WebSocket: Engine.IO open, Socket.IO CONNECT with the JWT, then
+ * `42["notification",{...}]` frames; answers the server's Engine.IO pings so it is not dropped.
+ */
+const openSio = (user: string): Stream =>
+  openWebSocket('/socket.io/?EIO=4&transport=websocket', '', (s, _opcode, payload, ready, fail) => {
+    const first = payload[0];
+    if (payload.length === 1 && first === 0x32 /* "2": ping */) s.socket.write(pong);
+    else if (first === 0x30 /* "0": Engine.IO open */) s.socket.write(wsText(`40${JSON.stringify({ token: sign({ sub: user }) })}`));
+    else if (first === 0x34 && payload[1] === 0x30 /* "40": connected */) ready();
+    else if (first === 0x34 && payload[1] === 0x34 /* "44": connect error */) fail(new Error(`refused: ${payload.toString('utf8')}`));
+    else s.count += scan(payload, payload.length);
+  });
+
+/** `{"event":"reply"`: the answer to the `resume` that starts a Herald WebSocket stream. */
+const replyMarker = Buffer.from('{"event":"reply"');
+
+/**
+ * Herald's own WebSocket (`GET /ws`): the JWT in the Authorization header, a `resume` command as the
+ * first message (with `lastEventId` to catch up), ready at its reply, then one frame per event.
+ */
+function openHeraldWs(user: string, lastEventId?: number): Stream {
+  const resume = wsText(JSON.stringify({ type: 'resume', ...(lastEventId === undefined ? {} : { lastEventId }) }));
+  const s = openWebSocket('/ws', `Authorization: Bearer ${sign({ sub: user })}\r\n`, (s, _opcode, payload, ready) => {
+    if (payload.subarray(0, replyMarker.length).equals(replyMarker)) return ready();
+    const n = scan(payload, payload.length);
+    if (n > 0) {
+      s.count += n;
+      s.onEvents?.();
+    }
+  });
+  s.socket.once('data', () => s.socket.write(resume));
+  return s;
+}
+
 function open(user: string, lastEventId?: number): Stream {
-  const s = opts.proto === 'sse' ? openSse(user, lastEventId) : openSio(user);
+  const s = opts.proto === 'sse' ? openSse(user, lastEventId) : opts.proto === 'ws' ? openHeraldWs(user, lastEventId) : openSio(user);
   s.ready.catch(() => undefined); // failures are counted where they are awaited
   return s;
 }

@@ -26,6 +26,7 @@ const usage = `usage: npm run bench -- [options]
   --clients 2           load processes holding streams
   --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup (default all)
   --no-peer             skip the Socket.IO peer
+  --no-ws               skip the runs over Herald's WebSocket (latency, fan-out, idle)
   --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
   --cpu-prof-clients    the same for the load processes holding streams
   --settle-ms 2000      idle: wait before reading the server's RSS
@@ -70,6 +71,7 @@ function parseArgs(argv: string[]) {
     clients: Math.max(1, num('clients', 2)),
     only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup').split(',')),
     peer: !argv.includes('--no-peer'),
+    ws: !argv.includes('--no-ws'),
     cpuProf: argv.includes('--cpu-prof'),
     cpuProfClients: argv.includes('--cpu-prof-clients'),
     out: get('out'),
@@ -88,7 +90,7 @@ const resultsDir = projectFile('bench', 'results');
 
 interface Server {
   name: 'herald' | 'peer';
-  proto: 'sse' | 'sio';
+  proto: 'sse' | 'ws' | 'sio';
   port: number;
   pid: number;
   dataDir: string;
@@ -126,7 +128,8 @@ async function startProcess(proc: ChildProcess): Promise<{ port: number; stop: (
   };
 }
 
-async function startHerald(o: Options, env: Record<string, string> = {}): Promise<Server> {
+/** Starts Herald; its streams are opened over SSE, or over its WebSocket with `proto: 'ws'`. */
+async function startHerald(o: Options, env: Record<string, string> = {}, proto: 'sse' | 'ws' = 'sse'): Promise<Server> {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
   const profDir = join(resultsDir, 'profiles');
   if (o.cpuProf) mkdirSync(profDir, { recursive: true });
@@ -145,7 +148,7 @@ async function startHerald(o: Options, env: Record<string, string> = {}): Promis
   const p = await startProcess(proc);
   return {
     name: 'herald',
-    proto: 'sse',
+    proto,
     port: p.port,
     pid: proc.pid!,
     dataDir,
@@ -561,6 +564,24 @@ async function fanout(o: Options, servers: Server[], streams: number, rate: numb
 
 type Start = () => Promise<Server>;
 
+/** What a scenario compares: Herald over SSE, Herald over its WebSocket, and the Socket.IO peer. */
+interface Contenders {
+  herald: Start;
+  heraldWs: Start | null;
+  peer: Start | null;
+}
+
+/** Runs `fn` on every contender of this run, one after another, and logs each result. */
+async function eachContender<T>(c: Contenders, label: string, fn: (start: Start) => Promise<T>): Promise<{ herald: T; heraldWs: T | null; peer: T | null }> {
+  const r: Record<string, T> = {};
+  for (const [name, start] of Object.entries(c) as [keyof Contenders, Start | null][]) {
+    if (!start) continue;
+    r[name] = await fn(start);
+    log(`${label} ${name}: ${JSON.stringify(r[name])}`);
+  }
+  return { herald: r.herald!, heraldWs: r.heraldWs ?? null, peer: r.peer ?? null };
+}
+
 /** Starts the servers one after another, runs `fn` with them, and stops every one that started, whatever happens. */
 async function withServers<T>(starts: Start[], fn: (s: Server[]) => Promise<T>): Promise<T> {
   const servers: Server[] = [];
@@ -582,48 +603,58 @@ const rtt = (x: FanoutResult) => `${fmt(x.publishRttP50, 'ms')} / ${fmt(x.publis
 
 const ratio = (h: number | null, p: number | null): string => (h === null || p === null || !p ? '' : `${(h / p).toFixed(2)}×`);
 
-async function latency(o: Options, herald: Start, peer: Start | null): Promise<void> {
+async function latency(o: Options, c: Contenders): Promise<void> {
   const n = o.latencyStreams;
-  const results: Record<string, FanoutResult> = {};
-  for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
-    if (!start) continue;
-    results[name] = await withServer(start, (s) => fanout(o, [s], n, o.latencyRate, 'users'));
-    log(`latency ${name}: ${JSON.stringify(results[name])}`);
-  }
+  const results = await eachContender(c, 'latency', (start) => withServer(start, (s) => fanout(o, [s], n, o.latencyRate, 'users')));
   // The same with HERALD_SQLITE_SYNC=normal (no fsync per commit): how much of the latency is the disk's.
   const normal = await withServer(
     () => startHerald(o, { HERALD_SQLITE_SYNC: 'normal' }),
     (s) => fanout(o, [s], n, o.latencyRate, 'users'),
   );
   log(`latency herald, synchronous=NORMAL: ${JSON.stringify(normal)}`);
-  results.heraldSyncNormal = normal;
-  raw.latency = results;
-  const h = results.herald!;
-  const p = results.peer ?? null;
+  raw.latency = { ...results, heraldSyncNormal: normal };
+  const { herald: h, heraldWs: w, peer: p } = results;
   const scen = `Latency: ${n.toLocaleString('en-US')} streams, ${o.latencyRate.toLocaleString('en-US')} user notifications/s`;
   rows.push(
     { scenario: scen, metric: 'POST→client p99', herald: h.p99, peer: p?.p99 ?? null, unit: 'ms', target: '< 20 ms', met: h.p99 < 20 },
     { scenario: '', metric: 'POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(h), p ? lat(p) : '–'] },
     { scenario: '', metric: 'the same, Herald with synchronous=NORMAL', herald: null, peer: null, unit: '', text: [lat(normal), '–'] },
+    ...(w ? [{ scenario: '', metric: 'the same, Herald over its WebSocket', herald: null, peer: null, unit: '', text: [lat(w), '–'] as [string, string] }] : []),
     { scenario: '', metric: `the ${o.warmup} s warm-up before, just started (not counted above)`, herald: null, peer: null, unit: '', text: [warm(h), p ? warm(p) : '–'] },
     { scenario: '', metric: 'POST round trip p50 / p99', herald: null, peer: null, unit: '', text: [rtt(h), p ? rtt(p) : '–'] },
     { scenario: '', metric: 'delivered / expected', herald: h.received / h.expected * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
   );
 }
 
-async function fanouts(o: Options, herald: Start, peer: Start | null): Promise<void> {
-  const all: Record<string, FanoutResult>[] = [];
+/** Fan-out rows of Herald over its WebSocket, against the peer (a WebSocket too). */
+const wsRows = (w: FanoutResult, p: FanoutResult | null): Row[] => [
+  {
+    scenario: '',
+    metric: 'Herald over its WebSocket: delivered events/s',
+    herald: w.deliveredPerSec,
+    peer: p?.deliveredPerSec ?? null,
+    unit: '/s',
+    ratio: ratio(w.deliveredPerSec, p?.deliveredPerSec ?? null),
+  },
+  { scenario: '', metric: 'Herald over its WebSocket: POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(w), p ? lat(p) : '–'] },
+  { scenario: '', metric: 'Herald over its WebSocket: delivered / expected', herald: (w.received / w.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
+  {
+    scenario: '',
+    metric: 'Herald over its WebSocket: server CPU per delivered event',
+    herald: w.serverCpuUsPerEvent,
+    peer: p?.serverCpuUsPerEvent ?? null,
+    unit: 'µs',
+    ratio: ratio(w.serverCpuUsPerEvent, p?.serverCpuUsPerEvent ?? null),
+  },
+];
+
+async function fanouts(o: Options, c: Contenders): Promise<void> {
+  const all: Awaited<ReturnType<typeof eachContender<FanoutResult>>>[] = [];
   for (const n of o.sizes) {
     const rate = Math.max(1, Math.round(o.offered / n));
-    const r: Record<string, FanoutResult> = {};
-    for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
-      if (!start) continue;
-      r[name] = await withServer(start, (s) => fanout(o, [s], n, rate, 'broadcast'));
-      log(`fan-out ${n} ${name}: ${JSON.stringify(r[name])}`);
-    }
+    const r = await eachContender(c, `fan-out ${n}`, (start) => withServer(start, (s) => fanout(o, [s], n, rate, 'broadcast')));
     all.push(r);
-    const h = r.herald!;
-    const p = r.peer ?? null;
+    const { herald: h, heraldWs: w, peer: p } = r;
     rows.push(
       {
         scenario: `Fan-out: ${n.toLocaleString('en-US')} streams, broadcast ${rate}/s for ${o.seconds} s`,
@@ -646,6 +677,7 @@ async function fanouts(o: Options, herald: Start, peer: Start | null): Promise<v
         unit: 'µs',
         ratio: ratio(h.serverCpuUsPerEvent, p?.serverCpuUsPerEvent ?? null),
       },
+      ...(w ? wsRows(w, p) : []),
     );
   }
   raw.fanout = all;
@@ -764,16 +796,10 @@ async function idleOne(o: Options, server: Server, n: number): Promise<IdleResul
   }
 }
 
-async function idle(o: Options, herald: Start, peer: Start | null): Promise<void> {
-  const r: Record<string, IdleResult> = {};
-  for (const [name, start] of [['herald', herald], ['peer', peer]] as const) {
-    if (!start) continue;
-    r[name] = await withServer(start, (s) => idleOne(o, s, o.idle));
-    log(`idle ${name}: ${JSON.stringify(r[name])}`);
-  }
+async function idle(o: Options, c: Contenders): Promise<void> {
+  const r = await eachContender(c, 'idle', (start) => withServer(start, (s) => idleOne(o, s, o.idle)));
   raw.idle = r;
-  const h = r.herald!;
-  const p = r.peer ?? null;
+  const { herald: h, heraldWs: w, peer: p } = r;
   const mem = (x: IdleResult) => `${x.baseMiB.toFixed(0)} → ${x.halfMiB.toFixed(0)} → ${x.rssMiB.toFixed(0)} MiB`;
   rows.push(
     {
@@ -798,6 +824,19 @@ async function idle(o: Options, herald: Start, peer: Start | null): Promise<void
     { scenario: '', metric: 'time to accept all', herald: h.acceptMs, peer: p?.acceptMs ?? null, unit: 'ms', ratio: ratio(h.acceptMs, p?.acceptMs ?? null) },
     { scenario: '', metric: 'server RSS: none → half → all', herald: null, peer: null, unit: '', text: [mem(h), p ? mem(p) : '–'] },
   );
+  if (w) {
+    rows.push(
+      {
+        scenario: '',
+        metric: `Herald over its WebSocket: RSS per stream (${w.opened.toLocaleString('en-US')} open)`,
+        herald: w.perStreamKiB,
+        peer: p?.perStreamKiB ?? null,
+        unit: 'KiB',
+        ratio: ratio(w.perStreamKiB, p?.perStreamKiB ?? null),
+      },
+      { scenario: '', metric: 'Herald over its WebSocket: time to accept all', herald: w.acceptMs, peer: p?.acceptMs ?? null, unit: 'ms', ratio: ratio(w.acceptMs, p?.acceptMs ?? null) },
+    );
+  }
 }
 
 /** A client `behind` events behind reconnects with Last-Event-ID: time until it has them all. */
@@ -849,13 +888,16 @@ async function main(): Promise<void> {
   const started = new Date();
   const load = os.loadavg();
   log(`fd limit ${hardFdLimit()} (soft limit raised to it for every process); ${os.cpus().length} CPUs; load ${load.map((l) => l.toFixed(2)).join(' ')}`);
-  const herald: Start = () => startHerald(o);
-  const peer: Start | null = o.peer ? startPeer : null;
+  const c: Contenders = {
+    herald: () => startHerald(o),
+    heraldWs: o.ws ? () => startHerald(o, {}, 'ws') : null,
+    peer: o.peer ? startPeer : null,
+  };
   if (o.only.has('ingest')) await ingest(o);
-  if (o.only.has('latency')) await latency(o, herald, peer);
-  if (o.only.has('fanout')) await fanouts(o, herald, peer);
+  if (o.only.has('latency')) await latency(o, c);
+  if (o.only.has('fanout')) await fanouts(o, c);
   if (o.only.has('fanout2')) await fanout2(o);
-  if (o.only.has('idle')) await idle(o, herald, peer);
+  if (o.only.has('idle')) await idle(o, c);
   if (o.only.has('catchup')) await catchup(o);
 
   const out = table();

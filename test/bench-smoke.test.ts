@@ -38,6 +38,12 @@ t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', asyn
     t.equal(raw.idle[name].opened, 30, `${name}: idle streams opened`);
     t.ok(raw.idle[name].rssMiB > 0, `${name}: server memory read`);
   }
+  // Herald again, its streams over its WebSocket instead of SSE.
+  t.equal(raw.latency.heraldWs.received, raw.latency.heraldWs.expected, 'WebSocket: every user notification delivered');
+  t.equal(raw.fanout[0].heraldWs.opened, 20, 'WebSocket: fan-out streams opened');
+  t.equal(raw.fanout[0].heraldWs.received, raw.fanout[0].heraldWs.expected, 'WebSocket: every broadcast reached every stream');
+  t.equal(raw.idle.heraldWs.opened, 30, 'WebSocket: idle streams opened');
+  t.match(stdout, /Herald over its WebSocket: delivered events\/s/, 'the table has the WebSocket rows');
   t.equal(raw.catchup.received, 100, 'catch-up replays exactly the events missed');
   t.equal(raw.catchup.times.length, 5);
 });
