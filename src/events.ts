@@ -9,7 +9,7 @@ export class OutEvent {
   private jsonText: string | undefined;
   private sseText: string | undefined;
   private sseBuf: Buffer | undefined;
-  private wsText: string | undefined;
+  private wsBuf: Buffer | undefined;
 
   constructor(
     /** The notification id for `notification` and `reload` events; none for per-user state events. */
@@ -31,9 +31,12 @@ export class OutEvent {
     return (this.sseBuf ??= Buffer.from(this.sse));
   }
 
-  /** The WebSocket frame: the same payload JSON as the SSE `data:` line, wrapped with its name and id. */
-  get ws(): string {
-    return (this.wsText ??= `{"event":"${this.event}"${this.id === undefined ? '' : `,"id":${this.id}`},"data":${this.json}}`);
+  /**
+   * The WebSocket frame's payload (the same JSON as the SSE `data:` line, wrapped with its name and id)
+   * as bytes, encoded once: every socket sends this same buffer.
+   */
+  get ws(): Buffer {
+    return (this.wsBuf ??= Buffer.from(`{"event":"${this.event}"${this.id === undefined ? '' : `,"id":${this.id}`},"data":${this.json}}`));
   }
 
   static notification(n: StoredNotification): OutEvent {

@@ -1,5 +1,7 @@
 // WebSocket side of a stream: writing frames to one socket, and telling live peers from dead ones.
+import type { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
+import { corkForTick } from './cork.js';
 import type { OutEvent } from './events.js';
 import type { Metrics } from './metrics.js';
 import { replayChunkBytes, type Sink } from './subscription.js';
@@ -19,6 +21,9 @@ export const closeCode = {
 /** How long a closing socket waits for the peer's close frame before it is cut. */
 const closeHandshakeMs = 1000;
 
+/** `send` options for a text frame whose UTF-8 bytes are already encoded (a Buffer is binary by default). */
+const textFrame = { binary: false } as const;
+
 /**
  * Writes to one WebSocket. A client that stops reading would make its queued output grow without
  * bound; past `maxPending` bytes the socket is dropped (no close frame could reach it past the queue),
@@ -30,6 +35,8 @@ export class WsSink implements Sink {
 
   constructor(
     private readonly socket: WebSocket,
+    /** The TCP socket under `socket` (the upgraded request's), corked per tick as SSE streams are. */
+    private readonly raw: Writable,
     private readonly maxPending: number,
     private readonly metrics: Metrics,
     /** Called on every hub heartbeat the peer survives. */
@@ -39,9 +46,10 @@ export class WsSink implements Sink {
   }
 
   /** Writes one text frame; also used for command replies, so they count against the same bound. */
-  write(text: string): void {
+  write(text: string | Buffer): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
-    this.socket.send(text);
+    corkForTick(this.raw);
+    this.socket.send(text, textFrame);
     if (this.socket.bufferedAmount > this.maxPending) {
       this.metrics.slowConsumerDropped();
       this.socket.terminate();
@@ -59,12 +67,12 @@ export class WsSink implements Sink {
       const frame = ev.ws;
       bytes += frame.length;
       if (bytes < replayChunkBytes) {
-        this.socket.send(frame);
+        this.socket.send(frame, textFrame);
         continue;
       }
       bytes = 0;
       // The callback runs once the frame is handed to the socket, or with an error once it closed.
-      await new Promise<void>((resolve) => this.socket.send(frame, () => resolve()));
+      await new Promise<void>((resolve) => this.socket.send(frame, textFrame, () => resolve()));
     }
   }
 

@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { corkForTick } from '../cork.js';
 import { detachFromHttp } from '../detach.js';
 import { sendError } from '../errors.js';
 import type { OutEvent } from '../events.js';
@@ -24,13 +25,6 @@ export interface StreamOptions {
 
 const heartbeat = Buffer.from(sseComment('heartbeat'));
 
-/** Streams written to in this tick, uncorked together once every event of the tick is written. */
-const corked: Writable[] = [];
-function uncorkAll(): void {
-  for (const out of corked) out.uncork();
-  corked.length = 0;
-}
-
 /**
  * Writes to one SSE stream: straight to its socket (taken out of node:http, see detach.ts, and not
  * chunked, see below), so a fan-out costs one shared buffer and at most one syscall per stream per
@@ -48,11 +42,7 @@ class SseSink implements Sink {
   private write(chunk: Buffer | string): void {
     const out = this.out;
     if (out.destroyed) return;
-    // Events published together (one group commit) reach each stream in one write, not one each.
-    if (!out.writableCorked) {
-      out.cork();
-      if (corked.push(out) === 1) process.nextTick(uncorkAll);
-    }
+    corkForTick(out);
     out.write(chunk);
     if (out.writableLength > this.maxPending) {
       this.metrics.slowConsumerDropped();

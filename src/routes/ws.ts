@@ -111,7 +111,7 @@ class WsSession {
   ) {
     this.log = request.log;
     this.rate = new RateBound(opts.maxMessagesPerSecond);
-    this.sink = new WsSink(socket, opts.maxPendingBytes, opts.metrics, () => this.onHeartbeat());
+    this.sink = new WsSink(socket, request.raw.socket, opts.maxPendingBytes, opts.metrics, () => this.onHeartbeat());
     this.sub = new Subscription(opts, request.userId, request.query.topic ?? [], this.sink);
     socket.on('close', () => this.sub.close());
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
