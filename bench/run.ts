@@ -626,27 +626,30 @@ async function latency(o: Options, c: Contenders): Promise<void> {
   );
 }
 
-/** Fan-out rows of Herald over its WebSocket, against the peer (a WebSocket too). */
-const wsRows = (w: FanoutResult, p: FanoutResult | null): Row[] => [
-  {
-    scenario: '',
-    metric: 'Herald over its WebSocket: delivered events/s',
-    herald: w.deliveredPerSec,
-    peer: p?.deliveredPerSec ?? null,
-    unit: '/s',
-    ratio: ratio(w.deliveredPerSec, p?.deliveredPerSec ?? null),
-  },
-  { scenario: '', metric: 'Herald over its WebSocket: POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(w), p ? lat(p) : '–'] },
-  { scenario: '', metric: 'Herald over its WebSocket: delivered / expected', herald: (w.received / w.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
-  {
-    scenario: '',
-    metric: 'Herald over its WebSocket: server CPU per delivered event',
-    herald: w.serverCpuUsPerEvent,
-    peer: p?.serverCpuUsPerEvent ?? null,
-    unit: 'µs',
-    ratio: ratio(w.serverCpuUsPerEvent, p?.serverCpuUsPerEvent ?? null),
-  },
-];
+/** Fan-out rows of one Herald run against the peer's; `label` names the transport when it is not SSE. */
+function fanoutRows(x: FanoutResult, p: FanoutResult | null, label = ''): Row[] {
+  const metric = (m: string) => (label ? `${label}: ${m}` : m);
+  return [
+    {
+      scenario: '',
+      metric: metric('delivered events/s'),
+      herald: x.deliveredPerSec,
+      peer: p?.deliveredPerSec ?? null,
+      unit: '/s',
+      ratio: ratio(x.deliveredPerSec, p?.deliveredPerSec ?? null),
+    },
+    { scenario: '', metric: metric('POST→client p50 / p99 / max'), herald: null, peer: null, unit: '', text: [lat(x), p ? lat(p) : '–'] },
+    { scenario: '', metric: metric('delivered / expected'), herald: (x.received / x.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
+    {
+      scenario: '',
+      metric: metric('server CPU per delivered event'),
+      herald: x.serverCpuUsPerEvent,
+      peer: p?.serverCpuUsPerEvent ?? null,
+      unit: 'µs',
+      ratio: ratio(x.serverCpuUsPerEvent, p?.serverCpuUsPerEvent ?? null),
+    },
+  ];
+}
 
 async function fanouts(o: Options, c: Contenders): Promise<void> {
   const all: Awaited<ReturnType<typeof eachContender<FanoutResult>>>[] = [];
@@ -655,29 +658,17 @@ async function fanouts(o: Options, c: Contenders): Promise<void> {
     const r = await eachContender(c, `fan-out ${n}`, (start) => withServer(start, (s) => fanout(o, [s], n, rate, 'broadcast')));
     all.push(r);
     const { herald: h, heraldWs: w, peer: p } = r;
+    const [delivered, ...rest] = fanoutRows(h, p);
     rows.push(
       {
+        ...delivered!,
         scenario: `Fan-out: ${n.toLocaleString('en-US')} streams, broadcast ${rate}/s for ${o.seconds} s`,
-        metric: 'delivered events/s',
-        herald: h.deliveredPerSec,
-        peer: p?.deliveredPerSec ?? null,
-        unit: '/s',
-        ratio: ratio(h.deliveredPerSec, p?.deliveredPerSec ?? null),
         target: '≥ 300,000/s, ≥ 2× peer',
         met: h.deliveredPerSec >= 300_000 && (!p || h.deliveredPerSec >= 2 * p.deliveredPerSec),
       },
-      { scenario: '', metric: 'POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(h), p ? lat(p) : '–'] },
-      { scenario: '', metric: 'delivered / expected', herald: (h.received / h.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
+      ...rest,
       { scenario: '', metric: 'server CPU (1.0 = one core)', herald: h.serverCpu, peer: p?.serverCpu ?? null, unit: 'cores' },
-      {
-        scenario: '',
-        metric: 'server CPU per delivered event',
-        herald: h.serverCpuUsPerEvent,
-        peer: p?.serverCpuUsPerEvent ?? null,
-        unit: 'µs',
-        ratio: ratio(h.serverCpuUsPerEvent, p?.serverCpuUsPerEvent ?? null),
-      },
-      ...(w ? wsRows(w, p) : []),
+      ...(w ? fanoutRows(w, p, 'Herald over its WebSocket') : []),
     );
   }
   raw.fanout = all;
