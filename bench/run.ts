@@ -408,18 +408,22 @@ async function ingest(o: Options): Promise<void> {
 }
 
 /** What the streams on one server got. */
-interface InstanceResult {
-  port: number;
-  opened: number;
-  /** Null for user-targeted notifications spread over several servers (each goes to one random user). */
-  expected: number | null;
-  received: number;
+/** POST→client latency of a run, ms. */
+interface Percentiles {
   p50: number;
   p99: number;
   max: number;
 }
 
-interface FanoutResult {
+interface InstanceResult extends Percentiles {
+  port: number;
+  opened: number;
+  /** Null for user-targeted notifications spread over several servers (each goes to one random user). */
+  expected: number | null;
+  received: number;
+}
+
+interface FanoutResult extends Percentiles {
   streams: number;
   opened: number;
   rate: number;
@@ -429,9 +433,6 @@ interface FanoutResult {
   expected: number;
   received: number;
   deliveredPerSec: number;
-  p50: number;
-  p99: number;
-  max: number;
   /** Summed over the servers, as are the CPU figures and RSS below. */
   serverCpu: number;
   /** Server CPU time per delivered event (publish and commit included): what it costs, whatever the machine's load. */
@@ -444,18 +445,17 @@ interface FanoutResult {
   instances: InstanceResult[];
 }
 
-interface WarmupResult {
+interface WarmupResult extends Percentiles {
   seconds: number;
   expected: number;
   received: number;
-  p50: number;
-  p99: number;
-  max: number;
 }
 
 type PoolStats = Awaited<ReturnType<ClientPool['stats']>>;
 
 const receivedOf = (all: PoolStats[]) => all.reduce((a, x) => a + x.received, 0);
+
+const percentiles = (h: Histogram): Percentiles => ({ p50: h.percentile(50), p99: h.percentile(99), max: h.max });
 
 function mergedHist(all: PoolStats[]): Histogram {
   const hist = new Histogram();
@@ -507,9 +507,9 @@ async function fanout(o: Options, servers: Server[], streams: number, rate: numb
       let warmup: WarmupResult | null = null;
       if (o.warmup > 0) {
         const pub = await run({ ...job, durationMs: o.warmup * 1000 });
-        const st = await awaitDeliveries(stats, expectedOf(pub));
-        const hist = mergedHist(st);
-        warmup = { seconds: o.warmup, expected: expectedOf(pub), received: receivedOf(st), p50: hist.percentile(50), p99: hist.percentile(99), max: hist.max };
+        const expected = expectedOf(pub);
+        const st = await awaitDeliveries(stats, expected);
+        warmup = { seconds: o.warmup, expected, received: receivedOf(st), ...percentiles(mergedHist(st)) };
       }
       await Promise.all(pools.map((pool) => pool.reset()));
       const serverCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid), 0);
@@ -525,7 +525,6 @@ async function fanout(o: Options, servers: Server[], streams: number, rate: numb
       const received = receivedOf(st);
       const elapsed = nowMs() - t0;
       const serverCpuUsed = serverCpuMs() - cpu0;
-      const hist = mergedHist(st);
       // From the first publish to the last delivery: the rate the clients actually got events at.
       const span = (Math.max(...st.map((x) => x.lastAt)) - t0) / 1000;
       return {
@@ -538,9 +537,7 @@ async function fanout(o: Options, servers: Server[], streams: number, rate: numb
         expected,
         received,
         deliveredPerSec: received / span,
-        p50: hist.percentile(50),
-        p99: hist.percentile(99),
-        max: hist.max,
+        ...percentiles(mergedHist(st)),
         serverCpu: serverCpuUsed / elapsed,
         serverCpuUsPerEvent: (serverCpuUsed * 1000) / Math.max(1, received),
         clientCpu: (clientCpuMs() - clientCpu0) / elapsed,
@@ -551,9 +548,7 @@ async function fanout(o: Options, servers: Server[], streams: number, rate: numb
           opened: opened[i]!.opened,
           expected: target === 'broadcast' ? published * opened[i]!.opened : servers.length === 1 ? published : null,
           received: st[i]!.received,
-          p50: st[i]!.hist.percentile(50),
-          p99: st[i]!.hist.percentile(99),
-          max: st[i]!.hist.max,
+          ...percentiles(st[i]!.hist),
         })),
       };
     });
@@ -595,9 +590,9 @@ async function withServers<T>(starts: Start[], fn: (s: Server[]) => Promise<T>):
 
 const withServer = <T>(start: Start, fn: (s: Server) => Promise<T>): Promise<T> => withServers([start], ([s]) => fn(s!));
 
-const lat = (x: FanoutResult) => `${fmt(x.p50, 'ms')} / ${fmt(x.p99, 'ms')} / ${fmt(x.max, 'ms')}`;
+const lat = (x: Percentiles) => `${fmt(x.p50, 'ms')} / ${fmt(x.p99, 'ms')} / ${fmt(x.max, 'ms')}`;
 
-const warm = (x: FanoutResult) => (x.warmup ? `${fmt(x.warmup.p50, 'ms')} / ${fmt(x.warmup.p99, 'ms')} / ${fmt(x.warmup.max, 'ms')}` : '–');
+const warm = (x: FanoutResult) => (x.warmup ? lat(x.warmup) : '–');
 
 const rtt = (x: FanoutResult) => `${fmt(x.publishRttP50, 'ms')} / ${fmt(x.publishRttP99, 'ms')}`;
 
