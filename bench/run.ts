@@ -8,7 +8,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../src/paths.js';
-import { missingBackends, startPostgres, startRedis, type PostgresServer, type RedisServer } from '../test/backends.js';
+import { missingBackends, startPostgres, startRedis, type PostgresServer, type RedisServer } from '../support/backends.js';
 import { benchScript, cpuMsOf, hardFdLimit, Histogram, nowMs, rssOf, sleep, spawnNode, Worker, type Msg } from './lib.js';
 
 const usage = `usage: npm run bench -- [options]

@@ -16,7 +16,7 @@ import { projectFile } from '../src/paths.js';
 import { createStore } from '../src/store/index.js';
 import type { Bus } from '../src/bus/bus.js';
 import type { Store } from '../src/store/store.js';
-import { freePort, sleep, tempDir } from './util.js';
+import { freePort, sleep, tempDir } from '../support/util.js';
 
 export { freePort, sleep, tempDir };
 
@@ -63,7 +63,7 @@ export interface ServerOptions {
 let testPostgres: Promise<{ newDatabase(): Promise<string> }> | undefined;
 async function storeUnderTest(): Promise<Record<string, string>> {
   if (process.env.HERALD_TEST_STORE !== 'postgres') return {};
-  testPostgres ??= import('./backends.js').then(async ({ startPostgres }) => {
+  testPostgres ??= import('../support/backends.js').then(async ({ startPostgres }) => {
     const server = await startPostgres();
     t.teardown(() => server.stop());
     return server;

@@ -5,7 +5,8 @@ import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import type { BusMessage } from '../src/types.js';
-import { startPostgres, startProxy, startRedis, type PostgresServer, type RedisServer } from './backends.js';
+import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../support/backends.js';
+import { startProxy } from './backends.js';
 import { connect, publisherKey, sleep, spawnServer, SseClient, startServer, tempDir, tokenFor, type Json, type Server } from './helpers.js';
 
 let redis: RedisServer;

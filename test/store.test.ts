@@ -7,7 +7,7 @@ import { PostgresStore } from '../src/store/postgres.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { IdempotencyKey, Store } from '../src/store/store.js';
 import type { NewNotification } from '../src/types.js';
-import { startPostgres, type PostgresServer } from './backends.js';
+import { startPostgres, type PostgresServer } from '../support/backends.js';
 import { tempDir } from './helpers.js';
 
 interface Kind {

@@ -1,5 +1,5 @@
-// Small helpers without tap or the app, so that modules the bench imports too (backends.ts) can use
-// them: importing tap into a plain process takes over its uncaught-error reporting.
+// Small process helpers shared by the tests and the bench. No tap and no app here: importing tap
+// into a plain process (the bench) takes over its uncaught-error reporting.
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,4 +21,4 @@ export function freePort(): Promise<number> {
   });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
