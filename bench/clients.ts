@@ -1,5 +1,5 @@
 // A load process holding many streams to Herald (raw-HTTP SSE) or to the Socket.IO peer (raw WebSocket
-// speaking Engine.IO 4), driven over IPC by run.ts. Both clients are lean on purpose: they share the
+// speaking Engine.IO 4), driven over IPC by load.ts. Both clients are lean on purpose: they share the
 // machine with the server, so every event costs them a buffer scan, not a parser and an object.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -9,7 +9,7 @@ import { Histogram, nowMs, serve, type Msg } from './lib.js';
 interface Options {
   proto: 'sse' | 'ws' | 'sio';
   port: number;
-  /** Source address to bind, or '' to let the kernel pick (see ClientPool in run.ts). */
+  /** Source address to bind, or '' to let the kernel pick (see ClientPool in load.ts). */
   localAddress: string;
   secret: string;
 }

@@ -16,8 +16,6 @@ export function nowMs(): number {
   return s * 1e3 + ns / 1e6;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** Resident set size of a process, in bytes (Linux /proc). */
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -1,8 +1,9 @@
 // A load process that POSTs notifications, each stamped with `data.t` = the send time on the shared
 // monotonic clock, either at a fixed rate (fan-out and latency) or as fast as `connections` allow
-// (the crash check). Driven over IPC by run.ts.
+// (the crash check). Driven over IPC by load.ts.
 import http from 'node:http';
-import { Histogram, nowMs, serve, sleep, type Msg } from './lib.js';
+import { sleep } from '../support/util.js';
+import { Histogram, nowMs, serve, type Msg } from './lib.js';
 
 interface PublishRun {
   port: number;

@@ -1,0 +1,76 @@
+// The bench's command line: every option, its default, and `--help`.
+import { projectFile } from '../src/paths.js';
+import { hardFdLimit } from './lib.js';
+
+const usage = `usage: npm run bench -- [options]
+  --quick               small sizes and short runs (a minute or two)
+  --sizes 1000,5000     fan-out stream counts (default 1000,5000,10000,15000)
+  --offered 400000      fan-out: deliveries/s offered (publish rate = offered / streams)
+  --seconds 5           fan-out and latency: seconds of publishing
+  --warmup 1            fan-out and latency: seconds of the same load before that, not measured
+  --idle 20000          idle streams held (default 20000, or as many as the fd limit allows)
+  --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
+  --ingest-seconds 10 --ingest-connections 100  autocannon
+  --catchup 10000       events behind for the catch-up scenario
+  --fanout2-streams 2000  fan-out on two instances (PostgreSQL + Redis): streams, split across them
+  --fanout2-rate 0      its broadcasts/s, all to one instance (0 = offered / streams)
+  --clients 2           load processes holding streams
+  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup (default all)
+  --no-peer             skip the Socket.IO peer
+  --no-ws               skip the runs over Herald's WebSocket (latency, fan-out, idle)
+  --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
+  --cpu-prof-clients    the same for the load processes holding streams
+  --settle-ms 2000      idle: wait before reading the server's RSS
+  --server FILE         the Herald build to run (default dist/src/server.js), to compare two builds
+  --out FILE            JSON result file (default bench/results/bench-<time>.json)`;
+
+export function parseArgs(argv: string[]) {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const num = (name: string, def: number): number => {
+    const v = get(name);
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number, got ${v}`);
+    return n;
+  };
+  if (argv.includes('--help')) {
+    process.stdout.write(usage + '\n');
+    process.exit(0);
+  }
+  const quick = argv.includes('--quick');
+  const sizes = (get('sizes') ?? (quick ? '1000,5000' : '1000,5000,10000,15000')).split(',').map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--sizes must be whole numbers, got ${get('sizes')}`);
+  // A server needs one descriptor per stream plus a few of its own (SQLite, stdio, listener).
+  const fdRoom = hardFdLimit() - 100;
+  return {
+    quick,
+    sizes,
+    offered: num('offered', 400_000),
+    seconds: num('seconds', quick ? 2 : 5),
+    warmup: num('warmup', quick ? 0.5 : 1),
+    idle: num('idle', quick ? 5000 : 20_000),
+    latencyStreams: num('latency-streams', 1000),
+    latencyRate: num('latency-rate', 1000),
+    ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
+    ingestConnections: num('ingest-connections', 100),
+    catchup: num('catchup', 10_000),
+    fanout2Streams: Math.max(2, num('fanout2-streams', quick ? 1000 : 2000)),
+    fanout2Rate: num('fanout2-rate', 0),
+    clients: Math.max(1, num('clients', 2)),
+    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup').split(',')),
+    peer: !argv.includes('--no-peer'),
+    ws: !argv.includes('--no-ws'),
+    cpuProf: argv.includes('--cpu-prof'),
+    cpuProfClients: argv.includes('--cpu-prof-clients'),
+    out: get('out'),
+    server: get('server') ?? projectFile('dist', 'src', 'server.js'),
+    fdRoom,
+    /** Pause before reading RSS after opening idle streams. */
+    settleMs: num('settle-ms', 2000),
+  };
+}
+
+export type Options = ReturnType<typeof parseArgs>;
