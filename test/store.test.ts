@@ -209,6 +209,17 @@ for (const kind of kinds) {
       t.equal((await reopened.since({ user: 'alice', topics: [] }, 0, 10)).length, 4);
     });
 
+    t.test('close commits the publishes still queued and answers them', async (t) => {
+      const { store, db } = await setup(t);
+      const pending = Array.from({ length: 5 }, (_, i) => store.insert(to('alice', `queued ${i}`)));
+      await store.close();
+      const answers = await Promise.all(pending);
+      t.same(answers.map((r) => r.status), Array(5).fill('created'), 'every queued publish was answered created');
+      const reopened = await db.open();
+      t.teardown(() => reopened.close());
+      t.same((await reopened.range(0, 10)).map((n) => n.title), ['queued 0', 'queued 1', 'queued 2', 'queued 3', 'queued 4'], 'and is in the database');
+    });
+
     t.test('two instances on one database: ids are dense and become visible in order, keys hold', async (t) => {
       const { store: a, db } = await setup(t);
       const b = await db.open();

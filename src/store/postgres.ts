@@ -2,27 +2,14 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { printable } from '../config.js';
 import { projectFile } from '../paths.js';
-import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
+import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
+import { GroupCommit } from './group-commit.js';
+import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
+import { created, newRow, type NewRow, type Publish } from './rows.js';
 import type { IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
-interface Row {
-  id: number;
-  title: string;
-  body: string | null;
-  data: Record<string, unknown> | null;
-  type: string | null;
-  topic: string | null;
-  broadcast: boolean;
-  created_at: Date;
-  users: string[] | null;
-}
-
-interface Pending {
-  n: NewNotification;
-  idempotency: IdempotencyKey | undefined;
-  resolve: (r: InsertResult) => void;
-  reject: (e: unknown) => void;
-}
+/** What pg returns for a notification: `created_at` as a Date; `data` and `users` are parsed already. */
+type Row = Omit<StoredNotification, 'createdAt'> & { created_at: Date };
 
 /** Most publishes committed in one transaction: bounds how long the id lock is held. */
 const maxBatch = 200;
@@ -87,9 +74,7 @@ function setFlag(flag: 'read' | 'deleted'): string {
     RETURNING 1`;
 }
 
-/** Rows one retention statement touches: small enough that publishes never wait long behind it. */
-const pruneBatch = 1000;
-/** Raises a horizon in `pruned_marks` ($1 = '' for the age horizon, or a user) to the max id of `ids`. */
+/** Raises a horizon in `pruned_marks` ($1 = `everyone` for the age horizon, or a user) to the max id of `ids`. */
 const raiseHorizon = (ids: string) => `INSERT INTO pruned_marks (user_id, up_to) SELECT $1, max(id) FROM ${ids} HAVING count(*) > 0
     ON CONFLICT (user_id) DO UPDATE SET up_to = greatest(pruned_marks.up_to, excluded.up_to)`;
 
@@ -116,7 +101,7 @@ const sql = {
     gone AS (DELETE FROM notifications WHERE id IN (SELECT id FROM orphans) RETURNING id),
     mark AS (${raiseHorizon('unlinked')})
     SELECT (SELECT count(*) FROM unlinked) AS unlinked, (SELECT count(*) FROM gone) AS deleted`,
-  horizon: `SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('', $1)`,
+  horizon: `SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', $1)`,
   since: `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
     ORDER BY n.id ASC LIMIT $4`,
   range: `SELECT ${columns} FROM notifications n WHERE n.id > $1 AND n.id <= $2 ORDER BY n.id ASC`,
@@ -171,6 +156,29 @@ class BatchRows {
   };
   readonly r = { user: [] as string[], id: [] as number[] };
   readonly k = { publisher: [] as string[], key: [] as string[], hash: [] as string[], id: [] as number[], createdAt: [] as string[] };
+
+  add(id: number, row: NewRow, idempotency: IdempotencyKey | undefined): void {
+    const { n, r, k } = this;
+    n.id.push(id);
+    n.title.push(row.title);
+    n.body.push(row.body);
+    n.data.push(row.dataJson);
+    n.type.push(row.type);
+    n.topic.push(row.topic);
+    n.broadcast.push(row.broadcast);
+    n.createdAt.push(row.createdAt);
+    for (const u of row.users ?? []) {
+      r.user.push(u);
+      r.id.push(id);
+    }
+    if (idempotency) {
+      k.publisher.push(idempotency.publisher);
+      k.key.push(idempotency.key);
+      k.hash.push(idempotency.requestHash);
+      k.id.push(id);
+      k.createdAt.push(row.createdAt);
+    }
+  }
 }
 
 const keyOf = (k: { publisher: string; key: string }) => JSON.stringify([k.publisher, k.key]);
@@ -181,9 +189,20 @@ const keyOf = (k: { publisher: string; key: string }) => JSON.stringify([k.publi
  * become visible in increasing order across instances.
  */
 export class PostgresStore implements Store {
-  private queue: Pending[] = [];
-  /** The running group-commit loop, if any: one per instance, since batches serialise on the id lock anyway. */
-  private flushing: Promise<void> | undefined;
+  /**
+   * Publishes queued while a transaction runs share the next one. One transaction at a time per
+   * instance is no loss: transactions serialise on the id lock anyway.
+   */
+  private readonly inserts = new GroupCommit<Publish, InsertResult>((batch) => this.commitBatch(batch), maxBatch);
+
+  private readonly pruneSteps: PruneSteps = {
+    oldBatch: async (cutoff) => (await this.pool.query<{ n: number }>(sql.pruneOld, [everyone, cutoff])).rows[0]!.n,
+    usersOverCap: async (perUser) =>
+      (await this.pool.query<{ user_id: string }>(sql.usersOverCap, [perUser])).rows.map((r) => r.user_id),
+    capEdge: async (user, perUser) => (await this.pool.query<{ id: number }>(sql.capEdge, [user, perUser])).rows[0]?.id,
+    userBatch: async (user, upTo) =>
+      (await this.pool.query<{ unlinked: number; deleted: number }>(sql.pruneUser, [user, upTo])).rows[0]!,
+  };
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -224,32 +243,10 @@ export class PostgresStore implements Store {
   }
 
   insert(n: NewNotification, idempotency?: IdempotencyKey): Promise<InsertResult> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ n, idempotency, resolve, reject });
-      this.flushing ??= this.flush();
-    });
+    return this.inserts.add({ n, idempotency });
   }
 
-  /**
-   * Group commit: publishes queued while a transaction runs share the next one. Each caller
-   * resolves only after its transaction commits.
-   */
-  private async flush(): Promise<void> {
-    // Let every publish parsed in this turn of the event loop join the first batch.
-    await new Promise((r) => setImmediate(r));
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, maxBatch);
-      try {
-        const results = await this.commitBatch(batch);
-        batch.forEach((p, i) => p.resolve(results[i]!));
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-      }
-    }
-    this.flushing = undefined;
-  }
-
-  private async commitBatch(batch: Pending[]): Promise<InsertResult[]> {
+  private async commitBatch(batch: Publish[]): Promise<InsertResult[]> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
@@ -279,41 +276,10 @@ export class PostgresStore implements Store {
           continue;
         }
         const id = ++last;
-        const t = n.target;
-        const users = 'users' in t ? [...new Set(t.users)] : null;
-        const createdAt = new Date().toISOString();
-        const created: StoredNotification = {
-          id,
-          title: n.title,
-          body: n.body ?? null,
-          data: n.data ?? null,
-          type: n.type ?? null,
-          topic: 'topic' in t ? t.topic : null,
-          broadcast: 'broadcast' in t,
-          createdAt,
-          users,
-        };
-        b.n.id.push(id);
-        b.n.title.push(created.title);
-        b.n.body.push(created.body);
-        b.n.data.push(n.data === undefined ? null : JSON.stringify(n.data));
-        b.n.type.push(created.type);
-        b.n.topic.push(created.topic);
-        b.n.broadcast.push(created.broadcast);
-        b.n.createdAt.push(createdAt);
-        for (const u of users ?? []) {
-          b.r.user.push(u);
-          b.r.id.push(id);
-        }
-        if (idempotency) {
-          known.set(keyOf(idempotency), { hash: idempotency.requestHash, id });
-          b.k.publisher.push(idempotency.publisher);
-          b.k.key.push(idempotency.key);
-          b.k.hash.push(idempotency.requestHash);
-          b.k.id.push(id);
-          b.k.createdAt.push(createdAt);
-        }
-        outcome.push({ created });
+        const row = newRow(n);
+        b.add(id, row, idempotency);
+        if (idempotency) known.set(keyOf(idempotency), { hash: idempotency.requestHash, id });
+        outcome.push({ created: created(row, id) });
       }
 
       const { n: nr, r: rr, k: kr } = b;
@@ -366,10 +332,7 @@ export class PostgresStore implements Store {
       q.before ?? Number.MAX_SAFE_INTEGER,
       q.limit,
     ])) as (Row & { read: boolean })[];
-    return rows.map((r) => {
-      const { users: _users, ...rest } = fromRow(r);
-      return { ...rest, read: r.read };
-    });
+    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read }));
   }
 
   async unreadCount(audience: Audience): Promise<number> {
@@ -395,28 +358,8 @@ export class PostgresStore implements Store {
     return rows[0]!.last_id;
   }
 
-  async prune({ olderThan, perUser, signal }: PruneOptions): Promise<number> {
-    let deleted = 0;
-    if (olderThan) {
-      while (!signal?.aborted) {
-        const { rows } = await this.pool.query<{ n: number }>(sql.pruneOld, ['', olderThan]);
-        deleted += rows[0]!.n;
-        if (rows[0]!.n < pruneBatch) break;
-      }
-    }
-    if (perUser) {
-      const { rows: users } = await this.pool.query<{ user_id: string }>(sql.usersOverCap, [perUser]);
-      for (const { user_id: user } of users) {
-        const { rows: edge } = await this.pool.query<{ id: number }>(sql.capEdge, [user, perUser]);
-        if (edge.length === 0) continue;
-        while (!signal?.aborted) {
-          const { rows } = await this.pool.query<{ unlinked: number; deleted: number }>(sql.pruneUser, [user, edge[0]!.id]);
-          deleted += rows[0]!.deleted;
-          if (rows[0]!.unlinked === 0) break;
-        }
-      }
-    }
-    return deleted;
+  prune(opts: PruneOptions): Promise<number> {
+    return prune(this.pruneSteps, opts);
   }
 
   async prunedUpTo(user: string): Promise<number> {
@@ -429,7 +372,7 @@ export class PostgresStore implements Store {
 
   async close(): Promise<void> {
     // Commit whatever is queued before closing, so a graceful stop loses no acknowledged publish.
-    while (this.flushing) await this.flushing;
+    await this.inserts.drain();
     if (!this.pool.ended) await this.pool.end();
   }
 }

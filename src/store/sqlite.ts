@@ -2,8 +2,11 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../paths.js';
-import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
+import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
+import { GroupCommit } from './group-commit.js';
+import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
+import { created, newRow, type Publish } from './rows.js';
 import type { IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
 interface Row {
@@ -16,13 +19,6 @@ interface Row {
   broadcast: number;
   created_at: string;
   users: string | null;
-}
-
-interface Pending {
-  n: NewNotification;
-  idempotency: IdempotencyKey | undefined;
-  resolve: (r: InsertResult) => void;
-  reject: (e: unknown) => void;
 }
 
 function fromRow(r: Row): StoredNotification {
@@ -57,28 +53,18 @@ function visibleIds(cond: string, order: 'ASC' | 'DESC', extra = ''): string {
   ].join(' UNION ALL ');
 }
 
-/** Rows one retention transaction touches: small enough that a publish never waits long behind it. */
-const pruneBatch = 1000;
-/** The `pruned_marks` row of the age horizon: '' is never a user id (they are at least one character). */
-const everyone = '';
-
 /** How often the checkpointer copies the WAL into the database file: small copies, often. */
 const checkpointMs = 250;
-
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
 const unreadX = `x.id > @readUpTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
-  private queue: Pending[] = [];
-  private flushScheduled = false;
   private readonly stmts;
-  private readonly commitBatch: (batch: Pending[]) => InsertResult[];
-  /** One retention transaction each; they return how many notifications they deleted. */
-  private readonly pruneOldBatch: (cutoff: string) => number;
-  private readonly pruneUserBatch: (user: string, upTo: number) => number | undefined;
+  /** Every publish parsed in one turn of the event loop shares one transaction (one fsync). */
+  private readonly inserts: GroupCommit<Publish, InsertResult>;
+  private readonly pruneSteps: PruneSteps;
   private readonly checkpointer: Checkpointer | undefined;
 
   constructor(file: string, sync: 'full' | 'normal') {
@@ -159,7 +145,7 @@ export class SqliteStore implements Store {
       ),
       horizon: db.prepare(`SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', ?)`),
     };
-    this.pruneOldBatch = db.transaction((cutoff: string) => {
+    const pruneOld = db.transaction((cutoff: string) => {
       const ids = (this.stmts.oldIds.all(cutoff) as { id: number }[]).map((r) => r.id);
       if (ids.length === 0) return 0;
       const json = JSON.stringify(ids);
@@ -169,9 +155,9 @@ export class SqliteStore implements Store {
       this.stmts.raiseHorizon.run(everyone, Math.max(...ids));
       return ids.length;
     });
-    this.pruneUserBatch = db.transaction((user: string, upTo: number) => {
+    const pruneUser = db.transaction((user: string, upTo: number) => {
       const ids = (this.stmts.userOldIds.all(user, upTo) as { id: number }[]).map((r) => r.id);
-      if (ids.length === 0) return undefined;
+      if (ids.length === 0) return { unlinked: 0, deleted: 0 };
       const json = JSON.stringify(ids);
       this.stmts.deleteRecipients.run(user, json);
       this.stmts.deleteUserState.run(user, json);
@@ -180,12 +166,19 @@ export class SqliteStore implements Store {
       this.stmts.deleteKeys.run(orphans);
       const deleted = this.stmts.deleteNotifications.run(orphans).changes;
       this.stmts.raiseHorizon.run(user, Math.max(...ids));
-      return deleted;
+      return { unlinked: ids.length, deleted };
     });
-    this.commitBatch = db.transaction((batch: Pending[]) => batch.map((p) => this.insertOne(p)));
+    this.pruneSteps = {
+      oldBatch: async (cutoff) => pruneOld(cutoff.toISOString()),
+      usersOverCap: async (perUser) => (this.stmts.usersOverCap.all(perUser) as { user_id: string }[]).map((r) => r.user_id),
+      capEdge: async (user, perUser) => (this.stmts.capEdge.get(user, perUser) as { id: number } | undefined)?.id,
+      userBatch: async (user, upTo) => pruneUser(user, upTo),
+    };
+    const commitBatch = db.transaction((batch: Publish[]) => batch.map((p) => this.insertOne(p)));
+    this.inserts = new GroupCommit(async (batch) => commitBatch(batch));
   }
 
-  private insertOne({ n, idempotency }: Pending): InsertResult {
+  private insertOne({ n, idempotency }: Publish): InsertResult {
     if (idempotency) {
       const prior = this.stmts.findKey.get(idempotency.publisher, idempotency.key) as
         | { request_hash: string; notification_id: number }
@@ -195,51 +188,25 @@ export class SqliteStore implements Store {
         return { status: 'replayed', notification: fromRow(this.stmts.byId.get(prior.notification_id) as Row) };
       }
     }
-    const t = n.target;
-    const users = 'users' in t ? [...new Set(t.users)] : null;
-    const createdAt = new Date().toISOString();
-    const row = {
-      title: n.title,
-      body: n.body ?? null,
-      data: n.data === undefined ? null : JSON.stringify(n.data),
-      type: n.type ?? null,
-      topic: 'topic' in t ? t.topic : null,
-      broadcast: 'broadcast' in t ? 1 : 0,
-      createdAt,
-    };
-    const id = Number(this.stmts.insert.run(row).lastInsertRowid);
-    if (users) for (const u of users) this.stmts.recipient.run(u, id);
-    if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, createdAt);
-    return {
-      status: 'created',
-      notification: { id, ...row, data: n.data ?? null, broadcast: row.broadcast === 1, users },
-    };
+    const row = newRow(n);
+    const id = Number(
+      this.stmts.insert.run({
+        title: row.title,
+        body: row.body,
+        data: row.dataJson,
+        type: row.type,
+        topic: row.topic,
+        broadcast: row.broadcast ? 1 : 0,
+        createdAt: row.createdAt,
+      }).lastInsertRowid,
+    );
+    for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
+    if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, row.createdAt);
+    return { status: 'created', notification: created(row, id) };
   }
 
   insert(n: NewNotification, idempotency?: IdempotencyKey): Promise<InsertResult> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ n, idempotency, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // Group commit: every publish parsed in this turn of the event loop shares one transaction
-        // (one fsync). Each caller still resolves only after its row is committed.
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    let results: InsertResult[];
-    try {
-      results = this.commitBatch(batch);
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    batch.forEach((p, i) => p.resolve(results[i]!));
+    return this.inserts.add({ n, idempotency });
   }
 
   private readUpTo(user: string): number {
@@ -267,10 +234,7 @@ export class SqliteStore implements Store {
       limit: q.limit,
       readUpTo: this.readUpTo(audience.user),
     }) as (Row & { read: number })[];
-    return rows.map((r) => {
-      const { users: _users, ...rest } = fromRow(r);
-      return { ...rest, read: r.read === 1 };
-    });
+    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1 }));
   }
 
   async unreadCount(audience: Audience): Promise<number> {
@@ -307,31 +271,8 @@ export class SqliteStore implements Store {
     return (this.stmts.lastId.get() as { id: number }).id;
   }
 
-  async prune({ olderThan, perUser, signal }: PruneOptions): Promise<number> {
-    let deleted = 0;
-    if (olderThan) {
-      const cutoff = olderThan.toISOString();
-      while (!signal?.aborted) {
-        const n = this.pruneOldBatch(cutoff);
-        deleted += n;
-        if (n < pruneBatch) break;
-        await nextTurn();
-      }
-    }
-    if (perUser) {
-      const users = (this.stmts.usersOverCap.all(perUser) as { user_id: string }[]).map((r) => r.user_id);
-      for (const user of users) {
-        const edge = this.stmts.capEdge.get(user, perUser) as { id: number } | undefined;
-        if (!edge) continue;
-        while (!signal?.aborted) {
-          const n = this.pruneUserBatch(user, edge.id);
-          if (n === undefined) break;
-          deleted += n;
-          await nextTurn();
-        }
-      }
-    }
-    return deleted;
+  prune(opts: PruneOptions): Promise<number> {
+    return prune(this.pruneSteps, opts);
   }
 
   async prunedUpTo(user: string): Promise<number> {
@@ -344,7 +285,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Commit whatever is queued before closing, so a graceful stop loses no acknowledged publish.
-    if (this.queue.length > 0) this.flush();
+    await this.inserts.drain();
     await this.checkpointer?.close();
     this.db.close();
   }
