@@ -1,8 +1,12 @@
 // Who may read what: a subscriber names only topics its token's `topics` claim or HERALD_PUBLIC_TOPICS
 // allows, on every way of naming one; publish tokens and subscriber tokens each do only their own job.
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
-import { connect, jwtSecret, rawGet, startServer, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Json, type Server } from './helpers.js';
+import { projectFile } from '../src/paths.js';
+import { connect, jwtSecret, rawGet, startServer, tempDir, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Json, type Server } from './helpers.js';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -170,4 +174,25 @@ t.test('a refused stream takes no slot and gets no stream head', async (t) => {
   t.equal(s.app.hub.streamsOf('slot'), 1, 'the refused one never joined');
   const ws = new WsClient(wsUrl(s, '?topic=secret'), bearer(tokenFor('other')));
   await t.rejects(ws.opened, /upgrade refused: 403/);
+});
+
+t.test('npm run token -- <user> --topics mints a token with those topics', async (t) => {
+  const s = await startServer();
+  const dataDir = tempDir();
+  t.teardown(async () => {
+    await s.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const run = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [projectFile('dist', 'src', 'token.js'), ...args], {
+      env: { PATH: process.env.PATH ?? '', HERALD_JWT_SECRET: jwtSecret, HERALD_DATA_DIR: dataDir },
+      timeout: 15_000,
+    });
+  const tok = (await run('alice', '--topics', 'deploys,org:*')).stdout.trim();
+  t.equal((await get(s, '/events?topic=deploys&topic=org:1', tok)).status, 200, 'its topics');
+  t.same((await get(s, '/events?topic=news', tok)).body, refusal('news'), 'and only those');
+  const plain = (await run('alice')).stdout.trim();
+  t.same((await get(s, '/events?topic=deploys', plain)).body, refusal('deploys'), 'without --topics, none');
+  await t.rejects(run('alice', '--topics', 'a*b'), { code: 2, stderr: /--topics: "a\*b" is not a topic pattern/ });
+  await t.rejects(run('--publish', '--topics', 'a'), { code: 2 }, 'a publish token takes no topics');
 });
