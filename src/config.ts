@@ -1,6 +1,6 @@
 // Every environment variable Herald reads is read here, validated once, and listed in the README.
 // Nothing else in src/ touches process.env.
-import { isTopicPattern, patternRule } from './topics.js';
+import { parsePatternList } from './topics.js';
 
 export interface Config {
   port: number;
@@ -96,10 +96,9 @@ function str(env: Env, name: string): string | undefined {
 }
 
 function topicPatterns(env: Env, name: string): string[] {
-  const patterns = (str(env, name) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = patterns.find((p) => !isTopicPattern(p));
-  if (bad !== undefined) throw new ConfigError(`${name}: ${JSON.stringify(bad)} is not a topic pattern (${patternRule})`);
-  return patterns;
+  const list = parsePatternList(str(env, name) ?? '');
+  if ('problem' in list) throw new ConfigError(`${name}: ${list.problem}`);
+  return list.patterns;
 }
 
 export function loadConfig(env: Env = process.env): Config {

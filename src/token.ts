@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createSigner } from 'fast-jwt';
 import { loadConfig } from './config.js';
 import { loadSecrets } from './secrets.js';
-import { isTopicPattern, patternRule } from './topics.js';
+import { parsePatternList } from './topics.js';
 
 const usage = 'usage: npm run token -- <user> [--topics a,b:*] [--expires 24h]\n       npm run token -- [<name>] --publish [--expires 24h]\n';
 
@@ -27,12 +27,12 @@ function parse() {
 
 const { values, positionals } = parse();
 const user = positionals[0];
-const topics = values.topics?.split(',').map((s) => s.trim()).filter(Boolean);
 if (!user && !values.publish) fail('name a user, or pass --publish');
 // A publish token cannot subscribe, so topics on one would only mislead.
-if (values.publish && topics !== undefined) fail('--topics is for subscriber tokens; a publish token cannot subscribe');
-const bad = topics?.find((p) => !isTopicPattern(p));
-if (bad !== undefined) fail(`--topics: "${bad}" is not a topic pattern (${patternRule})`);
+if (values.publish && values.topics !== undefined) fail('--topics is for subscriber tokens; a publish token cannot subscribe');
+const list = values.topics === undefined ? undefined : parsePatternList(values.topics);
+if (list && 'problem' in list) fail(`--topics: ${list.problem}`);
+const topics = list?.patterns;
 const config = loadConfig();
 const { jwtSecret } = loadSecrets(config);
 const sign = createSigner({ key: jwtSecret, algorithm: 'HS256', expiresIn: values.expires, ...(config.jwtAudience ? { aud: config.jwtAudience } : {}) });

@@ -5,7 +5,7 @@ import { topicSchema } from './schemas.js';
 const topicName = new RegExp(topicSchema.pattern, 'u');
 
 /** What a topic pattern is, in the words of every error about one. */
-export const patternRule = 'a topic name, or a prefix of one ending in "*"';
+const patternRule = 'a topic name, or a prefix of one ending in "*"';
 
 /** A topic pattern: an exact topic (`deploys`), or a prefix ending in `*` (`org:42:*`; `*` is every topic). */
 export function isTopicPattern(p: unknown): p is string {
@@ -25,6 +25,13 @@ export function parseTopicsClaim(claim: unknown): { patterns: string[] } | { pro
   // By position, not by value: the value may be long, and the caller knows their own token.
   if (bad >= 0) return problem(`item ${bad} is not one`);
   return { patterns: claim as string[] };
+}
+
+/** A comma-separated list of patterns, as HERALD_PUBLIC_TOPICS and `npm run token -- --topics` take it. */
+export function parsePatternList(raw: string): { patterns: string[] } | { problem: string } {
+  const patterns = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = patterns.find((p) => !isTopicPattern(p));
+  return bad === undefined ? { patterns } : { problem: `${JSON.stringify(bad)} is not a topic pattern (${patternRule})` };
 }
 
 /** Why a topic is refused: the same words over HTTP and in a WebSocket error reply. */
