@@ -4,7 +4,8 @@ import { HeraldClient } from './herald-client.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
-const topics = params.has('topic') ? params.getAll('topic').filter(Boolean) : ['deploys'];
+/** The topics named in the address; without any, the demo's `deploys`, or with a pasted token the topics it allows by name. */
+let topics = params.has('topic') ? params.getAll('topic').filter(Boolean) : ['deploys'];
 const pageSize = 20;
 const toastMs = 6000;
 // On a phone, toasts share the screen with the page: fewer of them stay at once.
@@ -34,7 +35,8 @@ async function newSession(user) {
   const res = await fetch('/demo/session', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(user ? { user } : {}),
+    // Demo mode grants the session the topics this page names (see the README's Security model).
+    body: JSON.stringify({ ...(user ? { user } : {}), topics }),
   });
   if (res.status === 404) return null;
   if (!res.ok) throw new Error(`demo session: HTTP ${res.status}`);
@@ -402,12 +404,21 @@ function setupPublish() {
 
 // ------------------------------------------------------------------------------------------ Sign-in
 
-function decodeSub(token) {
+function decodeClaims(token) {
   try {
-    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub;
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
   } catch {
     return undefined;
   }
+}
+
+const decodeSub = (token) => decodeClaims(token)?.sub;
+
+/** A pasted token's own topics, when the address names none: the exact ones its `topics` claim allows (a prefix names no topic). */
+function useTokenTopics(token) {
+  if (params.has('topic')) return;
+  const claim = decodeClaims(token)?.topics;
+  topics = Array.isArray(claim) ? claim.filter((t) => typeof t === 'string' && !t.endsWith('*')) : [];
 }
 
 function askForToken() {
@@ -426,6 +437,7 @@ function askForToken() {
     $('signin').hidden = true;
     inbox.hidden = false;
     demo.session = { user, token };
+    useTokenTopics(token);
     start();
   });
 }
@@ -458,6 +470,7 @@ async function main() {
   if (kept && user) {
     $('compose').hidden = true;
     demo.session = { user, token: kept };
+    useTokenTopics(kept);
     start();
   } else {
     askForToken();

@@ -85,7 +85,12 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(authPlugin, { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, audience: config.jwtAudience });
+  await app.register(authPlugin, {
+    jwtSecret: secrets.jwtSecret,
+    publisherKey: secrets.publisherKey,
+    audience: config.jwtAudience,
+    publicTopics: config.publicTopics,
+  });
 
   await app.register(opsRoutes, { store, bus, metrics, metricsToken: config.metricsToken });
   // Limits are opted into per route (the publish route); nothing else is rate limited.
@@ -112,7 +117,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   });
   await app.register(pageRoutes);
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
-  if (config.demo) await app.register(demoRoutes);
+  if (config.demo) await app.register(demoRoutes, { maxTopics: config.maxTopicsPerStream });
   await app.register(retentionPlugin, {
     store,
     days: config.retentionDays,

@@ -6,11 +6,14 @@ import fp from 'fastify-plugin';
 import { sendError } from './errors.js';
 import { isWellFormed } from './json-body.js';
 import { userIdSchema } from './schemas.js';
+import { parseTopicsClaim, TopicAccess, topicRefusal } from './topics.js';
 
 export interface AuthOptions {
   jwtSecret: string;
   publisherKey: string;
   audience: string | undefined;
+  /** HERALD_PUBLIC_TOPICS: patterns every subscriber may read. */
+  publicTopics: readonly string[];
 }
 
 /** Name of the cookie a browser may carry its token in (EventSource cannot set headers). */
@@ -35,19 +38,30 @@ export function redactQueryToken(url: string | undefined): string | undefined {
 interface Claims {
   sub?: unknown;
   scope?: unknown;
+  topics?: unknown;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** preHandler: the caller is a subscriber; sets `request.userId`. */
+    /** preHandler: the caller is a subscriber; sets `request.userId` and `request.topicAccess`. */
     requireUser: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /** preHandler after `requireUser`: every topic the query names (`?topic=`) is one the caller may read. */
+    requireTopics: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
     /** preHandler: the caller may publish; sets `request.publisherId`. */
     requirePublisher: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
   interface FastifyRequest {
     userId: string;
+    /** The topics a subscriber may read (its token's `topics` claim and HERALD_PUBLIC_TOPICS); null until `requireUser`. */
+    topicAccess: TopicAccess | null;
     publisherId: string;
   }
+}
+
+/** The topics the caller may read. Only behind `requireUser`, which sets them; elsewhere a bug, not a refusal. */
+export function topicAccessOf(request: FastifyRequest): TopicAccess {
+  if (request.topicAccess === null) throw new Error('topicAccessOf: requireUser has not run on this request');
+  return request.topicAccess;
 }
 
 export function bearer(request: FastifyRequest): string | undefined {
@@ -63,6 +77,7 @@ function isUserId(sub: unknown): sub is string {
   return typeof sub === 'string' && sub.length <= userIdSchema.maxLength && userIdPattern.test(sub) && isWellFormed(sub);
 }
 
+/** A token's kind follows from its scope: with `publish` it is a publisher's, else a subscriber's. */
 function scopes(claims: Claims): string[] {
   if (typeof claims.scope === 'string') return claims.scope.split(' ');
   if (Array.isArray(claims.scope)) return claims.scope.filter((s): s is string => typeof s === 'string');
@@ -92,6 +107,7 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
   // Hashed once, not on every publish.
   const publisherKeyDigest = digest(opts.publisherKey);
   app.decorateRequest('userId', '');
+  app.decorateRequest('topicAccess', null);
   app.decorateRequest('publisherId', '');
 
   const verify = (token: string): Claims | undefined => {
@@ -108,10 +124,23 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
     if (!token) return void sendError(reply, 401, 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)');
     const claims = verify(token);
     if (!claims) return void sendError(reply, 401, 'the token is invalid or expired');
+    if (scopes(claims).includes('publish')) {
+      return void sendError(reply, 403, 'a publish token cannot subscribe or read notifications: use a token without the publish scope');
+    }
     if (!isUserId(claims.sub)) {
       return void sendError(reply, 403, 'the token names no valid user (sub claim)');
     }
+    const topics = parseTopicsClaim(claims.topics);
+    if ('problem' in topics) return void sendError(reply, 403, topics.problem);
     request.userId = claims.sub;
+    request.topicAccess = new TopicAccess([...opts.publicTopics, ...topics.patterns]);
+  });
+
+  app.decorate('requireTopics', async (request: FastifyRequest, reply: FastifyReply) => {
+    // The route's schema has already made `topic` an array of topic names, when present.
+    const named = (request.query as { topic?: string[] } | undefined)?.topic ?? [];
+    const refused = topicAccessOf(request).firstRefused(named);
+    if (refused !== undefined) sendError(reply, 403, topicRefusal(refused));
   });
 
   app.decorate('requirePublisher', async (request: FastifyRequest, reply: FastifyReply) => {

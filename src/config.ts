@@ -1,5 +1,6 @@
 // Every environment variable Herald reads is read here, validated once, and listed in the README.
 // Nothing else in src/ touches process.env.
+import { parsePatternList } from './topics.js';
 
 export interface Config {
   port: number;
@@ -11,6 +12,8 @@ export interface Config {
   publisherKey: string | undefined;
   /** Expected `aud` claim of every JWT, when set. */
   jwtAudience: string | undefined;
+  /** Topic patterns every subscriber may read, besides those their token's `topics` claim allows. */
+  publicTopics: string[];
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
@@ -92,6 +95,12 @@ function str(env: Env, name: string): string | undefined {
   return raw === undefined || raw === '' ? undefined : raw;
 }
 
+function topicPatterns(env: Env, name: string): string[] {
+  const list = parsePatternList(str(env, name) ?? '');
+  if ('problem' in list) throw new ConfigError(`${name}: ${list.problem}`);
+  return list.patterns;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = str(env, 'HERALD_DATA_DIR') ?? './data';
   const jwtSecret = str(env, 'HERALD_JWT_SECRET');
@@ -129,6 +138,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret,
     publisherKey,
     jwtAudience: str(env, 'HERALD_JWT_AUDIENCE'),
+    publicTopics: topicPatterns(env, 'HERALD_PUBLIC_TOPICS'),
     corsOrigins,
     heartbeatMs: int(env, 'HERALD_HEARTBEAT_MS', 15_000, 100, 3_600_000),
     retryMs: int(env, 'HERALD_RETRY_MS', 2_000, 0, 3_600_000),

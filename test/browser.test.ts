@@ -286,12 +286,15 @@ if (missing) {
     await page.goto(`${s.url}/`);
     await page.getByRole('heading', { name: 'Demo mode is off' }).waitFor(wait);
     t.ok(await page.locator('#compose').isHidden(), 'no publish form without demo mode');
-    await page.getByLabel('Subscriber token').fill(tokenFor('eve'));
+    await page.getByLabel('Subscriber token').fill(tokenFor('eve', { topics: ['ops', 'org:*'] }));
     await page.getByRole('button', { name: 'Open inbox' }).click();
     await connected(page);
     await s.publish({ user: 'eve', title: 'Hello eve' });
     await toast(page, 'Hello eve').waitFor(wait);
     await badgeIs(page, 1);
-    t.match(await page.locator('#who').textContent(), /Signed in as eve/);
+    t.match(await page.locator('#who').textContent(), /Signed in as eve · topics: #ops$/, "the token's topics by name (a prefix names none)");
+    await s.publish({ topic: 'ops', title: 'Ops for eve' });
+    await toast(page, 'Ops for eve').waitFor(wait);
+    await badgeIs(page, 2);
   });
 }

@@ -1,6 +1,9 @@
 import t from 'tap';
 import { connect, startServer, sleep, wsConnect, type Server } from './helpers.js';
 
+/** alice's token allows the topic her streams name. */
+const readsNews = { topics: ['news'] };
+
 /** Publishes `n` notifications cycling through targets alice may and may not see; returns alice-visible ids. */
 async function publishMix(s: Server, n: number, tag: string): Promise<number[]> {
   const visible: number[] = [];
@@ -16,14 +19,14 @@ async function publishMix(s: Server, n: number, tag: string): Promise<number[]> 
 t.test('reconnecting with Last-Event-ID replays exactly what was missed, then goes live', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
-  const first = await connect(s, 'alice', '?topic=news');
+  const first = await connect(s, 'alice', '?topic=news', {}, readsNews);
   const before = await publishMix(s, 5, 'before');
   await first.waitFor((e) => e.length === before.length);
   t.same(first.ids(), before);
   first.close();
 
   const gap = await publishMix(s, 10, 'gap');
-  const again = await connect(s, 'alice', '?topic=news', { 'last-event-id': String(before.at(-1)) });
+  const again = await connect(s, 'alice', '?topic=news', { 'last-event-id': String(before.at(-1)) }, readsNews);
   t.teardown(() => again.close());
   await again.waitFor((e) => e.length === gap.length);
   t.same(again.ids(), gap, 'the missed ones, in order');
@@ -39,7 +42,7 @@ t.test('?lastEventId= works for clients that cannot set headers', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
   const ids = await publishMix(s, 6, 'x');
-  const c = await connect(s, 'alice', `?topic=news&lastEventId=${ids[1]}`);
+  const c = await connect(s, 'alice', `?topic=news&lastEventId=${ids[1]}`, {}, readsNews);
   t.teardown(() => c.close());
   await c.waitFor((e) => e.length === ids.length - 2);
   t.same(c.ids(), ids.slice(2));
@@ -77,7 +80,7 @@ t.test('a client too far behind is told to reload, then continues live', async (
   const s = await startServer({ env: { HERALD_CATCHUP_LIMIT: '5' } });
   t.teardown(() => s.close());
   const ids = await publishMix(s, 20, 'old');
-  const c = await connect(s, 'alice', '?topic=news', { 'last-event-id': '1' });
+  const c = await connect(s, 'alice', '?topic=news', { 'last-event-id': '1' }, readsNews);
   t.teardown(() => c.close());
   await c.waitFor((e) => e.length >= 1);
   const head = await s.store.lastId();
@@ -89,7 +92,7 @@ t.test('a client too far behind is told to reload, then continues live', async (
   t.ok(ids.length > 5);
 
   // Within the limit, the replay is complete.
-  const near = await connect(s, 'alice', '?topic=news', { 'last-event-id': String(ids.at(-3)) });
+  const near = await connect(s, 'alice', '?topic=news', { 'last-event-id': String(ids.at(-3)) }, readsNews);
   t.teardown(() => near.close());
   await near.waitFor((e) => e.length >= 3);
   t.same(near.ids(), [ids.at(-2), ids.at(-1), live.body.id]);

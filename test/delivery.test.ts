@@ -25,8 +25,8 @@ t.test('a published notification reaches its user, and only its user', async (t)
 t.test('users list, topics and broadcast', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
-  const a = await connect(s, 'a', '?topic=news&topic=sport');
-  const b = await connect(s, 'b', '?topic=news');
+  const a = await connect(s, 'a', '?topic=news&topic=sport', {}, { topics: ['news', 'sport'] });
+  const b = await connect(s, 'b', '?topic=news', {}, { topics: ['news'] });
   const c = await connect(s, 'c');
   t.teardown(() => [a, b, c].forEach((x) => x.close()));
 

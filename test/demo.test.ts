@@ -1,6 +1,6 @@
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
-import { jwtSecret, startServer, type Json } from './helpers.js';
+import { jwtSecret, rawGet, startServer, type Json } from './helpers.js';
 
 const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
   const res = await fetch(url, {
@@ -73,5 +73,26 @@ t.test('demo mode: a session gives a working subscriber token and a publish-only
     const r = await post(`${s.url}/demo/session`, bad);
     t.equal(r.status, 400, `rejects ${JSON.stringify(bad)}`);
     t.equal(r.body.statusCode, 400);
+  }
+});
+
+t.test('demo mode: session tokens allow the demo topic and the topics the page names', async (t) => {
+  const s = await startServer({ env: { HERALD_JWT_SECRET: '' } });
+  t.teardown(() => s.close());
+  const stream = async (token: string, query: string) => (await rawGet(`${s.url}/events${query}`, { authorization: `Bearer ${token}` }, 300)).status;
+
+  const plain = await post(`${s.url}/demo/session`, {});
+  t.equal(await stream(plain.body.token, '?topic=deploys'), 200, 'the demo page’s default topic');
+  t.equal(await stream(plain.body.token, '?topic=news'), 403, 'no other');
+
+  const named = await post(`${s.url}/demo/session`, { user: 'dora', topics: ['news', 'org:42:builds'] });
+  t.equal(named.status, 200);
+  t.equal(await stream(named.body.token, '?topic=news&topic=org:42:builds&topic=deploys'), 200, 'the topics it asked for, and the default');
+  t.equal(await stream(named.body.token, '?topic=sport'), 403, 'and nothing else');
+  t.equal(await stream(named.body.publishToken, ''), 403, 'the publish token cannot subscribe');
+
+  for (const topics of ['news', ['a b'], ['org:*'], ['x', 'x'], Array.from({ length: 51 }, (_, i) => `t${i}`)]) {
+    const r = await post(`${s.url}/demo/session`, { topics });
+    t.equal(r.status, 400, `rejects topics ${JSON.stringify(topics).slice(0, 40)}`);
   }
 });

@@ -42,8 +42,8 @@ export interface Server {
   dataDir: string;
   /** POST /notifications as the publisher; resolves with status and JSON body. */
   publish(body: Record<string, unknown>, headers?: Record<string, string>): Promise<{ status: number; body: Json }>;
-  /** A JSON request as `user` (a JWT is made for them); `user: null` sends no credentials. */
-  request(method: string, path: string, user: string | null, body?: unknown): Promise<{ status: number; body: Json }>;
+  /** A JSON request as `user` (a JWT is made for them, with `claims`); `user: null` sends no credentials. */
+  request(method: string, path: string, user: string | null, body?: unknown, claims?: Record<string, unknown>): Promise<{ status: number; body: Json }>;
   close(): Promise<void>;
 }
 
@@ -108,8 +108,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<Server> {
     config,
     dataDir,
     publish: (body, headers = {}) => json('POST', '/notifications', { authorization: `Bearer ${publisherKey}`, ...headers }, body),
-    request: (method, path, user, body) =>
-      json(method, path, user === null ? {} : { authorization: `Bearer ${tokenFor(user)}` }, body),
+    request: (method, path, user, body, claims) =>
+      json(method, path, user === null ? {} : { authorization: `Bearer ${tokenFor(user, claims)}` }, body),
     async close() {
       if (closed) return;
       closed = true;
@@ -204,9 +204,15 @@ export class SseClient {
   }
 }
 
-/** Opens an SSE stream as `user` and waits until the server has accepted it. */
-export async function connect(server: Server, user: string, query = '', headers: Record<string, string> = {}): Promise<SseClient> {
-  const c = new SseClient(`${server.url}/events${query}`, tokenFor(user), headers);
+/** Opens an SSE stream as `user` (token `claims`, e.g. the topics it may read) and waits until the server has accepted it. */
+export async function connect(
+  server: Server,
+  user: string,
+  query = '',
+  headers: Record<string, string> = {},
+  claims: Record<string, unknown> = {},
+): Promise<SseClient> {
+  const c = new SseClient(`${server.url}/events${query}`, tokenFor(user, claims), headers);
   await c.opened;
   // The stream is open once headers arrive; let the server finish joining the hub before publishing.
   await new Promise((r) => setTimeout(r, 20));
@@ -419,9 +425,9 @@ export class WsClient {
 /** The WebSocket URL of a server's /ws with a query string. */
 export const wsUrl = (server: Server, query = '') => `${server.url.replace(/^http/, 'ws')}/ws${query}`;
 
-/** Opens /ws as `user` (token in the Authorization header) and waits for the upgrade. */
-export async function wsConnect(server: Server, user: string, query = ''): Promise<WsClient> {
-  const c = new WsClient(wsUrl(server, query), { authorization: `Bearer ${tokenFor(user)}` });
+/** Opens /ws as `user` (token, with `claims`, in the Authorization header) and waits for the upgrade. */
+export async function wsConnect(server: Server, user: string, query = '', claims: Record<string, unknown> = {}): Promise<WsClient> {
+  const c = new WsClient(wsUrl(server, query), { authorization: `Bearer ${tokenFor(user, claims)}` });
   await c.opened;
   return c;
 }
@@ -454,9 +460,9 @@ export async function publishTo(url: string, body: Record<string, unknown>, head
   return { status: res.status, body: await res.json() };
 }
 
-/** The ids of `user`'s newest notifications (one history page of up to 200), newest first. */
-export async function historyIds(url: string, user: string, query = ''): Promise<number[]> {
-  const res = await fetch(`${url}/notifications?limit=200${query}`, { headers: { authorization: `Bearer ${tokenFor(user)}` } });
+/** The ids of `user`'s newest notifications (one history page of up to 200), newest first; `claims` go in the token. */
+export async function historyIds(url: string, user: string, query = '', claims: Record<string, unknown> = {}): Promise<number[]> {
+  const res = await fetch(`${url}/notifications?limit=200${query}`, { headers: { authorization: `Bearer ${tokenFor(user, claims)}` } });
   return ((await res.json()) as { items: { id: number }[] }).items.map((n) => n.id);
 }
 

@@ -1,6 +1,9 @@
 import t from 'tap';
 import { connect, startServer, sleep } from './helpers.js';
 
+/** alice's token allows the topic her history queries name. */
+const readsNews = { topics: ['news'] };
+
 t.test('history: newest first, cursor pages, per-user read state, unread filter and count', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
@@ -22,11 +25,11 @@ t.test('history: newest first, cursor pages, per-user read state, unread filter 
   t.notOk(JSON.stringify([p1, p2, p3]).includes('for bob only'), "never another user's notification");
   t.notOk('users' in p1.body.items[0], 'no recipient lists in history');
 
-  const withTopic = await s.request('GET', '/notifications?topic=news&limit=2', 'alice');
+  const withTopic = await s.request('GET', '/notifications?topic=news&limit=2', 'alice', undefined, readsNews);
   t.same(withTopic.body.items.map((n: { id: number }) => n.id), [news, bcast]);
 
   t.same((await s.request('GET', '/notifications/unread-count', 'alice')).body, { count: 8 });
-  t.same((await s.request('GET', '/notifications/unread-count?topic=news', 'alice')).body, { count: 9 });
+  t.same((await s.request('GET', '/notifications/unread-count?topic=news', 'alice', undefined, readsNews)).body, { count: 9 });
   t.same((await s.request('POST', `/notifications/${ids[0]}/read`, 'alice')).body, { id: ids[0], read: true });
   t.same((await s.request('POST', `/notifications/${bcast}/read`, 'alice')).body, { id: bcast, read: true });
   t.same((await s.request('GET', '/notifications/unread-count', 'alice')).body, { count: 6 });
@@ -39,7 +42,7 @@ t.test('history: newest first, cursor pages, per-user read state, unread filter 
   const ra = await s.request('POST', '/notifications/read-all', 'alice');
   t.equal(ra.status, 200);
   t.ok(ra.body.upTo >= news);
-  t.same((await s.request('GET', '/notifications/unread-count?topic=news', 'alice')).body, { count: 0 });
+  t.same((await s.request('GET', '/notifications/unread-count?topic=news', 'alice', undefined, readsNews)).body, { count: 0 });
   t.same((await s.request('GET', '/notifications/unread-count', 'carol')).body, { count: 1 }, 'read-all is per user');
   const later = (await s.publish({ user: 'alice', title: 'after read-all' })).body.id as number;
   t.same((await s.request('GET', '/notifications?unread=true', 'alice')).body.items.map((n: { id: number }) => n.id), [later]);

@@ -52,7 +52,7 @@ t.test('GET /metrics: streams, publishes, deliveries, catch-up, latencies and pr
   t.ok(sample(before, 'process_cpu_user_seconds_total')! >= 0, 'default process metrics');
   t.ok(sample(before, 'nodejs_heap_size_used_bytes')! > 0, 'default Node.js metrics');
 
-  const a1 = await connect(s, 'alice', '?topic=news');
+  const a1 = await connect(s, 'alice', '?topic=news', {}, { topics: ['news'] });
   const a2 = await connect(s, 'alice');
   const b = await connect(s, 'bob');
   t.teardown(() => [a1, a2, b].forEach((c) => c.close()));
@@ -184,7 +184,7 @@ t.test('logs: JSON lines with request ids, and no token from a header, the query
   });
   const tokens = {
     header: tokenFor('log-header-user'),
-    query: tokenFor('log-query-user'),
+    query: tokenFor('log-query-user', { topics: ['news'] }),
     cookie: tokenFor('log-cookie-user'),
     forged: tokenFor('log-forged-user', {}, 'another-secret-that-is-long-enough-42'),
   };

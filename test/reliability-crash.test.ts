@@ -9,6 +9,8 @@ const user = 'crash-user';
 const topic = 'crash-topic';
 // Every target shape, so each insert path (recipients rows, topic, broadcast) is exercised by the crash.
 const targets = [{ user }, { users: [user, 'someone-else'] }, { topic }, { broadcast: true }];
+/** `user`'s token, allowed to read `topic`. */
+const reader = tokenFor(user, { topics: [topic] });
 
 /** Every notification `user` may see (with `topic`), through history, newest first, all pages. */
 async function history(url: string): Promise<Json[]> {
@@ -16,7 +18,7 @@ async function history(url: string): Promise<Json[]> {
   let before = '';
   for (let page = 0; page < 1000; page++) {
     const res = await fetch(`${url}/notifications?limit=200&topic=${topic}${before}`, {
-      headers: { authorization: `Bearer ${tokenFor(user)}` },
+      headers: { authorization: `Bearer ${reader}` },
     });
     const body = (await res.json()) as Json;
     items.push(...body.items);
@@ -79,7 +81,7 @@ t.test('every 201 survives kill -9 mid-load, is replayed by catch-up, and ids ar
   t.ok(stored.length <= sent, 'nothing was stored that was not sent');
 
   const maxStored = Math.max(...storedIds);
-  const client = new SseClient(`${second.url}/events?topic=${topic}`, tokenFor(user), { 'last-event-id': '0' });
+  const client = new SseClient(`${second.url}/events?topic=${topic}`, reader, { 'last-event-id': '0' });
   t.teardown(() => client.close());
   await client.waitFor(() => client.ids().includes(maxStored), 30_000);
   const replayed = client.ids();

@@ -65,7 +65,7 @@ async function receiveAll(c: SseClient, n: number, ms = 20_000): Promise<number[
 
 t.test('a subscriber on A gets what is published on B, with the same targeting', async (t) => {
   const { a, b } = await pair(t);
-  const alice = await connect(a, 'alice', '?topic=news');
+  const alice = await connect(a, 'alice', '?topic=news', {}, { topics: ['news'] });
   const bob = await connect(b, 'bob');
   t.teardown(() => (alice.close(), bob.close()));
 

@@ -5,10 +5,10 @@ import { connect, rawGet, sleep, startServer, waitUntil, tokenFor, WsClient, wsC
 t.test('notifications reach the right users and topics, with the same payload JSON as SSE', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
-  const a = await wsConnect(s, 'a', '?topic=news&topic=sport&lastEventId=0');
-  const b = await wsConnect(s, 'b', '?topic=news&lastEventId=0');
+  const a = await wsConnect(s, 'a', '?topic=news&topic=sport&lastEventId=0', { topics: ['news', 'sport'] });
+  const b = await wsConnect(s, 'b', '?topic=news&lastEventId=0', { topics: ['news'] });
   const c = await wsConnect(s, 'c', '?lastEventId=0');
-  const aSse = await connect(s, 'a', '?topic=news&topic=sport');
+  const aSse = await connect(s, 'a', '?topic=news&topic=sport', {}, { topics: ['news', 'sport'] });
   t.teardown(() => ([a, b, c, aSse].forEach((x) => x.close())));
   await waitUntil('four streams in the hub', () => s.app.hub.size === 4, 5000);
 
@@ -100,9 +100,10 @@ async function publishMany(s: Server, user: string, n: number, prefix: string): 
 }
 
 t.test('catch-up across a reconnect with ?lastEventId=: the gap in order, no duplicate, then live', async (t) => {
+  const readsDeploys = { topics: ['deploys'] };
   const s = await startServer();
   t.teardown(() => s.close());
-  const first = await wsConnect(s, 'alice', '?topic=deploys&lastEventId=0');
+  const first = await wsConnect(s, 'alice', '?topic=deploys&lastEventId=0', readsDeploys);
   t.teardown(() => first.close());
   await waitUntil('one stream in the hub', () => s.app.hub.size === 1, 5000);
   const before = await publishMany(s, 'alice', 2, 'before');
@@ -119,7 +120,7 @@ t.test('catch-up across a reconnect with ?lastEventId=: the gap in order, no dup
     (await s.publish({ topic: 'other', title: 'not subscribed' })).body.id,
     (await s.publish({ broadcast: true, title: 'gap3' })).body.id,
   ];
-  const second = await wsConnect(s, 'alice', `?topic=deploys&lastEventId=${before[1]}`);
+  const second = await wsConnect(s, 'alice', `?topic=deploys&lastEventId=${before[1]}`, readsDeploys);
   t.teardown(() => second.close());
   await second.waitFor(() => second.ids().length >= 3);
   const live = (await s.publish({ user: 'alice', title: 'live' })).body.id;
@@ -201,7 +202,7 @@ t.test('a stream without a resume point: events from the moment the socket opene
 t.test('commands: subscribe, unsubscribe, read, read-all, ping, each answered under its ref', async (t) => {
   const s = await startServer({ env: { HERALD_MAX_TOPICS_PER_STREAM: '2' } });
   t.teardown(() => s.close());
-  const c = await wsConnect(s, 'alice', '?lastEventId=0');
+  const c = await wsConnect(s, 'alice', '?lastEventId=0', { topics: ['news', 'sport', 'weather'] });
   const otherTab = await wsConnect(s, 'alice', '?lastEventId=0');
   t.teardown(() => (c.close(), otherTab.close()));
 

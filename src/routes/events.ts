@@ -114,7 +114,7 @@ export async function eventRoutes(app: FastifyInstance, opts: StreamOptions): Pr
   app.get<{ Querystring: { topic?: string[]; lastEventId?: string }; Headers: { 'last-event-id'?: string } }>(
     '/events',
     {
-      preHandler: [app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
+      preHandler: [app.requireUser, app.requireTopics, streamLimit(opts.hub, opts.maxStreamsPerUser)],
       schema: {
         summary: 'Server-Sent Events stream of the caller’s notifications, with catch-up from Last-Event-ID',
         headers: { type: 'object', properties: { 'last-event-id': idString } },

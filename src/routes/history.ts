@@ -17,6 +17,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
   const topic = topicsQuery(opts.maxTopics);
 
   app.addHook('preHandler', app.requireUser);
+  app.addHook('preHandler', app.requireTopics);
 
   app.get<{ Querystring: ListQuery }>(
     '/notifications',

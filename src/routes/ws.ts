@@ -1,6 +1,7 @@
 import websocket from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
+import { topicAccessOf } from '../auth.js';
 import { errorBody, sendError } from '../errors.js';
 import type { Hub } from '../hub.js';
 import type { Inbox } from '../inbox.js';
@@ -8,6 +9,7 @@ import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, streamQuery, topicSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
 import { Subscription } from '../subscription.js';
+import { topicRefusal } from '../topics.js';
 import { closeCode, RateBound, WsSink } from '../ws.js';
 import { streamLimit } from './events.js';
 
@@ -197,6 +199,7 @@ class WsSession {
     switch (cmd.type) {
       case 'subscribe': {
         const topic = cmd.topic!;
+        if (!topicAccessOf(this.request).mayRead(topic)) throw new CommandError(403, topicRefusal(topic));
         if (!this.sub.topics.includes(topic) && this.sub.topics.length >= this.opts.maxTopics) {
           throw new CommandError(400, `at most ${this.opts.maxTopics} topics per stream`);
         }
@@ -256,7 +259,7 @@ export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<v
     method: 'GET',
     url: '/ws',
     // All run before the upgrade: a refused client gets an HTTP error and never a socket.
-    preHandler: [originCheck(opts.corsOrigins), app.requireUser, streamLimit(opts.hub, opts.maxStreamsPerUser)],
+    preHandler: [originCheck(opts.corsOrigins), app.requireUser, app.requireTopics, streamLimit(opts.hub, opts.maxStreamsPerUser)],
     schema: {
       summary: 'WebSocket stream of the caller’s notifications, with commands and resume (an HTTP upgrade)',
       querystring: streamQuery(opts.maxTopics),
