@@ -11,6 +11,7 @@ export interface Config {
   publisherKey: string | undefined;
   /** Expected `aud` claim of every JWT, when set. */
   jwtAudience: string | undefined;
+  /** Browser origins allowed cross-origin: empty for none, `['*']` for any (without credentials), or a list (with them). */
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
@@ -92,6 +93,24 @@ function str(env: Env, name: string): string | undefined {
   return raw === undefined || raw === '' ? undefined : raw;
 }
 
+/**
+ * HERALD_CORS_ORIGINS: none by default, in every mode (Herald's own pages are same-origin). Each entry
+ * must be an exact origin, since one with a path or a trailing slash would never match a browser's.
+ */
+function origins(env: Env): string[] {
+  const list = (str(env, 'HERALD_CORS_ORIGINS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.includes('*')) {
+    // Listed origins get credentials and `*` gets none: one list cannot say both.
+    if (list.length > 1) throw new ConfigError('HERALD_CORS_ORIGINS is either * (any origin, without credentials) or a list of origins, not both');
+    return list;
+  }
+  const bad = list.find((origin) => !URL.canParse(origin) || new URL(origin).origin !== origin);
+  if (bad !== undefined) {
+    throw new ConfigError(`HERALD_CORS_ORIGINS entries must be origins like https://app.example.com (no path or trailing slash), got "${bad}"`);
+  }
+  return list;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = str(env, 'HERALD_DATA_DIR') ?? './data';
   const jwtSecret = str(env, 'HERALD_JWT_SECRET');
@@ -107,10 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('HERALD_METRICS_TOKEN must be at least 16 characters');
   }
   const production = env.NODE_ENV === 'production';
-  const corsRaw = str(env, 'HERALD_CORS_ORIGINS');
-  // Outside production an unset list allows any origin, so the demo and local apps just work;
-  // in production nothing cross-origin is allowed until the operator lists origins.
-  const corsOrigins = corsRaw === undefined ? (production ? [] : ['*']) : corsRaw.split(',').map((s) => s.trim()).filter(Boolean);
+  const corsOrigins = origins(env);
   const store = str(env, 'HERALD_STORE') ?? `${dataDir}/herald.db`;
   const bus = str(env, 'HERALD_BUS') ?? 'memory';
   if (bus !== 'memory' && !/^rediss?:\/\//.test(bus)) throw new ConfigError(`HERALD_BUS must be "memory" or a redis:// URL, got "${bus}"`);
