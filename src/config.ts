@@ -1,5 +1,6 @@
 // Every environment variable Herald reads is read here, validated once, and listed in the README.
 // Nothing else in src/ touches process.env.
+import { BlockList, isIP } from 'node:net';
 
 export interface Config {
   port: number;
@@ -26,7 +27,10 @@ export interface Config {
   /** The Redis pub/sub channel of this deployment's instances. */
   busChannel: string;
   sqliteSync: 'full' | 'normal';
-  /** Demo mode: serves a demo-user token to the browser page. Never on with a configured secret. */
+  /**
+   * Demo mode: serves a token for any user to the browser page. On by default only with no secret and
+   * no publisher key configured on a loopback host; never with a configured secret.
+   */
   demo: boolean;
   maxStreamsPerUser: number;
   maxTopicsPerStream: number;
@@ -67,6 +71,20 @@ export function printable(setting: string): string {
   } catch {
     return setting; // a file path, not a URL
   }
+}
+
+const loopbackAddresses = new BlockList();
+loopbackAddresses.addSubnet('127.0.0.0', 8, 'ipv4');
+loopbackAddresses.addAddress('::1', 'ipv6');
+
+/**
+ * Whether listening on `host` reaches this machine only: `localhost`, 127.0.0.0/8, `::1` (IPv4-mapped
+ * `::ffff:127.x` too). A name like `127.example.com` is not: it may resolve anywhere.
+ */
+export function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const version = isIP(host);
+  return version !== 0 && loopbackAddresses.check(host, version === 4 ? 'ipv4' : 'ipv6');
 }
 
 type Env = Record<string, string | undefined>;
@@ -111,6 +129,22 @@ function origins(env: Env): string[] {
   return list;
 }
 
+/**
+ * Demo mode hands a token for any user to whoever asks, so by default it is on only for an instance
+ * nothing was configured for that listens on this machine alone. Asked for on a network address, it
+ * needs HERALD_DEMO_PUBLIC=true too, so exposing it is never an accident.
+ */
+function demoMode(env: Env, host: string, nothingConfigured: boolean): boolean {
+  const loopback = isLoopback(host);
+  const demo = bool(env, 'HERALD_DEMO', nothingConfigured && loopback);
+  if (demo && !loopback && !bool(env, 'HERALD_DEMO_PUBLIC', false)) {
+    throw new ConfigError(
+      `HERALD_DEMO=true on HOST=${host} (not a loopback address) would let anyone who reaches this port act as any user; set HERALD_DEMO_PUBLIC=true too if that is what you mean`,
+    );
+  }
+  return demo;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = str(env, 'HERALD_DATA_DIR') ?? './data';
   const jwtSecret = str(env, 'HERALD_JWT_SECRET');
@@ -136,11 +170,12 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const sync = (str(env, 'HERALD_SQLITE_SYNC') ?? 'full').toLowerCase();
   if (sync !== 'full' && sync !== 'normal') throw new ConfigError(`HERALD_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
-  const demo = bool(env, 'HERALD_DEMO', jwtSecret === undefined && !production);
+  const host = str(env, 'HOST') ?? '127.0.0.1';
+  const demo = demoMode(env, host, jwtSecret === undefined && publisherKey === undefined && !production);
   if (demo && jwtSecret !== undefined) throw new ConfigError('HERALD_DEMO cannot be on when HERALD_JWT_SECRET is set');
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
-    host: str(env, 'HOST') ?? '127.0.0.1',
+    host,
     dataDir,
     jwtSecret,
     publisherKey,
