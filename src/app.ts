@@ -80,17 +80,19 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(errorsPlugin);
   await app.register(jsonBodyPlugin);
   await app.register(cors, corsOptions(config.corsOrigins));
-  // The OpenAPI document is generated from the route schemas, so it cannot drift from what is enforced.
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Herald', description: 'Real-time notifications over SSE and WebSocket', version: '0.1.0' },
-      components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or publisher key' } },
+  if (config.docs) {
+    // The OpenAPI document is generated from the route schemas, so it cannot drift from what is enforced.
+    await app.register(swagger, {
+      openapi: {
+        info: { title: 'Herald', description: 'Real-time notifications over SSE and WebSocket', version: '0.1.0' },
+        components: {
+          securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or publisher key' } },
+        },
+        security: [{ bearer: [] }],
       },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+  }
   await app.register(authPlugin, { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, audience: config.jwtAudience });
 
   await app.register(opsRoutes, { store, bus, metrics, metricsToken: config.metricsToken });

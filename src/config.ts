@@ -32,6 +32,8 @@ export interface Config {
    * no publisher key configured on a loopback host; never with a configured secret.
    */
   demo: boolean;
+  /** Whether the OpenAPI document and its UI are served at /docs. */
+  docs: boolean;
   maxStreamsPerUser: number;
   maxTopicsPerStream: number;
   /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
@@ -193,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
     busChannel: str(env, 'HERALD_BUS_CHANNEL') ?? 'herald:bus',
     sqliteSync: sync,
     demo,
+    docs: bool(env, 'HERALD_DOCS', true),
     maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
     maxTopicsPerStream: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
     maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
