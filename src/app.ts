@@ -1,4 +1,4 @@
-import cors from '@fastify/cors';
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -38,6 +38,16 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * No list: no CORS headers at all, and a preflight is a 404. `*`: any origin may read, but never with
+ * the browser's cookies. A list: those origins only, with cookies; any other origin is never echoed.
+ */
+function corsOptions(origins: readonly string[]): FastifyCorsOptions {
+  if (origins.length === 0) return { origin: false };
+  const any = origins.includes('*');
+  return { origin: any ? '*' : [...origins], credentials: !any, exposedHeaders: ['idempotent-replayed'] };
+}
+
 /** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */
 export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -69,22 +79,20 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
 
   await app.register(errorsPlugin);
   await app.register(jsonBodyPlugin);
-  await app.register(cors, {
-    origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
-    credentials: true,
-    exposedHeaders: ['idempotent-replayed'],
-  });
-  // The OpenAPI document is generated from the route schemas, so it cannot drift from what is enforced.
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Herald', description: 'Real-time notifications over SSE and WebSocket', version: '0.1.0' },
-      components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or publisher key' } },
+  await app.register(cors, corsOptions(config.corsOrigins));
+  if (config.docs) {
+    // The OpenAPI document is generated from the route schemas, so it cannot drift from what is enforced.
+    await app.register(swagger, {
+      openapi: {
+        info: { title: 'Herald', description: 'Real-time notifications over SSE and WebSocket', version: '0.1.0' },
+        components: {
+          securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or publisher key' } },
+        },
+        security: [{ bearer: [] }],
       },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+  }
   await app.register(authPlugin, {
     jwtSecret: secrets.jwtSecret,
     publisherKey: secrets.publisherKey,

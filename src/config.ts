@@ -1,5 +1,6 @@
 // Every environment variable Herald reads is read here, validated once, and listed in the README.
 // Nothing else in src/ touches process.env.
+import { BlockList, isIP } from 'node:net';
 import { parsePatternList } from './topics.js';
 
 export interface Config {
@@ -14,6 +15,7 @@ export interface Config {
   jwtAudience: string | undefined;
   /** Topic patterns every subscriber may read, besides those their token's `topics` claim allows. */
   publicTopics: string[];
+  /** Browser origins allowed cross-origin: empty for none, `['*']` for any (without credentials), or a list (with them). */
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
@@ -28,8 +30,13 @@ export interface Config {
   /** The Redis pub/sub channel of this deployment's instances. */
   busChannel: string;
   sqliteSync: 'full' | 'normal';
-  /** Demo mode: serves a demo-user token to the browser page. Never on with a configured secret. */
+  /**
+   * Demo mode: serves a token for any user to the browser page. On by default only with no secret and
+   * no publisher key configured on a loopback host; never with a configured secret.
+   */
   demo: boolean;
+  /** Whether the OpenAPI document and its UI are served at /docs. */
+  docs: boolean;
   maxStreamsPerUser: number;
   maxTopicsPerStream: number;
   /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
@@ -71,6 +78,20 @@ export function printable(setting: string): string {
   }
 }
 
+const loopbackAddresses = new BlockList();
+loopbackAddresses.addSubnet('127.0.0.0', 8, 'ipv4');
+loopbackAddresses.addAddress('::1', 'ipv6');
+
+/**
+ * Whether listening on `host` reaches this machine only: `localhost`, 127.0.0.0/8, `::1` (IPv4-mapped
+ * `::ffff:127.x` too). A name like `127.example.com` is not: it may resolve anywhere.
+ */
+export function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const version = isIP(host);
+  return version !== 0 && loopbackAddresses.check(host, version === 4 ? 'ipv4' : 'ipv6');
+}
+
 type Env = Record<string, string | undefined>;
 
 function int(env: Env, name: string, def: number, min: number, max: number): number {
@@ -101,6 +122,40 @@ function topicPatterns(env: Env, name: string): string[] {
   return list.patterns;
 }
 
+/**
+ * HERALD_CORS_ORIGINS: none by default, in every mode (Herald's own pages are same-origin). Each entry
+ * must be an exact origin, since one with a path or a trailing slash would never match a browser's.
+ */
+function origins(env: Env): string[] {
+  const list = (str(env, 'HERALD_CORS_ORIGINS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.includes('*')) {
+    // Listed origins get credentials and `*` gets none: one list cannot say both.
+    if (list.length > 1) throw new ConfigError('HERALD_CORS_ORIGINS is either * (any origin, without credentials) or a list of origins, not both');
+    return list;
+  }
+  const bad = list.find((origin) => !URL.canParse(origin) || new URL(origin).origin !== origin);
+  if (bad !== undefined) {
+    throw new ConfigError(`HERALD_CORS_ORIGINS entries must be origins like https://app.example.com (no path or trailing slash), got "${bad}"`);
+  }
+  return list;
+}
+
+/**
+ * Demo mode hands a token for any user to whoever asks, so by default it is on only for an instance
+ * nothing was configured for that listens on this machine alone. Asked for on a network address, it
+ * needs HERALD_DEMO_PUBLIC=true too, so exposing it is never an accident.
+ */
+function demoMode(env: Env, host: string, nothingConfigured: boolean): boolean {
+  const loopback = isLoopback(host);
+  const demo = bool(env, 'HERALD_DEMO', nothingConfigured && loopback);
+  if (demo && !loopback && !bool(env, 'HERALD_DEMO_PUBLIC', false)) {
+    throw new ConfigError(
+      `HERALD_DEMO=true on HOST=${host} (not a loopback address) would let anyone who reaches this port act as any user; set HERALD_DEMO_PUBLIC=true too if that is what you mean`,
+    );
+  }
+  return demo;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = str(env, 'HERALD_DATA_DIR') ?? './data';
   const jwtSecret = str(env, 'HERALD_JWT_SECRET');
@@ -116,10 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('HERALD_METRICS_TOKEN must be at least 16 characters');
   }
   const production = env.NODE_ENV === 'production';
-  const corsRaw = str(env, 'HERALD_CORS_ORIGINS');
-  // Outside production an unset list allows any origin, so the demo and local apps just work;
-  // in production nothing cross-origin is allowed until the operator lists origins.
-  const corsOrigins = corsRaw === undefined ? (production ? [] : ['*']) : corsRaw.split(',').map((s) => s.trim()).filter(Boolean);
+  const corsOrigins = origins(env);
   const store = str(env, 'HERALD_STORE') ?? `${dataDir}/herald.db`;
   const bus = str(env, 'HERALD_BUS') ?? 'memory';
   if (bus !== 'memory' && !/^rediss?:\/\//.test(bus)) throw new ConfigError(`HERALD_BUS must be "memory" or a redis:// URL, got "${bus}"`);
@@ -129,11 +181,12 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const sync = (str(env, 'HERALD_SQLITE_SYNC') ?? 'full').toLowerCase();
   if (sync !== 'full' && sync !== 'normal') throw new ConfigError(`HERALD_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
-  const demo = bool(env, 'HERALD_DEMO', jwtSecret === undefined && !production);
+  const host = str(env, 'HOST') ?? '127.0.0.1';
+  const demo = demoMode(env, host, jwtSecret === undefined && publisherKey === undefined && !production);
   if (demo && jwtSecret !== undefined) throw new ConfigError('HERALD_DEMO cannot be on when HERALD_JWT_SECRET is set');
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
-    host: str(env, 'HOST') ?? '127.0.0.1',
+    host,
     dataDir,
     jwtSecret,
     publisherKey,
@@ -152,6 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     busChannel: str(env, 'HERALD_BUS_CHANNEL') ?? 'herald:bus',
     sqliteSync: sync,
     demo,
+    docs: bool(env, 'HERALD_DOCS', true),
     maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
     maxTopicsPerStream: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
     maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 
@@ -10,12 +10,27 @@ export interface Secrets {
   generated: { jwtSecret: boolean; publisherKey: boolean };
 }
 
+/** Where generated secrets are kept. */
+export const secretsFile = (config: Pick<Config, 'dataDir'>): string => join(config.dataDir, 'secrets.json');
+
+/** Writes the file readable by its owner only, also when it already existed with a looser mode. */
+function keep(file: string, text: string): void {
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    // The mode of openSync applies only to a new file; this is done before the secrets are in it.
+    fchmodSync(fd, 0o600);
+    writeFileSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The configured JWT secret and publisher key, or ones generated on first run and kept in
  * `<data dir>/secrets.json` (mode 0600), so tokens stay valid across restarts with zero configuration.
  */
 export function loadSecrets(config: Config): Secrets {
-  const file = join(config.dataDir, 'secrets.json');
+  const file = secretsFile(config);
   let kept: Partial<Record<'jwtSecret' | 'publisherKey', string>> = {};
   try {
     kept = JSON.parse(readFileSync(file, 'utf8')) as typeof kept;
@@ -32,7 +47,7 @@ export function loadSecrets(config: Config): Secrets {
     };
     if (toKeep.jwtSecret !== kept.jwtSecret || toKeep.publisherKey !== kept.publisherKey) {
       mkdirSync(config.dataDir, { recursive: true });
-      writeFileSync(file, JSON.stringify(toKeep, null, 2) + '\n', { mode: 0o600 });
+      keep(file, JSON.stringify(toKeep, null, 2) + '\n');
     }
   }
   return { jwtSecret, publisherKey, generated };

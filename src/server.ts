@@ -1,10 +1,59 @@
+import { resolve } from 'node:path';
 import { buildApp } from './app.js';
 import { createBus } from './bus/index.js';
-import { ConfigError, loadConfig, printable } from './config.js';
-import { loadSecrets } from './secrets.js';
+import { ConfigError, isLoopback, loadConfig, printable, type Config } from './config.js';
+import { demoUser } from './routes/demo.js';
+import { loadSecrets, secretsFile, type Secrets } from './secrets.js';
 import { createStore } from './store/index.js';
 
-const loopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+/**
+ * The first thing a newcomer reads: how to try it with curl, right now. Credentials are printed only
+ * in demo mode (`demoToken` given), the local try-out; otherwise the banner says where they are.
+ */
+function banner(config: Config, secrets: Secrets, base: string, demoToken: string | undefined): string {
+  const file = resolve(secretsFile(config));
+  const demo = demoToken !== undefined;
+  const key = secrets.generated.publisherKey ? (demo ? secrets.publisherKey : '$KEY') : '$HERALD_PUBLISHER_KEY';
+  return [
+    '',
+    `Herald is listening on ${base}  (store: ${printable(config.store)}, bus: ${printable(config.bus)})`,
+    ...(demo ? demoLines(config, secrets, file, base, demoToken) : credentialLines(secrets, file)),
+    'Try it:',
+    `  curl -N -H "Authorization: Bearer $TOKEN" ${base}/events`,
+    `  curl -X POST ${base}/notifications -H "Authorization: Bearer ${key}" \\`,
+    `       -H 'content-type: application/json' -d '{"user":"${demoUser}","title":"Hello"}'`,
+    '',
+    '',
+  ].join('\n');
+}
+
+function demoLines(config: Config, secrets: Secrets, file: string, base: string, token: string): string[] {
+  return [
+    `Demo inbox: open ${base}/ in a browser (demo mode: the page signs in as any user it names)`,
+    ...(isLoopback(config.host)
+      ? []
+      : [`Warning: demo mode on ${config.host} lets anyone who reaches this port act as any user; set HERALD_DEMO=false to turn it off`]),
+    ...(secrets.generated.publisherKey ? [`Publisher key (kept in ${file}): ${secrets.publisherKey}`] : []),
+    `A token for user "${demoUser}", valid 24 h (more: npm run token -- <user>):`,
+    `  TOKEN=${token}`,
+  ];
+}
+
+/** Outside demo mode: where generated credentials are kept, never what they are. */
+function credentialLines(secrets: Secrets, file: string): string[] {
+  return [
+    ...(secrets.generated.publisherKey
+      ? [
+          `Publisher key: generated and kept in ${file} (mode 0600: readable by this user only); to use it:`,
+          `  KEY=$(node -p 'require(${JSON.stringify(file)}).publisherKey')`,
+        ]
+      : []),
+    secrets.generated.jwtSecret
+      ? `Subscriber tokens: no HERALD_JWT_SECRET is set, so one was generated and kept in ${file}; a token to try it:`
+      : 'Subscriber tokens: your app signs them with HERALD_JWT_SECRET; a token to try it:',
+    `  TOKEN=$(npm run -s token -- ${demoUser})   # in this instance's environment`,
+  ];
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -17,28 +66,7 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  const token = app.jwt.sign({ sub: 'alice' }, { expiresIn: '24h' });
-  // The first thing a newcomer reads: how to try it with curl, right now.
-  process.stdout.write(
-    [
-      '',
-      `Herald is listening on ${base}  (store: ${printable(config.store)}, bus: ${printable(config.bus)})`,
-      config.demo ? `Demo inbox: open ${base}/ in a browser (demo mode: the page signs in as any user it names)` : '',
-      config.demo && !loopback(config.host)
-        ? `Warning: demo mode on ${config.host} lets anyone who reaches this port act as any user; set HERALD_JWT_SECRET or HERALD_DEMO=false`
-        : '',
-      secrets.generated.publisherKey ? `Publisher key (kept in ${config.dataDir}/secrets.json): ${secrets.publisherKey}` : '',
-      `A token for user "alice", valid 24 h (more: npm run token -- <user>):`,
-      `  TOKEN=${token}`,
-      'Try it:',
-      `  curl -N -H "Authorization: Bearer $TOKEN" ${base}/events`,
-      `  curl -X POST ${base}/notifications -H "Authorization: Bearer ${secrets.generated.publisherKey ? secrets.publisherKey : '$HERALD_PUBLISHER_KEY'}" \\`,
-      `       -H 'content-type: application/json' -d '{"user":"alice","title":"Hello"}'`,
-      '',
-    ]
-      .filter((l, i, all) => l !== '' || i === 0 || i === all.length - 1)
-      .join('\n') + '\n',
-  );
+  process.stdout.write(banner(config, secrets, base, config.demo ? app.jwt.sign({ sub: demoUser }, { expiresIn: '24h' }) : undefined));
 
   let stopping = false;
   const stop = async (signal: string) => {

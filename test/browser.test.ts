@@ -89,10 +89,18 @@ if (missing) {
     const { context } = browser;
 
     // A fixed port and data dir, so the server can be stopped and started again under the page.
-    // No secret is configured: that is what turns demo mode on, as for a newcomer's `npm start`.
+    // No secret is configured, as for a newcomer's `npm start`; demo mode is asked for explicitly
+    // because the test publishes with its own publisher key, which alone would leave it off.
     const port = await freePort();
     const dataDir = tempDir();
-    const env = { PORT: String(port), HERALD_DATA_DIR: dataDir, HERALD_JWT_SECRET: '', HERALD_RETRY_MS: '1000', HERALD_SQLITE_SYNC: 'normal' };
+    const env = {
+      PORT: String(port),
+      HERALD_DATA_DIR: dataDir,
+      HERALD_JWT_SECRET: '',
+      HERALD_DEMO: 'true',
+      HERALD_RETRY_MS: '1000',
+      HERALD_SQLITE_SYNC: 'normal',
+    };
     let child: Child = await spawnServer(env);
     t.teardown(async () => {
       await child.stop();

@@ -3,6 +3,7 @@
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
+import { loadConfig } from '../src/config.js';
 import { connect, publisherKey, rawGet, sleep, spawnServer, startServer, tempDir, tokenFor, type Server } from './helpers.js';
 
 /** One sample from Prometheus text: `name{labels} value`; labels must match exactly as written. */
@@ -173,6 +174,18 @@ t.test('the OpenAPI document lists every route with its schema, and the UI is se
   const ui = await fetch(`${s.url}/docs/`);
   t.equal(ui.status, 200);
   t.match(await ui.text(), /swagger/i, 'the UI');
+});
+
+t.test('HERALD_DOCS=false closes /docs: the UI and the document are a 404', async (t) => {
+  const s = await startServer({ env: { HERALD_DOCS: 'false' } });
+  t.teardown(() => s.close());
+  for (const path of ['/docs', '/docs/', '/docs/json', '/docs/yaml', '/docs/static/index.html']) {
+    const res = await fetch(`${s.url}${path}`);
+    t.equal(res.status, 404, path);
+    t.same(await res.json(), { statusCode: 404, error: 'Not Found', message: `no route for GET ${path}` });
+  }
+  t.equal((await fetch(`${s.url}/health`)).status, 200, 'the rest is served as before');
+  t.throws(() => loadConfig({ HERALD_DOCS: 'hidden' }), { message: 'HERALD_DOCS must be true or false, got "hidden"' });
 });
 
 t.test('logs: JSON lines with request ids, and no token from a header, the query or a cookie', async (t) => {

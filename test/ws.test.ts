@@ -92,6 +92,56 @@ t.test('browsers may open a socket only from an allowed origin (WebSockets have 
   }
 });
 
+t.test('by default only Herald’s own pages and clients that send no Origin open a socket', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const cookie = { cookie: `herald_token=${tokenFor('alice')}` };
+  t.same(await wsRefusal(wsUrl(s), { ...cookie, origin: 'https://evil.example' }), {
+    status: 403,
+    body: { statusCode: 403, error: 'Forbidden', message: 'origin https://evil.example may not open a WebSocket (HERALD_CORS_ORIGINS)' },
+  });
+  t.equal((await wsRefusal(wsUrl(s, `?token=${tokenFor('alice')}`), { origin: 'https://evil.example' })).status, 403, 'with ?token= too');
+  for (const [why, headers] of [['Herald’s own page', { ...cookie, origin: s.url }], ['no Origin', cookie]] as const) {
+    const c = new WsClient(wsUrl(s, '?lastEventId=0'), headers);
+    t.teardown(() => c.close());
+    await c.opened;
+    t.pass(`opened with ${why}`);
+  }
+});
+
+t.test('with `*` any page may open a socket, but only with ?token=: its cookie is not a credential', async (t) => {
+  const s = await startServer({ env: { HERALD_CORS_ORIGINS: '*' } });
+  t.teardown(() => s.close());
+  const cookie = { cookie: `herald_token=${tokenFor('alice')}` };
+  const elsewhere = { ...cookie, origin: 'https://evil.example' };
+  t.same(await wsRefusal(wsUrl(s), elsewhere), {
+    status: 401,
+    body: { statusCode: 401, error: 'Unauthorized', message: 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)' },
+  });
+  const opened = [
+    { query: `?token=${tokenFor('bob')}`, headers: elsewhere, user: 'bob', why: 'another origin with ?token= (its cookie ignored)' },
+    { query: '', headers: { ...cookie, origin: s.url }, user: 'alice', why: 'Herald’s own page with the cookie' },
+    { query: '', headers: cookie, user: 'alice', why: 'no Origin (not a browser) with the cookie' },
+  ];
+  for (const { query, headers, user, why } of opened) {
+    const c = new WsClient(wsUrl(s, `${query}${query ? '&' : '?'}lastEventId=0`), headers);
+    t.teardown(() => c.close());
+    await c.opened;
+    await s.publish({ user, title: why });
+    await c.waitFor((f) => f.some((x) => x.event === 'notification' && x.data.title === why));
+    t.pass(`${why}: opened as ${user}`);
+  }
+});
+
+t.test('a listed origin opens a socket with the cookie', async (t) => {
+  const s = await startServer({ env: { HERALD_CORS_ORIGINS: 'https://app.example' } });
+  t.teardown(() => s.close());
+  const c = new WsClient(wsUrl(s, '?lastEventId=0'), { cookie: `herald_token=${tokenFor('alice')}`, origin: 'https://app.example' });
+  t.teardown(() => c.close());
+  await c.opened;
+  t.pass('opened');
+});
+
 /** Publishes `n` notifications to `user`, one after another; resolves with their ids. */
 async function publishMany(s: Server, user: string, n: number, prefix: string): Promise<number[]> {
   const ids: number[] = [];

@@ -1,7 +1,7 @@
 import websocket from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
-import { topicAccessOf } from '../auth.js';
+import { tokenCookie, topicAccessOf } from '../auth.js';
 import { errorBody, sendError } from '../errors.js';
 import type { Hub } from '../hub.js';
 import type { Inbox } from '../inbox.js';
@@ -225,7 +225,9 @@ class WsSession {
 /**
  * preHandler: browsers apply no CORS to WebSockets, so without this any site could open a socket with
  * the user's `herald_token` cookie. The origins allowed to read /events are the ones allowed here;
- * clients that send no Origin (not browsers) and pages of Herald's own origin pass.
+ * clients that send no Origin (not browsers) and pages of Herald's own origin pass. A page allowed
+ * only by `*` gets what CORS gives it over HTTP, no credentials: its cookie is not read as a token
+ * (a `?token=` still is).
  */
 function originCheck(allowed: readonly string[]) {
   const any = allowed.includes('*');
@@ -238,8 +240,9 @@ function originCheck(allowed: readonly string[]) {
   };
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const origin = request.headers.origin;
-    if (any || origin === undefined || allowed.includes(origin) || sameOrigin(origin, request.headers.host)) return;
-    sendError(reply, 403, `origin ${origin} may not open a WebSocket (HERALD_CORS_ORIGINS)`);
+    if (origin === undefined || allowed.includes(origin) || sameOrigin(origin, request.headers.host)) return;
+    if (!any) return void sendError(reply, 403, `origin ${origin} may not open a WebSocket (HERALD_CORS_ORIGINS)`);
+    delete request.cookies[tokenCookie];
   };
 }
 
