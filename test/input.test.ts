@@ -1,5 +1,5 @@
 import t from 'tap';
-import { publisherKey, rawGet, startServer, tokenFor } from './helpers.js';
+import { historyIds, publisherKey, rawGet, startServer, tokenFor, type Server } from './helpers.js';
 
 t.test('bad publish bodies get a clear 4xx and write nothing', async (t) => {
   const s = await startServer({ env: { HERALD_BODY_LIMIT: '2048' } });
@@ -86,4 +86,55 @@ t.test('Idempotency-Key: a retry returns the first result, never a duplicate', a
   const bobs = await s.request('GET', '/notifications', 'bob');
   t.equal(bobs.body.items.length, 1);
   t.equal((await s.request('GET', '/notifications', 'alice')).body.items.length, 3);
+});
+
+/** POST /notifications with a body sent as exactly this text. */
+function postText(s: Server, text: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${s.url}/notifications`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${publisherKey}`, 'content-type': 'application/json', ...headers },
+    body: text,
+  });
+}
+
+t.test('Idempotency-Key: the same fields in another order are a replay, not a 422', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const key = { 'idempotency-key': 'order-7' };
+  const first = await postText(s, '{"user":"alice","title":"Shipped","data":{"order":7,"box":{"w":2,"h":3},"items":["a","b"]}}', key);
+  t.equal(first.status, 201);
+  const { id } = (await first.json()) as { id: number };
+  for (const [name, text] of [
+    ['top-level fields reordered', '{"data":{"order":7,"box":{"w":2,"h":3},"items":["a","b"]},"title":"Shipped","user":"alice"}'],
+    ['fields in data reordered', '{"user":"alice","title":"Shipped","data":{"items":["a","b"],"box":{"h":3,"w":2},"order":7}}'],
+    ['whitespace and null for an absent field', '{ "user": "alice", "title": "Shipped", "body": null, "data": {"order":7,"box":{"w":2,"h":3},"items":["a","b"]} }'],
+  ]) {
+    const retry = await postText(s, text!, key);
+    t.equal(retry.status, 201, `${name}: answered as the first`);
+    t.equal(retry.headers.get('idempotent-replayed'), 'true', `${name}: a replay`);
+    t.equal(((await retry.json()) as { id: number }).id, id, `${name}: the same notification`);
+  }
+  for (const [name, text] of [
+    ['array order is meaning', '{"user":"alice","title":"Shipped","data":{"order":7,"box":{"w":2,"h":3},"items":["b","a"]}}'],
+    ['another value in data', '{"user":"alice","title":"Shipped","data":{"order":7,"box":{"w":2,"h":4},"items":["a","b"]}}'],
+  ]) {
+    const other = await postText(s, text!, key);
+    t.equal(other.status, 422, `${name}: a different request`);
+  }
+  t.same(await historyIds(s.url, 'alice'), [id], 'one notification');
+});
+
+t.test('null body, data and type (as history answers them) are accepted as absent', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const r = await s.publish({ user: 'alice', title: 'no body', body: null });
+  t.equal(r.status, 201, 'body: null');
+  t.match(r.body, { title: 'no body', body: null, data: null, type: null });
+  // A client echoing a history item back: every field it got, nulls included.
+  const [item] = (await s.request('GET', '/notifications', 'alice')).body.items;
+  const echo = await s.publish({ user: 'bob', title: item.title, body: item.body, data: item.data, type: item.type });
+  t.equal(echo.status, 201, 'a history item sent back as is');
+  t.match((await s.request('GET', '/notifications', 'bob')).body.items[0], { title: 'no body', body: null, data: null, type: null }, 'history shows null');
+  const typed = await s.publish({ user: 'bob', title: 'x', type: '' });
+  t.equal(typed.status, 400, 'an empty type is still refused');
 });
