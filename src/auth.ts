@@ -28,11 +28,22 @@ function decodedKey(key: string): string {
   }
 }
 
-/** A URL as it may be logged: a `?token=` credential (a browser's EventSource cannot send headers) is blanked. */
-export function redactQueryToken(url: string | undefined): string | undefined {
-  return url?.replace(/([?&])([^=&#]*)=([^&#]*)/g, (param: string, sep: string, key: string) =>
-    decodedKey(key) === 'token' ? `${sep}${key}=[redacted]` : param,
-  );
+/**
+ * Anything shaped like a JWT: three base64url parts, the header starting `eyJ` (`{"`), with dots that
+ * may be percent-encoded. It is a credential whatever parameter or path segment carries it.
+ */
+const jwtLike = /eyJ[\w-]*(?:\.|%2e)[\w-]*(?:\.|%2e)[\w-]*/gi;
+
+/**
+ * A URL as it may be logged: a `?token=` credential (a browser's EventSource cannot send headers) is
+ * blanked, and so is anything that looks like a JWT anywhere in the URL (`?access_token=`, a path).
+ */
+export function redactUrl(url: string | undefined): string | undefined {
+  return url
+    ?.replace(/([?&])([^=&#]*)=([^&#]*)/g, (param: string, sep: string, key: string) =>
+      decodedKey(key) === 'token' ? `${sep}${key}=[redacted]` : param,
+    )
+    .replace(jwtLike, '[redacted]');
 }
 
 interface Claims {

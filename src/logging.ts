@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyServerOptions } from 'fastify';
-import { redactQueryToken } from './auth.js';
+import { redactUrl } from './auth.js';
 
 /** A caller's X-Request-ID when it is a plain identifier, so a proxy's id follows the request into our logs. */
 const requestIdPattern = /^[\w.:@-]{1,128}$/;
@@ -17,7 +17,8 @@ interface LoggedRequest {
 
 /**
  * Structured JSON logs with a request id on every line of a request; no credential in any line:
- * header and cookie values are redacted by path, the query's token by the request serializer.
+ * header and cookie values are redacted by path, the query's token and anything like a JWT in the URL
+ * by the request serializer.
  */
 export function loggingOptions(level: string): Pick<FastifyServerOptions, 'logger' | 'genReqId' | 'requestIdHeader'> {
   return {
@@ -27,7 +28,7 @@ export function loggingOptions(level: string): Pick<FastifyServerOptions, 'logge
       serializers: {
         req: (req: LoggedRequest) => ({
           method: req.method,
-          url: redactQueryToken(req.url),
+          url: redactUrl(req.url),
           host: req.host,
           remoteAddress: req.ip,
           remotePort: req.socket?.remotePort,

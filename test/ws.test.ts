@@ -327,6 +327,10 @@ t.test('bad messages get an error reply and the socket stays open', async (t) =>
     [{ type: 'read', ref: 'f', id: 'forty-two' }, 'f', 'read.id must be integer'],
     [{ type: 'ping', ref: 'g', colour: 'red' }, 'g', 'ping has an unknown field "colour"'],
     [{ type: 'ping', ref: { nested: true } }, null, 'ping.ref must be string,number'],
+    // The body's rules hold for messages too; such a message is not read at all, so its ref is not either.
+    ['{"type":"ping","ref":"h","type":"ping"}', null, 'message has a duplicate key "type"'],
+    ['{"type":"ping","ref":9007199254740993}', null, 'message has a number that JSON cannot carry exactly in ref: 9007199254740993'],
+    ['{"type":"ping","ref":"i","__proto__":{}}', null, 'message has a "__proto__" key, which is not allowed'],
   ];
   for (const [msg, ref, message] of cases) {
     const before = c.frames.length;

@@ -7,11 +7,12 @@ import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, use
 import type { Store } from '../store/store.js';
 import type { NewNotification, Target } from '../types.js';
 
+/** `body`, `data` and `type` may be null, as history answers them when absent: null is leaving them out. */
 interface PublishBody {
   title: string;
-  body?: string;
-  data?: Record<string, unknown>;
-  type?: string;
+  body?: string | null;
+  data?: Record<string, unknown> | null;
+  type?: string | null;
   user?: string;
   users?: string[];
   topic?: string;
@@ -24,9 +25,9 @@ const bodySchema = {
   required: ['title'],
   properties: {
     title: { type: 'string', minLength: 1, maxLength: 500 },
-    body: { type: 'string', maxLength: 20_000 },
-    data: { type: 'object' },
-    type: { type: 'string', minLength: 1, maxLength: 64 },
+    body: { type: ['string', 'null'], maxLength: 20_000 },
+    data: { type: ['object', 'null'] },
+    type: { type: ['string', 'null'], minLength: 1, maxLength: 64 },
     user: userIdSchema,
     users: { type: 'array', items: userIdSchema, minItems: 1, maxItems: 1000 },
     topic: topicSchema,
@@ -40,6 +41,15 @@ function target(b: PublishBody): Target {
   if (b.users !== undefined) return { users: b.users };
   if (b.topic !== undefined) return { topic: b.topic };
   return { broadcast: true };
+}
+
+/** JSON with every object's keys sorted (arrays keep their order): the same for the same fields in any order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      : v,
+  );
 }
 
 export interface PublishOptions {
@@ -85,12 +95,20 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
     },
     async (request, reply) => {
       const b = request.body;
-      const n: NewNotification = { title: b.title, body: b.body, data: b.data, type: b.type, target: target(b) };
+      const n: NewNotification = {
+        title: b.title,
+        body: b.body ?? undefined,
+        data: b.data ?? undefined,
+        type: b.type ?? undefined,
+        target: target(b),
+      };
       const key = request.headers['idempotency-key'];
+      // Over what the request asks for, not its bytes: a retry that orders fields differently, sends
+      // null for an absent field or `users: [x]` for `user: x` asks for the same notification.
       const idempotency =
         key === undefined
           ? undefined
-          : { publisher: request.publisherId, key, requestHash: createHash('sha256').update(JSON.stringify(b)).digest('hex') };
+          : { publisher: request.publisherId, key, requestHash: createHash('sha256').update(canonicalJson(n)).digest('hex') };
       const result = await store.insert(n, idempotency);
       if (result.status === 'conflict') {
         return sendError(reply, 422, 'this Idempotency-Key was already used for a different request');

@@ -5,6 +5,7 @@ import { tokenCookie, topicAccessOf } from '../auth.js';
 import { errorBody, sendError } from '../errors.js';
 import type { Hub } from '../hub.js';
 import type { Inbox } from '../inbox.js';
+import { jsonProblem } from '../json-body.js';
 import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, streamQuery, topicSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
@@ -164,6 +165,8 @@ class WsSession {
       } catch {
         throw new CommandError(400, 'message is not valid JSON');
       }
+      const problem = jsonProblem(text, 'message');
+      if (problem !== undefined) throw new CommandError(400, problem);
       if (!isObject(msg)) throw new CommandError(400, 'message must be a JSON object');
       if (typeof msg.ref === 'string' || typeof msg.ref === 'number') ref = msg.ref;
       const type = msg.type;
