@@ -141,6 +141,8 @@ async function startHerald(o: Options, env: Record<string, string> = {}, proto: 
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'warn',
+      // Its load holds up to tens of thousands of streams from a few loopback addresses: no connection caps.
+      HERALD_MAX_CONNECTIONS: '0', HERALD_MAX_CONNECTIONS_PER_IP: '0',
       ...env,
     },
     nodeArgs: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],

@@ -41,7 +41,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler: the caller is a subscriber; sets `request.userId`. */
     requireUser: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-    /** preHandler: the caller may publish; sets `request.publisherId`. */
+    /** onRequest (headers only, so before any body is read): the caller may publish; sets `request.publisherId`. */
     requirePublisher: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
   interface FastifyRequest {
