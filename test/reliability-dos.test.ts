@@ -48,8 +48,8 @@ t.test('request timeout: a trickled request is cut within about HERALD_REQUEST_T
     `POST /notifications HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${publisherKey}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{`,
   );
   const drip = setInterval(() => trickle.socket.write(' '), 100);
-  t.teardown(() => clearInterval(drip));
   const silent = await rawConnection(s.url);
+  t.teardown(() => (clearInterval(drip), trickle.socket.destroy(), silent.socket.destroy()));
   const [trickleMs, silentMs] = await Promise.all([closedWithin(trickle, started, 5000), closedWithin(silent, started, 5000)]);
   t.ok(trickleMs >= 900 && trickleMs < 2500, `the trickled body is cut after about 1 s (${trickleMs} ms)`);
   t.ok(silentMs >= 900 && silentMs < 2500, `a connection that never sends its request is cut too (${silentMs} ms)`);
@@ -74,13 +74,13 @@ t.test('publisher credentials are checked before the body is read', async (t) =>
   ];
   for (const [name, auth, status] of cases) {
     const c = await rawConnection(s.url);
+    t.teardown(() => c.socket.destroy());
     // Ten megabytes announced and none sent: the answer must not wait for them.
     c.socket.write(
       `POST /notifications HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000000\r\n${auth ? `authorization: ${auth}\r\n` : ''}\r\n`,
     );
     await waitUntil(`the answer to ${name}`, () => /\r\n\r\n\{.*\}$/s.test(c.text()), 2000);
     t.match(parseResponse(c.text()), { status, body: { statusCode: status } }, `${name}: ${status} before any of the body`);
-    c.socket.destroy();
   }
   const big = await fetch(`${s.url}/notifications`, {
     method: 'POST',
@@ -103,19 +103,22 @@ t.test('an oversized body gets a 413 the client can read, not a reset', async (t
       body,
       duplex: 'half',
     } as RequestInit);
-  /** 5 MB as a stream, as an upload is sent: no content-length, so the server refuses it part way through. */
+  /**
+   * 5 MB streamed in 256 KiB pieces, as an upload is: no content-length, so the server refuses it part
+   * way through, while the client is still writing (a connection closed then resets the next write).
+   */
   const streamed = () => {
+    const piece = 256 * 1024;
     let sent = 0;
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         if (sent >= fiveMiB) return controller.close();
-        sent += 64 * 1024;
-        await sleep(2);
-        controller.enqueue(new Uint8Array(64 * 1024).fill(0x20));
+        sent += piece;
+        await sleep(1);
+        controller.enqueue(new Uint8Array(piece).fill(0x20));
       },
     });
   };
-  // Closing at once loses the race with the client's writes more often than not: a few tries show it.
   for (let i = 0; i < 3; i++) {
     const res = await post(streamed());
     t.equal(res.status, 413, `streamed 5 MB, try ${i + 1}: 413`);
