@@ -74,7 +74,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
   app.post<{ Body: PublishBody; Headers: { 'idempotency-key'?: string } }>(
     '/notifications',
     {
-      // Before the body is read: a caller without a valid credential never makes the server receive one.
+      // Before the body is read: a caller without a valid credential never makes the server buffer one.
       onRequest: app.requirePublisher,
       config: rateLimit ? { rateLimit } : {},
       schema: {
