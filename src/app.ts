@@ -6,6 +6,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { authPlugin } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
+import { limitConnections } from './connections.js';
+import { drainUnreadBody } from './drain.js';
 import { errorsPlugin } from './errors.js';
 import { Hub } from './hub.js';
 import { jsonBodyPlugin } from './json-body.js';
@@ -17,6 +19,7 @@ import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
 import { opsRoutes } from './routes/ops.js';
+import { ResumeLimiter } from './resume-limit.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
@@ -53,9 +56,19 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const app = Fastify({
     ...loggingOptions(config.logLevel),
     bodyLimit: config.bodyLimit,
-    // A stream is a long request: it must not count against the request timeout.
-    requestTimeout: 0,
+    // Counted until the whole request has arrived: a client trickling its head or body is cut (408),
+    // while a stream, whose GET is complete once sent, is not affected however long it stays open.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      // Given here too, as node:http checks at creation that the head's timeout is within the request's.
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.requestTimeoutMs,
+      // node:http looks for expired requests only this often (30 s by default): a tenth of the
+      // timeout, so a cut comes within about the timeout.
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 10)),
+    },
   });
+  limitConnections(app.server, { max: config.maxConnections, perIp: config.maxConnectionsPerIp });
   app.setValidatorCompiler(validatorCompiler);
   bus.useLogger?.(app.log.child({ component: 'bus' }));
   // The gauge reads the hub only when scraped, after both exist.
@@ -73,8 +86,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   });
   // Requests already in flight when the stop begins are answered, but their keep-alive connections
   // must not then hold the server open: each such answer closes its connection.
-  app.addHook('onSend', async (_request, reply) => {
+  // An answer before the body was read (a 401 or 413) lets the client finish sending: see drain.ts.
+  app.addHook('onSend', async (request, reply) => {
     if (closing) reply.header('connection', 'close');
+    else if (!request.raw.complete) drainUnreadBody(request.raw, reply);
   });
 
   await app.register(errorsPlugin);
@@ -114,6 +129,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     maxStreamsPerUser: config.maxStreamsPerUser,
     maxPendingBytes: config.maxPendingBytes,
     metrics,
+    resumes: new ResumeLimiter(config.resumeRatePerUser, config.resumeRatePerIp),
   };
   await app.register(eventRoutes, { ...stream, retryMs: config.retryMs });
   await app.register(wsRoutes, {

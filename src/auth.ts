@@ -58,7 +58,7 @@ declare module 'fastify' {
     requireUser: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
     /** preHandler after `requireUser`: every topic the query names (`?topic=`) is one the caller may read. */
     requireTopics: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-    /** preHandler: the caller may publish; sets `request.publisherId`. */
+    /** onRequest (headers only, so before any body is read): the caller may publish; sets `request.publisherId`. */
     requirePublisher: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
   interface FastifyRequest {

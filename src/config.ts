@@ -20,6 +20,16 @@ export interface Config {
   heartbeatMs: number;
   retryMs: number;
   bodyLimit: number;
+  /** How long a client may take to send a whole request (head and body); a stream's request is complete once sent. */
+  requestTimeoutMs: number;
+  /** Open connections (streams included) this instance accepts; beyond, `503`. 0 means no cap. */
+  maxConnections: number;
+  /** Open connections from one client address (an IPv6 /64); beyond, `429`. 0 means no cap. */
+  maxConnectionsPerIp: number;
+  /** Stream opens with a resume point (Last-Event-ID) per user per minute, in bursts of as many; 0 means no limit. */
+  resumeRatePerUser: number;
+  /** The same per client address. */
+  resumeRatePerIp: number;
   catchupLimit: number;
   /** Where notifications live: a SQLite file path, or a postgres:// URL. */
   store: string;
@@ -196,6 +206,11 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: int(env, 'HERALD_HEARTBEAT_MS', 15_000, 100, 3_600_000),
     retryMs: int(env, 'HERALD_RETRY_MS', 2_000, 0, 3_600_000),
     bodyLimit: int(env, 'HERALD_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    requestTimeoutMs: int(env, 'HERALD_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+    maxConnections: int(env, 'HERALD_MAX_CONNECTIONS', 50_000, 0, 10_000_000),
+    maxConnectionsPerIp: int(env, 'HERALD_MAX_CONNECTIONS_PER_IP', 1000, 0, 10_000_000),
+    resumeRatePerUser: int(env, 'HERALD_RESUME_RATE_PER_USER', 60, 0, 1_000_000),
+    resumeRatePerIp: int(env, 'HERALD_RESUME_RATE_PER_IP', 1000, 0, 1_000_000),
     catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
     store,
     bus,

@@ -99,6 +99,9 @@ export class Subscription implements Connection {
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
     // silently until ids caught up with it; one too far behind would get an unbounded replay.
     if (lastId > head) return this.reload(head, 'ahead-of-server');
+    // Nothing was committed after it, and nothing it did not see can have been pruned (the horizon is
+    // at most the head): the common reconnect costs this one read. What commits from here comes live.
+    if (lastId === head) return metrics.caughtUp(0);
     const missed = await store.since(this, lastId, catchupLimit + 1);
     // Retention deleted something this client never saw: replaying the rest would hide the hole.
     // Read after `since`, so a prune that ran meanwhile and removed rows it skipped is seen here.

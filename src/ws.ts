@@ -16,6 +16,8 @@ export const closeCode = {
   messageTooBig: 1009,
   /** Catch-up failed on the server: reconnect and resume. */
   internalError: 1011,
+  /** Too many resumes: reconnect and resume after the time the error reply names. */
+  tryAgainLater: 1013,
 } as const;
 
 /** How long a closing socket waits for the peer's close frame before it is cut. */
@@ -96,23 +98,42 @@ export class WsSink implements Sink {
 }
 
 /**
- * How fast one client may send: a token bucket holding `perSecond` messages, refilled at `perSecond`
- * a second, so short bursts pass and sustained flooding does not.
+ * How fast one client may act: a token bucket holding `count` tokens, refilled at `count` per `perMs`
+ * (a second unless told), so short bursts pass and sustained flooding does not.
  */
 export class RateBound {
   private tokens: number;
   private last = performance.now();
 
-  constructor(private readonly perSecond: number) {
-    this.tokens = perSecond;
+  constructor(
+    private readonly count: number,
+    private readonly perMs = 1000,
+  ) {
+    this.tokens = count;
+  }
+
+  private refill(): void {
+    const now = performance.now();
+    this.tokens = Math.min(this.count, this.tokens + ((now - this.last) * this.count) / this.perMs);
+    this.last = now;
   }
 
   take(): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) * this.perSecond) / 1000);
-    this.last = now;
+    this.refill();
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /** Milliseconds until `take` would succeed; 0 if it would now. */
+  waitMs(): number {
+    this.refill();
+    return this.tokens >= 1 ? 0 : ((1 - this.tokens) * this.perMs) / this.count;
+  }
+
+  /** Refilled to the brim, so no different from a fresh bound: a map of bounds may forget it. */
+  full(): boolean {
+    this.refill();
+    return this.tokens >= this.count;
   }
 }

@@ -258,23 +258,37 @@ export function rawRequest(method: string, url: string, headers: Record<string, 
   });
 }
 
-/**
- * An SSE stream as `user` over a raw socket, once its head has arrived: the socket, to stop reading
- * or send what a client should not; everything received so far; and when the connection closed.
- */
-export async function rawStream(url: string, user: string): Promise<{ socket: net.Socket; closed: Promise<void>; text: () => string }> {
+export interface RawConnection {
+  socket: net.Socket;
+  /** Resolves when the connection closed, by either side. */
+  closed: Promise<void>;
+  /** Everything received so far. */
+  text: () => string;
+}
+
+/** A raw TCP connection to `url`'s port, from `localAddress` if given (any 127.x.y.z): bytes exactly as written, and exactly as received. */
+export async function rawConnection(url: string, localAddress?: string): Promise<RawConnection> {
   const { port } = new URL(url);
-  const socket = net.connect(Number(port), '127.0.0.1');
+  const socket = net.connect({ port: Number(port), host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   let text = '';
   socket.setEncoding('latin1');
   socket.on('data', (d: string) => (text += d));
   socket.on('error', () => {});
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  socket.write(`GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${tokenFor(user)}\r\n\r\n`);
-  await waitUntil('the stream head', () => text.includes('retry:'));
-  if (!text.startsWith('HTTP/1.1 200')) throw new Error(`stream not opened: ${text}`);
   return { socket, closed, text: () => text };
+}
+
+/**
+ * An SSE stream as `user` over a raw socket, once its head has arrived: the socket, to stop reading
+ * or send what a client should not; everything received so far; and when the connection closed.
+ */
+export async function rawStream(url: string, user: string): Promise<RawConnection> {
+  const conn = await rawConnection(url);
+  conn.socket.write(`GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${tokenFor(user)}\r\n\r\n`);
+  await waitUntil('the stream head', () => conn.text().includes('retry:'));
+  if (!conn.text().startsWith('HTTP/1.1 200')) throw new Error(`stream not opened: ${conn.text()}`);
+  return conn;
 }
 
 /** Parses SSE text into events the way the spec's parser does (enough for tests). */

@@ -7,6 +7,7 @@ import { sendError } from '../errors.js';
 import type { OutEvent } from '../events.js';
 import type { Hub } from '../hub.js';
 import type { Metrics } from '../metrics.js';
+import { resumeLimit, type ResumeLimiter } from '../resume-limit.js';
 import { errorResponses, idString, streamQuery } from '../schemas.js';
 import { sseComment, sseHeaders, sseRetry } from '../sse.js';
 import type { Store } from '../store/store.js';
@@ -21,6 +22,7 @@ export interface StreamOptions {
   maxStreamsPerUser: number;
   maxPendingBytes: number;
   metrics: Metrics;
+  resumes: ResumeLimiter;
 }
 
 const heartbeat = Buffer.from(sseComment('heartbeat'));
@@ -110,11 +112,16 @@ export function streamLimit(hub: Hub, max: number) {
   };
 }
 
+/** Whether an SSE request resumes from an id: a browser's reconnect (header) or a first connect (query). */
+function resumes(request: FastifyRequest): boolean {
+  return request.headers['last-event-id'] !== undefined || (request.query as { lastEventId?: string }).lastEventId !== undefined;
+}
+
 export async function eventRoutes(app: FastifyInstance, opts: StreamOptions): Promise<void> {
   app.get<{ Querystring: { topic?: string[]; lastEventId?: string }; Headers: { 'last-event-id'?: string } }>(
     '/events',
     {
-      preHandler: [app.requireUser, app.requireTopics, streamLimit(opts.hub, opts.maxStreamsPerUser)],
+      preHandler: [app.requireUser, app.requireTopics, streamLimit(opts.hub, opts.maxStreamsPerUser), resumeLimit(opts.resumes, resumes)],
       schema: {
         summary: 'Server-Sent Events stream of the caller’s notifications, with catch-up from Last-Event-ID',
         headers: { type: 'object', properties: { 'last-event-id': idString } },

@@ -74,7 +74,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
       : {
           max: opts.rateLimit,
           timeWindow: opts.rateWindowMs,
-          // Counted per authenticated publisher, so the check runs after requirePublisher (a preHandler):
+          // Counted per authenticated publisher, so the check runs after requirePublisher (onRequest):
           // unauthenticated requests are refused with 401 and never use up a publisher's allowance.
           hook: 'preHandler' as const,
           keyGenerator: (request: FastifyRequest) => request.publisherId,
@@ -84,7 +84,8 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
   app.post<{ Body: PublishBody; Headers: { 'idempotency-key'?: string } }>(
     '/notifications',
     {
-      preHandler: app.requirePublisher,
+      // Before the body is read: a caller without a valid credential never makes the server buffer one.
+      onRequest: app.requirePublisher,
       config: rateLimit ? { rateLimit } : {},
       schema: {
         summary: 'Publish a notification to a user, some users, a topic or everyone',

@@ -7,6 +7,7 @@ import type { Hub } from '../hub.js';
 import type { Inbox } from '../inbox.js';
 import { jsonProblem } from '../json-body.js';
 import type { Metrics } from '../metrics.js';
+import { resumeLimit, type ResumeLimiter } from '../resume-limit.js';
 import { errorResponses, errorSchema, streamQuery, topicSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
 import { Subscription } from '../subscription.js';
@@ -27,6 +28,7 @@ export interface WsOptions {
   /** HERALD_CORS_ORIGINS: the browser origins allowed to open a socket. */
   corsOrigins: readonly string[];
   metrics: Metrics;
+  resumes: ResumeLimiter;
 }
 
 /** A notification id or resume point: what `idString` allows, as a JSON number. */
@@ -67,11 +69,12 @@ interface Command {
 
 type Ref = string | number | null;
 
-/** A refusal of one command: answered as an error reply; the socket stays open. */
+/** A refusal of one command: answered as an error reply; the socket stays open unless `close` is given. */
 class CommandError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
+    readonly close?: { code: number; reason: string },
   ) {
     super(message);
   }
@@ -179,7 +182,11 @@ class WsSession {
       const data = await this.run(msg as unknown as Command);
       this.reply({ event: 'reply', ref, data });
     } catch (err) {
-      if (err instanceof CommandError) return this.reply({ event: 'error', ref, data: errorBody(err.statusCode, err.message) });
+      if (err instanceof CommandError) {
+        this.reply({ event: 'error', ref, data: errorBody(err.statusCode, err.message) });
+        if (err.close) this.socket.close(err.close.code, err.close.reason);
+        return;
+      }
       this.log.error({ err }, 'websocket command failed');
       this.reply({ event: 'error', ref, data: errorBody(500, 'internal error') });
     }
@@ -193,6 +200,11 @@ class WsSession {
     if (cmd.type === 'resume') {
       if (this.started) {
         throw new CommandError(409, 'the stream has already started: resume must be the first message (or reconnect with ?lastEventId=)');
+      }
+      const refusal = cmd.lastEventId === undefined ? undefined : this.opts.resumes.take(this.sub.user, this.request.ip);
+      // Closed, not started live: a live start would skip what the client missed, without a word.
+      if (refusal) {
+        throw new CommandError(429, refusal.message, { code: closeCode.tryAgainLater, reason: `retry in ${refusal.retryAfterSeconds} s` });
       }
       await this.start(cmd.lastEventId);
       return {};
@@ -265,7 +277,13 @@ export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<v
     method: 'GET',
     url: '/ws',
     // All run before the upgrade: a refused client gets an HTTP error and never a socket.
-    preHandler: [originCheck(opts.corsOrigins), app.requireUser, app.requireTopics, streamLimit(opts.hub, opts.maxStreamsPerUser)],
+    preHandler: [
+      originCheck(opts.corsOrigins),
+      app.requireUser,
+      app.requireTopics,
+      streamLimit(opts.hub, opts.maxStreamsPerUser),
+      resumeLimit(opts.resumes, (request) => (request.query as { lastEventId?: string }).lastEventId !== undefined),
+    ],
     schema: {
       summary: 'WebSocket stream of the caller’s notifications, with commands and resume (an HTTP upgrade)',
       querystring: streamQuery(opts.maxTopics),

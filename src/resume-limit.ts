@@ -1,0 +1,82 @@
+// Reconnect churn: a stream opened with a resume point costs a store read and a replay of up to
+// HERALD_CATCHUP_LIMIT notifications, so how often one user, or one client address, may do it is bounded.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { clientKey } from './connections.js';
+import { sendError } from './errors.js';
+import { RateBound } from './ws.js';
+
+/** Resume rates are counted per minute: bursts of up to the rate pass, a steady flood does not. */
+const windowMs = 60_000;
+
+/** One RateBound per key; a key idle long enough for its bound to refill is forgotten, so memory stays bounded. */
+class KeyedRate {
+  private readonly bounds = new Map<string, RateBound>();
+  private sweptAt = performance.now();
+
+  constructor(readonly count: number) {}
+
+  waitMs(key: string): number {
+    return this.bounds.get(key)?.waitMs() ?? 0;
+  }
+
+  take(key: string): void {
+    let bound = this.bounds.get(key);
+    if (!bound) this.bounds.set(key, (bound = new RateBound(this.count, windowMs)));
+    bound.take();
+    this.sweep();
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    if (now - this.sweptAt < windowMs) return;
+    this.sweptAt = now;
+    for (const [key, bound] of this.bounds) if (bound.full()) this.bounds.delete(key);
+  }
+}
+
+/** Why a resume was refused, and when to retry. */
+export interface ResumeRefusal {
+  retryAfterSeconds: number;
+  message: string;
+}
+
+export class ResumeLimiter {
+  private readonly perUser: KeyedRate | undefined;
+  private readonly perIp: KeyedRate | undefined;
+
+  /** Rates per minute; 0 turns that limit off. */
+  constructor(perUser: number, perIp: number) {
+    this.perUser = perUser > 0 ? new KeyedRate(perUser) : undefined;
+    this.perIp = perIp > 0 ? new KeyedRate(perIp) : undefined;
+  }
+
+  /** Counts one resume by `user` from `ip`, or refuses it (counting nothing) when either is over its rate. */
+  take(user: string, ip: string): ResumeRefusal | undefined {
+    const address = clientKey(ip);
+    const userWait = this.perUser?.waitMs(user) ?? 0;
+    const ipWait = this.perIp?.waitMs(address) ?? 0;
+    if (userWait > 0 || ipWait > 0) {
+      const [wait, who, rate] = userWait >= ipWait ? [userWait, 'user', this.perUser!.count] : [ipWait, 'client address', this.perIp!.count];
+      const retryAfterSeconds = Math.max(1, Math.ceil(wait / 1000));
+      return {
+        retryAfterSeconds,
+        message: `too many resumed streams (Last-Event-ID): at most ${rate} a minute per ${who}; retry in ${retryAfterSeconds} s`,
+      };
+    }
+    this.perUser?.take(user);
+    this.perIp?.take(address);
+    return undefined;
+  }
+}
+
+/**
+ * preHandler after `requireUser` and `streamLimit`: refuses a stream open that carries a resume point
+ * past the rate, with `429` and `Retry-After`, before the store is read.
+ */
+export function resumeLimit(limiter: ResumeLimiter, resumes: (request: FastifyRequest) => boolean) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!resumes(request)) return;
+    const refusal = limiter.take(request.userId, request.ip);
+    if (refusal) sendError(reply.header('retry-after', String(refusal.retryAfterSeconds)), 429, refusal.message);
+  };
+}
