@@ -12,6 +12,11 @@ export interface Sink {
    * replay can be far larger than that bound. Resolves once written, or once the client is gone.
    */
   sendMany(evs: readonly OutEvent[]): Promise<void>;
+  /**
+   * The stream's resume point, written once when it starts, before any notification: the id a client
+   * reconnecting right away would resume from (SSE: an `id:`-only event; WebSocket: the `ready` frame).
+   */
+  resumePoint(id: number): void;
   heartbeat(): void;
   /** Graceful end (shutdown): flush, then close. */
   end(): void;
@@ -32,14 +37,17 @@ export interface SubscriptionDeps {
 /**
  * One client's stream: catch-up from the store, then live events from the hub, with no gap and no
  * duplicate. It joins the hub *before* reading the store and holds live events until the replay is
- * written; after that, an event is written only if its id is above the last id written.
+ * written; after that, an event is written only if its id is above the last id written. Every stream
+ * starts with its resume point, even one that resumes from nothing, so that a client which has received
+ * nothing yet still reconnects from where it started rather than from wherever the store is by then.
  * Both transports use this class, so the guarantee is written once.
  */
 export class Subscription implements Connection {
   private lastSent = 0;
   /** Live events that arrived before and during catch-up; null once live. */
   private held: OutEvent[] | null = [];
-  private joined = false;
+  /** The store's newest id, read once joined: everything above it reaches this stream live. Null until joined. */
+  private head: Promise<number> | null = null;
   private closed = false;
   private readonly topicSet: Set<string>;
 
@@ -61,9 +69,11 @@ export class Subscription implements Connection {
    * message): live events are held from here until `start` has written the replay, so none is lost.
    */
   join(): void {
-    if (this.joined || this.closed) return;
-    this.joined = true;
+    if (this.head || this.closed) return;
     this.deps.hub.add(this);
+    this.head = this.deps.store.lastId();
+    // `start` reports a failed read; a stream closed before it started must not leave it unhandled.
+    this.head.catch(() => {});
   }
 
   /** Live events of `topic` from now on; earlier ones are in the history (GET /notifications?topic=). */
@@ -81,8 +91,13 @@ export class Subscription implements Connection {
   /** Starts the stream; `lastId` is the client's Last-Event-ID, if it has one. */
   async start(lastId: number | undefined): Promise<void> {
     this.join();
+    if (!this.head) return; // closed before it could join: there is nothing to start
     try {
-      if (lastId !== undefined) await this.catchUp(lastId);
+      // Without a Last-Event-ID the stream starts at the head read when it joined: anything newer
+      // reaches it live, and anything at or below it is the client's past (its history).
+      const head = await this.head;
+      if (lastId === undefined) this.resumeAt(head);
+      else await this.catchUp(lastId, head);
     } catch (err) {
       this.close();
       throw err;
@@ -92,10 +107,8 @@ export class Subscription implements Connection {
     for (const ev of held) this.deliver(ev);
   }
 
-  private async catchUp(lastId: number): Promise<void> {
+  private async catchUp(lastId: number, head: number): Promise<void> {
     const { store, catchupLimit, metrics } = this.deps;
-    const head = await store.lastId();
-    this.lastSent = lastId;
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
     // silently until ids caught up with it; one too far behind would get an unbounded replay.
     if (lastId > head) return this.reload(head, 'ahead-of-server');
@@ -105,6 +118,7 @@ export class Subscription implements Connection {
     if (lastId < (await store.prunedUpTo(this.user))) return this.reload(head, 'pruned');
     if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
     metrics.caughtUp(missed.length);
+    this.resumeAt(lastId);
     if (this.closed || missed.length === 0) return;
     await this.sink.sendMany(missed.map(OutEvent.notification));
     this.lastSent = missed[missed.length - 1]!.id;
@@ -112,8 +126,18 @@ export class Subscription implements Connection {
 
   private reload(head: number, reason: string): void {
     this.deps.metrics.catchupReload(reason);
-    this.lastSent = head;
+    this.resumeAt(head);
     if (!this.closed) this.sink.send(OutEvent.reload(head, reason));
+  }
+
+  /**
+   * Tells the client where it stands before anything else is written. From here on only larger ids
+   * are written: a smaller one after it would move the client's resume point back, and the next
+   * reconnect would replay what it already has.
+   */
+  private resumeAt(id: number): void {
+    this.lastSent = id;
+    if (!this.closed) this.sink.resumePoint(id);
   }
 
   deliver(ev: OutEvent): void {
