@@ -46,8 +46,9 @@ export class Subscription implements Connection {
   private lastSent = 0;
   /** Live events that arrived before and during catch-up; null once live. */
   private held: OutEvent[] | null = [];
-  /** The store's newest id, read once joined: everything above it reaches this stream live. Null until joined. */
-  private head: Promise<number> | null = null;
+  private joined = false;
+  /** The hub's newest id when this stream joined it: every notification above it reaches the stream live. */
+  private liveAfter = 0;
   private closed = false;
   private readonly topicSet: Set<string>;
 
@@ -69,11 +70,10 @@ export class Subscription implements Connection {
    * message): live events are held from here until `start` has written the replay, so none is lost.
    */
   join(): void {
-    if (this.head || this.closed) return;
+    if (this.joined || this.closed) return;
+    this.joined = true;
     this.deps.hub.add(this);
-    this.head = this.deps.store.lastId();
-    // `start` reports a failed read; a stream closed before it started must not leave it unhandled.
-    this.head.catch(() => {});
+    this.liveAfter = this.deps.hub.newestId;
   }
 
   /** Live events of `topic` from now on; earlier ones are in the history (GET /notifications?topic=). */
@@ -91,13 +91,11 @@ export class Subscription implements Connection {
   /** Starts the stream; `lastId` is the client's Last-Event-ID, if it has one. */
   async start(lastId: number | undefined): Promise<void> {
     this.join();
-    if (!this.head) return; // closed before it could join: there is nothing to start
     try {
-      // Without a Last-Event-ID the stream starts at the head read when it joined: anything newer
-      // reaches it live, and anything at or below it is the client's past (its history).
-      const head = await this.head;
-      if (lastId === undefined) this.resumeAt(head);
-      else await this.catchUp(lastId, head);
+      // Without a Last-Event-ID the stream starts where it joined: what is newer reaches it live,
+      // what is not is the client's past (its history).
+      if (lastId === undefined) this.resumeAt(this.liveAfter);
+      else await this.catchUp(lastId);
     } catch (err) {
       this.close();
       throw err;
@@ -107,8 +105,9 @@ export class Subscription implements Connection {
     for (const ev of held) this.deliver(ev);
   }
 
-  private async catchUp(lastId: number, head: number): Promise<void> {
+  private async catchUp(lastId: number): Promise<void> {
     const { store, catchupLimit, metrics } = this.deps;
+    const head = await store.lastId();
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
     // silently until ids caught up with it; one too far behind would get an unbounded replay.
     if (lastId > head) return this.reload(head, 'ahead-of-server');
