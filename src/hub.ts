@@ -55,9 +55,9 @@ export class Hub {
   /**
    * The newest notification id routed here, or committed before this hub started (see `startAfter`).
    * The bus routes notifications in increasing id order, so a stream that joins now gets every one
-   * above this id, and none at or below it: the exact point a stream without a resume point starts
-   * from. Read at join rather than from the store, whose answer may already count notifications still
-   * on their way through the bus.
+   * above this id and none at or below it: exactly where a stream without a resume point starts. The
+   * store's newest id would not do: it may count a notification still on its way through the bus,
+   * which such a stream would then never get.
    */
   get newestId(): number {
     return this.newest;
