@@ -311,13 +311,20 @@ function start() {
     resumeKey: `herald:last-event-id:${user}`,
   });
   demo.client = client;
+  let historyLoaded = false;
   client.on('state', (state) => {
     const conn = $('conn');
     conn.dataset.state = state;
     conn.querySelector('.conn-label').textContent = stateLabels[state] ?? state;
-    // Each (re)connect reloads the first page: reads and deletes made elsewhere while away show up.
     if (state === 'connected') {
-      loadHistory(true).catch((err) => flash(`Could not load history: ${err.message}`));
+      // The first page once: after that a reconnect resumes where the stream left off (Herald gives
+      // every stream a resume point at once), so what was published meanwhile arrives as events.
+      if (!historyLoaded) {
+        loadHistory(true).then(
+          () => (historyLoaded = true),
+          (err) => flash(`Could not load history: ${err.message}`),
+        );
+      }
       refreshCount();
     }
   });

@@ -60,7 +60,7 @@ export interface HeraldOptions {
 export class HeraldClient {
   constructor(options: HeraldOptions);
   readonly state: HeraldState;
-  /** The id of the last notification (or reload) received; the stream resumes after it. */
+  /** The stream's last id, as the latest event received carried it; the stream resumes after it. */
   readonly lastEventId: number | undefined;
   on<K extends keyof HeraldEvents>(type: K, listener: HeraldEvents[K]): () => void;
   connect(): this;

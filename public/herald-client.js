@@ -52,7 +52,11 @@ export class HeraldClient {
     // Bumped on every (re)open and on close, so a token that resolves late cannot open a stale stream.
     this.generation = 0;
     this.onOnline = () => {
-      if (this.state !== 'connected' && this.state !== 'closed') this.reopenSoon(0);
+      if (this.state === 'connected' || this.state === 'closed') return;
+      // Before its first event this client knows no resume point, only the browser's EventSource does
+      // (see open()): one still retrying by itself is left to it, a new one would start from now.
+      if (this.source && this.lastEventId === undefined) return;
+      this.reopenSoon(0);
     };
     this.onOffline = () => {
       if (this.state !== 'closed') this.setState('offline');
@@ -134,7 +138,12 @@ export class HeraldClient {
     for (const type of eventTypes) {
       source.addEventListener(type, (/** @type {MessageEvent} */ e) => {
         if (this.source !== source) return;
-        if (e.lastEventId !== '' && (type === 'notification' || type === 'reload')) this.remember(Number(e.lastEventId));
+        // Herald starts every stream with an event that has an id and no data: the browser keeps the id
+        // (and sends it as Last-Event-ID when it reconnects by itself) but dispatches nothing, and no
+        // EventSource API shows it. Every later event, of any type, carries it as `lastEventId` (the
+        // stream's last id, not only the event's own), so the first one is where the stored resume point
+        // learns it.
+        if (e.lastEventId !== '') this.remember(Number(e.lastEventId));
         let data;
         try {
           data = JSON.parse(e.data);

@@ -74,6 +74,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
   const hub: Hub = new Hub(bus, config.heartbeatMs, metrics);
+  // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
+  hub.startAfter(await store.lastId());
   app.decorate('hub', hub);
   app.decorate('metrics', metrics);
   // The id in every log line of a request, handed back so a caller can quote it in a report.

@@ -35,6 +35,7 @@ export class Hub {
   private readonly all = new Set<Connection>();
   private readonly byUser = new Map<string, Set<Connection>>();
   private readonly byTopic = new Map<string, Set<Connection>>();
+  private newest = 0;
   private readonly unsubscribe: () => void;
   // One timer for every stream rather than one each: at tens of thousands of streams, timers add up.
   private readonly heartbeatTimer: NodeJS.Timeout;
@@ -49,6 +50,22 @@ export class Hub {
       for (const c of this.all) c.heartbeat();
     }, heartbeatMs);
     this.heartbeatTimer.unref();
+  }
+
+  /**
+   * The newest notification id routed here, or committed before this hub started (see `startAfter`).
+   * The bus routes notifications in increasing id order, so a stream that joins now gets every one
+   * above this id and none at or below it: exactly where a stream without a resume point starts. The
+   * store's newest id would not do: it may count a notification still on its way through the bus,
+   * which such a stream would then never get.
+   */
+  get newestId(): number {
+    return this.newest;
+  }
+
+  /** Notifications up to `id` were committed before this hub subscribed to the bus: none is routed here. */
+  startAfter(id: number): void {
+    if (id > this.newest) this.newest = id;
   }
 
   add(c: Connection): void {
@@ -93,6 +110,7 @@ export class Hub {
       return;
     }
     const n = msg.notification;
+    if (n.id > this.newest) this.newest = n.id;
     const ev = OutEvent.notification(n);
     let streams = 0;
     if (n.broadcast) {

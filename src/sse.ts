@@ -20,6 +20,14 @@ export function sseComment(text: string): string {
   return `: ${text.replace(/\r\n|\r|\n/g, ' ')}\n\n`;
 }
 
+/**
+ * An event with nothing but an id: the client keeps it as its last event id, sent back as
+ * `Last-Event-ID` when it reconnects, and dispatches nothing to the page, since there is no data.
+ */
+export function sseId(id: number): string {
+  return `id: ${id}\n\n`;
+}
+
 export function sseRetry(ms: number): string {
   return `retry: ${ms}\n\n`;
 }

@@ -12,6 +12,11 @@ export interface Sink {
    * replay can be far larger than that bound. Resolves once written, or once the client is gone.
    */
   sendMany(evs: readonly OutEvent[]): Promise<void>;
+  /**
+   * The stream's resume point, written once when it starts, before any notification: the id a client
+   * reconnecting right away would resume from (SSE: an `id:`-only event; WebSocket: the `ready` frame).
+   */
+  resumePoint(id: number): void;
   heartbeat(): void;
   /** Graceful end (shutdown): flush, then close. */
   end(): void;
@@ -32,7 +37,9 @@ export interface SubscriptionDeps {
 /**
  * One client's stream: catch-up from the store, then live events from the hub, with no gap and no
  * duplicate. It joins the hub *before* reading the store and holds live events until the replay is
- * written; after that, an event is written only if its id is above the last id written.
+ * written; after that, an event is written only if its id is above the last id written. Every stream
+ * starts with its resume point, even one that resumes from nothing, so that a client which has received
+ * nothing yet still reconnects from where it started rather than from wherever the store is by then.
  * Both transports use this class, so the guarantee is written once.
  */
 export class Subscription implements Connection {
@@ -40,6 +47,8 @@ export class Subscription implements Connection {
   /** Live events that arrived before and during catch-up; null once live. */
   private held: OutEvent[] | null = [];
   private joined = false;
+  /** The hub's newest id when this stream joined it: every notification above it reaches the stream live. */
+  private liveAfter = 0;
   private closed = false;
   private readonly topicSet: Set<string>;
 
@@ -64,6 +73,7 @@ export class Subscription implements Connection {
     if (this.joined || this.closed) return;
     this.joined = true;
     this.deps.hub.add(this);
+    this.liveAfter = this.deps.hub.newestId;
   }
 
   /** Live events of `topic` from now on; earlier ones are in the history (GET /notifications?topic=). */
@@ -82,7 +92,10 @@ export class Subscription implements Connection {
   async start(lastId: number | undefined): Promise<void> {
     this.join();
     try {
-      if (lastId !== undefined) await this.catchUp(lastId);
+      // Without a Last-Event-ID the stream starts where it joined: what is newer reaches it live,
+      // what is not is the client's past (its history).
+      if (lastId === undefined) this.resumeAt(this.liveAfter);
+      else await this.catchUp(lastId);
     } catch (err) {
       this.close();
       throw err;
@@ -95,7 +108,6 @@ export class Subscription implements Connection {
   private async catchUp(lastId: number): Promise<void> {
     const { store, catchupLimit, metrics } = this.deps;
     const head = await store.lastId();
-    this.lastSent = lastId;
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
     // silently until ids caught up with it; one too far behind would get an unbounded replay.
     if (lastId > head) return this.reload(head, 'ahead-of-server');
@@ -108,6 +120,7 @@ export class Subscription implements Connection {
     if (lastId < (await store.prunedUpTo(this.user))) return this.reload(head, 'pruned');
     if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
     metrics.caughtUp(missed.length);
+    this.resumeAt(lastId);
     if (this.closed || missed.length === 0) return;
     await this.sink.sendMany(missed.map(OutEvent.notification));
     this.lastSent = missed[missed.length - 1]!.id;
@@ -115,8 +128,18 @@ export class Subscription implements Connection {
 
   private reload(head: number, reason: string): void {
     this.deps.metrics.catchupReload(reason);
-    this.lastSent = head;
+    this.resumeAt(head);
     if (!this.closed) this.sink.send(OutEvent.reload(head, reason));
+  }
+
+  /**
+   * Tells the client where it stands before anything else is written. From here on only larger ids
+   * are written: a smaller one after it would move the client's resume point back, and the next
+   * reconnect would replay what it already has.
+   */
+  private resumeAt(id: number): void {
+    this.lastSent = id;
+    if (!this.closed) this.sink.resumePoint(id);
   }
 
   deliver(ev: OutEvent): void {

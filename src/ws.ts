@@ -78,6 +78,11 @@ export class WsSink implements Sink {
     }
   }
 
+  /** `ready`, shaped like the other frames: a client that saves every `id` it sees resumes from here. */
+  resumePoint(id: number): void {
+    this.write(`{"event":"ready","id":${id},"data":{}}`);
+  }
+
   heartbeat(): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     if (!this.answered) return void this.socket.terminate();

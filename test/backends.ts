@@ -9,6 +9,8 @@ export interface Proxy {
   /** New connections wait (accepted, not forwarded) until `release()`: a reconnect held back on purpose. */
   hold(): void;
   release(): void;
+  /** Drops every connection open now, both ways, as a network failure would; new ones are still accepted. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,9 @@ export async function startProxy(ports: number[]): Promise<Proxy> {
       const waiting = held ?? [];
       held = undefined;
       for (const go of waiting) go();
+    },
+    cut() {
+      for (const s of sockets) s.destroy();
     },
     close: () =>
       new Promise<void>((resolve) => {

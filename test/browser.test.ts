@@ -3,8 +3,9 @@
 import { rmSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
 import t, { type Test } from 'tap';
+import { startProxy } from './backends.js';
 import { chromiumMissing, launchBrowser, screenshot } from './browser-helpers.js';
-import { freePort, jwtSecret, publisherKey, spawnServer, startServer, tempDir, tokenFor, type Child, type Json } from './helpers.js';
+import { freePort, jwtSecret, publisherKey, sleep, spawnServer, startServer, tempDir, tokenFor, type Child, type Json } from './helpers.js';
 
 const wait = { timeout: 15_000 };
 
@@ -280,6 +281,71 @@ if (missing) {
       t.same(await received(page), [missed.id], 'the missed one arrives on the stream (and only it)');
       await toast(page, 'sent while the page was away').waitFor(wait);
       await badgeIs(page, 2);
+    });
+
+    t.test('a page that has received nothing yet loses its connection, and gets what was published meanwhile, once', async (t) => {
+      // Through a proxy that can cut the page's connections; the newest id is someone else's, so the
+      // page's resume point is not one of its own notifications.
+      const proxy = await startProxy([port]);
+      t.teardown(() => proxy.close());
+      await publish(base, { user: 'someone-else', title: 'before fi connects' });
+      const page = await openInbox(t, context, proxy.url, 'fi');
+      const historyLoads: string[] = [];
+      page.on('request', (r) => {
+        if (r.url().includes('/notifications?')) historyLoads.push(r.url());
+      });
+
+      // The connection drops; the browser's reconnect waits at the proxy until the publish is done.
+      proxy.hold();
+      proxy.cut();
+      await page.locator('#conn:not([data-state="connected"])').waitFor(wait);
+      const missed = await publish(base, { user: 'fi', title: 'published while fi was cut off' });
+      proxy.release();
+
+      await toast(page, 'published while fi was cut off').waitFor(wait);
+      await connected(page);
+      await sleep(300);
+      t.same(await received(page), [missed.id], 'as a live event, once');
+      t.equal(await item(page, missed.id).count(), 1, 'once in the feed');
+      t.same(historyLoads, [], 'no history reload was needed to fill the gap');
+      await badgeIs(page, 1);
+    });
+
+    t.test('back online, a page that has received nothing yet gets what was published while it was offline', async (t) => {
+      const proxy = await startProxy([port]);
+      t.teardown(() => proxy.close());
+      await publish(base, { user: 'someone-else', title: 'before gil connects' });
+      const page = await openInbox(t, context, proxy.url, 'gil');
+
+      // Offline, and the connection gone with it (the browser's offline mode leaves open ones be).
+      await context.setOffline(true);
+      t.teardown(() => context.setOffline(false));
+      proxy.cut();
+      await page.locator('#conn[data-state="offline"]').waitFor(wait);
+      const missed = await publish(base, { user: 'gil', title: 'published while gil was offline' });
+      await context.setOffline(false);
+
+      await toast(page, 'published while gil was offline').waitFor(wait);
+      await connected(page);
+      await sleep(300);
+      t.same(await received(page), [missed.id], 'as a live event, once');
+    });
+
+    t.test('the resume point is kept in sessionStorage from the first event of any kind, before any notification', async (t) => {
+      const head = await publish(base, { user: 'someone-else', title: 'before hal connects' });
+      const page = await openInbox(t, context, base, 'hal');
+      const stored = () => page.evaluate(() => sessionStorage.getItem('herald:last-event-id:hal'));
+      t.equal(await stored(), null, 'nothing known to the page yet');
+      // Another tab marks everything read: the page's first event, a `read`.
+      await markAllReadAs(base, 'hal');
+      await page.waitForFunction(() => sessionStorage.getItem('herald:last-event-id:hal') !== null, undefined, wait);
+      t.equal(await stored(), String(head.id), 'the id the stream started from');
+
+      await page.goto('about:blank');
+      const missed = await publish(base, { user: 'hal', title: 'sent before hal came back' });
+      await page.goto(`${base}/?user=hal`);
+      await receivedAtLeast(page, [missed.id]);
+      t.same(await received(page), [missed.id], 'a reloaded page resumes from it');
     });
   });
 

@@ -86,7 +86,14 @@ t.test('HERALD_RETENTION_PER_USER keeps each user’s newest direct notification
   const ws = await wsConnect(s, 'capped');
   t.teardown(() => ws.close());
   await ws.command('resume', { lastEventId: 0 });
-  t.same(ws.frames.filter((f) => f.event !== 'reply'), [{ event: 'reload', id: everyone, data: { reason: 'pruned', lastId: everyone } }], 'over WebSocket too');
+  t.same(
+    ws.frames.filter((f) => f.event !== 'reply'),
+    [
+      { event: 'ready', id: everyone, data: {} },
+      { event: 'reload', id: everyone, data: { reason: 'pruned', lastId: everyone } },
+    ],
+    'over WebSocket too',
+  );
 });
 
 t.test('pruning everything keeps ids increasing, and a client at the head needs no reload', async (t) => {

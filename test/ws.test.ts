@@ -18,21 +18,21 @@ t.test('notifications reach the right users and topics, with the same payload JS
   const all = await s.publish({ broadcast: true, title: 'everyone' });
   const ids = [multi, sport, news, all].map((r) => r.body.id as number);
 
-  await a.waitFor((f) => f.length >= 4);
-  await b.waitFor((f) => f.length >= 2);
-  await c.waitFor((f) => f.length >= 2);
+  await a.waitFor(() => a.ids().length >= 4);
+  await b.waitFor(() => b.ids().length >= 2);
+  await c.waitFor(() => c.ids().length >= 2);
   await aSse.waitFor((e) => e.length >= 4);
   await sleep(100);
   t.same(a.ids(), ids);
   t.same(b.ids(), [news.body.id, all.body.id]);
   t.same(c.ids(), [multi.body.id, all.body.id]);
-  t.same(a.frames[0], { event: 'notification', id: multi.body.id, data: aSse.events[0]!.data }, 'frame wraps the SSE payload');
+  t.same(a.of('notification')[0], { event: 'notification', id: multi.body.id, data: aSse.events[0]!.data }, 'frame wraps the SSE payload');
   t.same(
-    a.frames.map((f) => f.data),
+    a.of('notification').map((f) => f.data),
     aSse.events.map((e) => e.data),
     'every payload is the same JSON on both transports',
   );
-  t.notOk('users' in a.frames[0].data, 'subscribers never see the recipient list');
+  t.notOk('users' in a.of('notification')[0].data, 'subscribers never see the recipient list');
 });
 
 t.test('auth is checked before the upgrade: a refused client gets an HTTP error and never a socket', async (t) => {
@@ -62,8 +62,8 @@ t.test('auth is checked before the upgrade: a refused client gets an HTTP error 
   await waitUntil('two streams', () => s.app.hub.size === 2, 5000);
   const pq = await s.publish({ user: 'viaquery', title: 'q' });
   const pk = await s.publish({ user: 'viacookie', title: 'k' });
-  await q.waitFor((f) => f.length >= 1);
-  await k.waitFor((f) => f.length >= 1);
+  await q.waitFor(() => q.ids().length >= 1);
+  await k.waitFor(() => k.ids().length >= 1);
   t.same(q.ids(), [pq.body.id]);
   t.same(k.ids(), [pk.body.id]);
 
@@ -213,7 +213,11 @@ t.test('resume sent as the first message, with publishes racing the reconnect: n
   t.ok(published.length > seen.length, 'some were published while the client was away or resuming');
   t.same(got, published, 'everything published, once each, in id order');
   const replyAt = second.frames.findIndex((f) => f.event === 'reply');
-  t.ok(second.frames.slice(0, replyAt).every((f) => f.event === 'notification'), 'the replay comes before the reply');
+  t.same(
+    second.frames.slice(0, replyAt).map((f) => f.event),
+    ['ready', ...second.frames.slice(1, replyAt).map(() => 'notification')],
+    'ready, then the replay, then the reply',
+  );
 });
 
 t.test('a stream without a resume point: events from the moment the socket opened', async (t) => {
@@ -314,6 +318,8 @@ t.test('bad messages get an error reply and the socket stays open', async (t) =>
   t.teardown(() => s.close());
   const c = await wsConnect(s, 'alice', '?lastEventId=0');
   t.teardown(() => c.close());
+  // Each case below takes the next frame as the answer: the stream's own first frame must be in first.
+  await c.waitFor((f) => f.some((x) => x.event === 'ready'));
 
   const cases: [unknown, string | null, string][] = [
     ['{not json', null, 'message is not valid JSON'],

@@ -9,7 +9,7 @@ import type { Hub } from '../hub.js';
 import type { Metrics } from '../metrics.js';
 import { resumeLimit, type ResumeLimiter } from '../resume-limit.js';
 import { errorResponses, idString, streamQuery } from '../schemas.js';
-import { sseComment, sseHeaders, sseRetry } from '../sse.js';
+import { sseComment, sseHeaders, sseId, sseRetry } from '../sse.js';
 import type { Store } from '../store/store.js';
 import { replayChunkBytes, Subscription, type Sink } from '../subscription.js';
 
@@ -65,6 +65,10 @@ class SseSink implements Sink {
       chunk = '';
     }
     if (chunk) await this.writeAndDrain(chunk);
+  }
+
+  resumePoint(id: number): void {
+    this.write(sseId(id));
   }
 
   /** Resolves true once `chunk` is handed to the socket, false if the stream closed first. */
