@@ -1,31 +1,32 @@
-import cors, { type FastifyCorsOptions } from '@fastify/cors';
+import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { authPlugin } from './auth.js';
+import { authPlugin } from './http/auth.js';
+import { corsOptions } from './http/cors.js';
 import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
-import { limitConnections } from './connections.js';
-import { drainUnreadBody } from './drain.js';
-import { errorsPlugin } from './errors.js';
-import { Hub } from './hub.js';
-import { jsonBodyPlugin } from './json-body.js';
-import { loggingOptions } from './logging.js';
+import { limitConnections } from './http/connections.js';
+import { drainUnreadBody } from './http/drain.js';
+import { errorsPlugin } from './http/errors.js';
+import { Hub } from './stream/hub.js';
+import { jsonBodyPlugin } from './http/json-body.js';
+import { loggingOptions } from './http/logging.js';
 import { Metrics } from './metrics.js';
-import { Inbox } from './inbox.js';
-import { retentionPlugin } from './retention.js';
+import { Inbox } from './domain/inbox.js';
+import { retentionPlugin } from './domain/retention.js';
 import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
 import { opsRoutes } from './routes/ops.js';
-import { ResumeLimiter } from './resume-limit.js';
+import { ResumeLimiter } from './stream/limits.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
-import { validatorCompiler } from './validation.js';
+import { validatorCompiler } from './http/validation.js';
 
 export interface AppDeps {
   config: Config;
@@ -39,16 +40,6 @@ declare module 'fastify' {
     hub: Hub;
     metrics: Metrics;
   }
-}
-
-/**
- * No list: no CORS headers at all, and a preflight is a 404. `*`: any origin may read, but never with
- * the browser's cookies. A list: those origins only, with cookies; any other origin is never echoed.
- */
-function corsOptions(origins: readonly string[]): FastifyCorsOptions {
-  if (origins.length === 0) return { origin: false };
-  const any = origins.includes('*');
-  return { origin: any ? '*' : [...origins], credentials: !any, exposedHeaders: ['idempotent-replayed'] };
 }
 
 /** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */

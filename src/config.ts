@@ -1,7 +1,7 @@
 // Every environment variable Herald reads is read here, validated once, and listed in the README.
 // Nothing else in src/ touches process.env.
 import { BlockList, isIP } from 'node:net';
-import { parsePatternList } from './topics.js';
+import { parsePatternList } from './domain/topics.js';
 
 export interface Config {
   port: number;

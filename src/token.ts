@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createSigner } from 'fast-jwt';
 import { loadConfig } from './config.js';
 import { loadSecrets } from './secrets.js';
-import { parsePatternList } from './topics.js';
+import { parsePatternList } from './domain/topics.js';
 
 const usage = 'usage: npm run token -- <user> [--topics a,b:*] [--expires 24h]\n       npm run token -- [<name>] --publish [--expires 24h]\n';
 

@@ -3,7 +3,7 @@
 import { createHmac } from 'node:crypto';
 import t from 'tap';
 import { createSigner } from 'fast-jwt';
-import { maxJsonDepth } from '../src/json-body.js';
+import { maxJsonDepth } from '../src/http/json-body.js';
 import {
   connect,
   jwtSecret,

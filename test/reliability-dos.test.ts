@@ -1,7 +1,7 @@
 // Denial of service: what one client can make the server hold or do is bounded (time, connections,
 // resumes, bytes), and each refusal is the usual JSON error, readable by the client that caused it.
 import t from 'tap';
-import { clientKey } from '../src/connections.js';
+import { clientKey } from '../src/http/connections.js';
 import type { Store } from '../src/store/store.js';
 import {
   publisherKey,

@@ -20,6 +20,11 @@ t.test('an SSE stream starts with an id-only event right after retry:, at the id
     new RegExp(`^retry: 1500\\n\\nid: ${mine - 1}\\n\\nid: ${mine}\\nevent: notification\\ndata: .*\\n\\n$`),
     'Last-Event-ID: that id, then the replay',
   );
+  t.equal(
+    await stream({ 'last-event-id': String(head) }),
+    `retry: 1500\n\nid: ${head}\n\n`,
+    'Last-Event-ID at the head (nothing missed, one store read): that id too',
+  );
   t.match(
     await stream({ 'last-event-id': String(head + 100) }),
     new RegExp(`^retry: 1500\\n\\nid: ${head}\\n\\nid: ${head}\\nevent: reload\\n`),

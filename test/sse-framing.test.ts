@@ -5,9 +5,9 @@ import { deepStrictEqual, equal, throws } from 'node:assert/strict';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import fc from 'fast-check';
 import t from 'tap';
-import { OutEvent } from '../src/events.js';
-import { isWellFormed } from '../src/json-body.js';
-import { sseEvent } from '../src/sse.js';
+import { OutEvent } from '../src/stream/out-event.js';
+import { isWellFormed } from '../src/http/json-body.js';
+import { sseEvent, sseFrame } from '../src/stream/sse.js';
 import { publicView, type StoredNotification } from '../src/types.js';
 import { connect, startServer } from './helpers.js';
 
@@ -59,7 +59,7 @@ t.test('any notification is exactly one event, with its id, and its payload inta
   fc.assert(
     fc.property(notification, cuts, (n, at) => {
       const s = stored(n);
-      const events = parse(OutEvent.notification(s).sse, at);
+      const events = parse(sseFrame(OutEvent.notification(s)), at);
       equal(events.length, 1);
       equal(events[0]!.id, String(n.id));
       equal(events[0]!.event, 'notification');
@@ -78,7 +78,7 @@ t.test('a stream of notifications and state events parses back to the same seque
   );
   fc.assert(
     fc.property(fc.array(item, { minLength: 1, maxLength: 8 }), cuts, (evs, at) => {
-      const events = parse(evs.map((e) => e.sse).join(''), at);
+      const events = parse(evs.map(sseFrame).join(''), at);
       deepStrictEqual(
         events.map((e) => [e.event, e.id, JSON.parse(e.data) as unknown]),
         evs.map((e) => [e.event, e.id === undefined ? undefined : String(e.id), JSON.parse(e.json) as unknown]),

@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import { redactUrl } from '../src/auth.js';
+import { redactUrl } from '../src/http/auth.js';
 import { rawGet, spawnServer, tempDir, tokenFor } from './helpers.js';
 
 t.test('a ?token= credential never reaches the request log', async (t) => {

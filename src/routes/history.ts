@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { sendError } from '../errors.js';
-import type { Inbox } from '../inbox.js';
+import { sendError } from '../http/errors.js';
+import type { Inbox } from '../domain/inbox.js';
 import { errorResponses, idString, inboxItemSchema, topicsQuery } from '../schemas.js';
 import type { Store } from '../store/store.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../bus/bus.js';
-import { bearer, sameSecret } from '../auth.js';
-import { sendError } from '../errors.js';
+import { bearer, sameSecret } from '../http/auth.js';
+import { sendError } from '../http/errors.js';
 import type { Metrics } from '../metrics.js';
 import { errorSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bus } from '../bus/bus.js';
-import { sendError } from '../errors.js';
+import { sendError } from '../http/errors.js';
 import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';

@@ -5,8 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { sendError } from './errors.js';
 import { isWellFormed } from './json-body.js';
-import { userIdSchema } from './schemas.js';
-import { parseTopicsClaim, TopicAccess, topicRefusal } from './topics.js';
+import { userIdSchema } from '../schemas.js';
+import { parseTopicsClaim, TopicAccess, topicRefusal } from '../domain/topics.js';
 
 export interface AuthOptions {
   jwtSecret: string;

@@ -1,7 +1,7 @@
-import type { Bus } from './bus/bus.js';
-import { OutEvent } from './events.js';
-import type { Metrics } from './metrics.js';
-import type { BusMessage } from './types.js';
+import type { Bus } from '../bus/bus.js';
+import { OutEvent } from './out-event.js';
+import type { Metrics } from '../metrics.js';
+import type { BusMessage } from '../types.js';
 
 /** One open stream (SSE or WebSocket) as the hub sees it. */
 export interface Connection {

@@ -2,8 +2,8 @@
 import type { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { corkForTick } from './cork.js';
-import type { OutEvent } from './events.js';
-import type { Metrics } from './metrics.js';
+import type { OutEvent } from './out-event.js';
+import type { Metrics } from '../metrics.js';
 import { replayChunkBytes, type Sink } from './subscription.js';
 
 /** The close codes Herald sends (RFC 6455 section 7.4.1). */
@@ -22,6 +22,14 @@ export const closeCode = {
 
 /** How long a closing socket waits for the peer's close frame before it is cut. */
 const closeHandshakeMs = 1000;
+
+/**
+ * An event's WebSocket frame payload: the same JSON as the SSE `data:` line, wrapped with its name and
+ * id, as bytes encoded once; every socket sends this same buffer.
+ */
+function wsFrame(ev: OutEvent): Buffer {
+  return (ev.frames.ws ??= Buffer.from(`{"event":"${ev.event}"${ev.id === undefined ? '' : `,"id":${ev.id}`},"data":${ev.json}}`));
+}
 
 /** `send` options for a text frame whose UTF-8 bytes are already encoded (a Buffer is binary by default). */
 const textFrame = { binary: false } as const;
@@ -59,14 +67,14 @@ export class WsSink implements Sink {
   }
 
   send(ev: OutEvent): void {
-    this.write(ev.ws);
+    this.write(wsFrame(ev));
   }
 
   async sendMany(evs: readonly OutEvent[]): Promise<void> {
     let bytes = 0;
     for (const ev of evs) {
       if (this.socket.readyState !== WebSocket.OPEN) return;
-      const frame = ev.ws;
+      const frame = wsFrame(ev);
       bytes += frame.length;
       if (bytes < replayChunkBytes) {
         this.socket.send(frame, textFrame);
@@ -99,46 +107,5 @@ export class WsSink implements Sink {
 
   abort(): void {
     this.socket.terminate();
-  }
-}
-
-/**
- * How fast one client may act: a token bucket holding `count` tokens, refilled at `count` per `perMs`
- * (a second unless told), so short bursts pass and sustained flooding does not.
- */
-export class RateBound {
-  private tokens: number;
-  private last = performance.now();
-
-  constructor(
-    private readonly count: number,
-    private readonly perMs = 1000,
-  ) {
-    this.tokens = count;
-  }
-
-  private refill(): void {
-    const now = performance.now();
-    this.tokens = Math.min(this.count, this.tokens + ((now - this.last) * this.count) / this.perMs);
-    this.last = now;
-  }
-
-  take(): boolean {
-    this.refill();
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
-  /** Milliseconds until `take` would succeed; 0 if it would now. */
-  waitMs(): number {
-    this.refill();
-    return this.tokens >= 1 ? 0 : ((1 - this.tokens) * this.perMs) / this.count;
-  }
-
-  /** Refilled to the brim, so no different from a fresh bound: a map of bounds may forget it. */
-  full(): boolean {
-    this.refill();
-    return this.tokens >= this.count;
   }
 }

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Bus } from './bus/bus.js';
-import type { Store } from './store/store.js';
-import type { UserEvent } from './types.js';
+import type { Bus } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import type { UserEvent } from '../types.js';
 
 /**
  * A user's changes to their own notifications (read, read all, delete), whichever transport asks:

@@ -1,15 +1,16 @@
-import { sseEvent } from './sse.js';
-import { publicView, type StoredNotification, type UserEvent } from './types.js';
+import { publicView, type StoredNotification, type UserEvent } from '../types.js';
 
 /**
  * One event on its way to clients, serialised lazily and at most once per format however many
- * streams receive it: fan-out to 10,000 streams costs one JSON.stringify, not 10,000.
+ * streams receive it (its JSON here, its frames by each transport): fan-out to 10,000 streams costs one JSON.stringify, not 10,000.
  */
 export class OutEvent {
   private jsonText: string | undefined;
-  private sseText: string | undefined;
-  private sseBuf: Buffer | undefined;
-  private wsBuf: Buffer | undefined;
+  /**
+   * This event's frame in each wire format, encoded by the transport that owns the format (sse.ts,
+   * ws.ts) the first time a stream needs it; every other stream writes the same bytes.
+   */
+  readonly frames: { sse?: string; sseBytes?: Buffer; ws?: Buffer } = {};
 
   constructor(
     /** The notification id for `notification` and `reload` events; none for per-user state events. */
@@ -20,23 +21,6 @@ export class OutEvent {
 
   get json(): string {
     return (this.jsonText ??= JSON.stringify(this.payload));
-  }
-
-  get sse(): string {
-    return (this.sseText ??= sseEvent(this.event, this.json, this.id));
-  }
-
-  /** The SSE frame as bytes, encoded once: every stream's socket writes this same buffer. */
-  get sseBytes(): Buffer {
-    return (this.sseBuf ??= Buffer.from(this.sse));
-  }
-
-  /**
-   * The WebSocket frame's payload (the same JSON as the SSE `data:` line, wrapped with its name and id)
-   * as bytes, encoded once: every socket sends this same buffer.
-   */
-  get ws(): Buffer {
-    return (this.wsBuf ??= Buffer.from(`{"event":"${this.event}"${this.id === undefined ? '' : `,"id":${this.id}`},"data":${this.json}}`));
   }
 
   static notification(n: StoredNotification): OutEvent {

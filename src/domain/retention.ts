@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Store } from './store/store.js';
+import type { Store } from '../store/store.js';
 
 export interface RetentionOptions {
   store: Store;

@@ -1,9 +1,60 @@
-// Reconnect churn: a stream opened with a resume point costs a store read and a replay of up to
-// HERALD_CATCHUP_LIMIT notifications, so how often one user, or one client address, may do it is bounded.
+// What one client may cost through its streams: open streams per user, how fast it may act (a token
+// bucket, for WebSocket messages), and reconnect churn: a stream opened with a resume point costs a
+// store read and a replay of up to HERALD_CATCHUP_LIMIT notifications, so how often one user, or one
+// client address, may do it is bounded.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { clientKey } from './connections.js';
-import { sendError } from './errors.js';
-import { RateBound } from './ws.js';
+import { clientKey } from '../http/connections.js';
+import { sendError } from '../http/errors.js';
+import type { Hub } from './hub.js';
+
+/**
+ * How fast one client may act: a token bucket holding `count` tokens, refilled at `count` per `perMs`
+ * (a second unless told), so short bursts pass and sustained flooding does not.
+ */
+export class RateBound {
+  private tokens: number;
+  private last = performance.now();
+
+  constructor(
+    private readonly count: number,
+    private readonly perMs = 1000,
+  ) {
+    this.tokens = count;
+  }
+
+  private refill(): void {
+    const now = performance.now();
+    this.tokens = Math.min(this.count, this.tokens + ((now - this.last) * this.count) / this.perMs);
+    this.last = now;
+  }
+
+  take(): boolean {
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Milliseconds until `take` would succeed; 0 if it would now. */
+  waitMs(): number {
+    this.refill();
+    return this.tokens >= 1 ? 0 : ((1 - this.tokens) * this.perMs) / this.count;
+  }
+
+  /** Refilled to the brim, so no different from a fresh bound: a map of bounds may forget it. */
+  full(): boolean {
+    this.refill();
+    return this.tokens >= this.count;
+  }
+}
+
+/** preHandler after `requireUser`: refuses a stream past the per-user limit before any stream header or upgrade. */
+export function streamLimit(hub: Hub, max: number) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (hub.streamsOf(request.userId) >= max) sendError(reply, 429, `at most ${max} open streams per user`);
+  };
+}
+
 
 /** Resume rates are counted per minute: bursts of up to the rate pass, a steady flood does not. */
 const windowMs = 60_000;

@@ -1,7 +1,7 @@
 import type { Connection, Hub } from './hub.js';
-import { OutEvent } from './events.js';
-import type { Metrics } from './metrics.js';
-import type { Store } from './store/store.js';
+import { OutEvent } from './out-event.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
 
 /** Where a subscription writes: an SSE response or a WebSocket. */
 export interface Sink {
@@ -113,7 +113,10 @@ export class Subscription implements Connection {
     if (lastId > head) return this.reload(head, 'ahead-of-server');
     // Nothing was committed after it, and nothing it did not see can have been pruned (the horizon is
     // at most the head): the common reconnect costs this one read. What commits from here comes live.
-    if (lastId === head) return metrics.caughtUp(0);
+    if (lastId === head) {
+      metrics.caughtUp(0);
+      return this.resumeAt(lastId);
+    }
     const missed = await store.since(this, lastId, catchupLimit + 1);
     // Retention deleted something this client never saw: replaying the rest would hide the hole.
     // Read after `since`, so a prune that ran meanwhile and removed rows it skipped is seen here.

@@ -1,6 +1,6 @@
 // Who may read which topic. The one rule, used wherever a subscriber names a topic: a stream's
 // `?topic=`, the WebSocket `subscribe` command, and the history filters. Pure: no Fastify, no config.
-import { topicSchema } from './schemas.js';
+import { topicSchema } from '../schemas.js';
 
 const topicName = new RegExp(topicSchema.pattern, 'u');
 

@@ -1,0 +1,237 @@
+// The WebSocket transport's command protocol: one session per socket, holding its Subscription.
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { WebSocket, type RawData } from 'ws';
+import type { Inbox } from '../domain/inbox.js';
+import { topicAccessOf } from '../http/auth.js';
+import { errorBody } from '../http/errors.js';
+import { jsonProblem } from '../http/json-body.js';
+import { topicSchema } from '../schemas.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+import { topicRefusal } from '../domain/topics.js';
+import type { Hub } from './hub.js';
+import { RateBound, type ResumeLimiter } from './limits.js';
+import { Subscription } from './subscription.js';
+import { closeCode, WsSink } from './ws.js';
+
+export interface WsOptions {
+  store: Store;
+  hub: Hub;
+  inbox: Inbox;
+  catchupLimit: number;
+  maxTopics: number;
+  maxStreamsPerUser: number;
+  maxPendingBytes: number;
+  maxMessageBytes: number;
+  maxMessagesPerSecond: number;
+  /** HERALD_CORS_ORIGINS: the browser origins allowed to open a socket. */
+  corsOrigins: readonly string[];
+  metrics: Metrics;
+  resumes: ResumeLimiter;
+}
+
+/** A notification id or resume point: what `idString` allows, as a JSON number. */
+const idValue = { type: 'integer', minimum: 0, maximum: 999_999_999_999_999 } as const;
+
+/**
+ * The client's correlation value, echoed in the reply. Named `ref`, not `id`: in every frame `id` is a
+ * notification id, and a client that saves any `id` it sees as its resume point must never save this.
+ */
+const refSchema = { type: ['string', 'number'], maxLength: 128 } as const;
+
+const command = (properties: Record<string, unknown>, required: string[] = []) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', ...required],
+    properties: { type: { type: 'string' }, ref: refSchema, ...properties },
+  }) as const;
+
+const commandSchemas = {
+  resume: command({ lastEventId: idValue }),
+  subscribe: command({ topic: topicSchema }, ['topic']),
+  unsubscribe: command({ topic: topicSchema }, ['topic']),
+  read: command({ id: idValue }, ['id']),
+  'read-all': command({}),
+  ping: command({}),
+};
+type CommandType = keyof typeof commandSchemas;
+const commandTypes = Object.keys(commandSchemas) as CommandType[];
+
+/** A command after validation against its schema. */
+interface Command {
+  type: CommandType;
+  lastEventId?: number;
+  topic?: string;
+  id?: number;
+}
+
+type Ref = string | number | null;
+
+/** A refusal of one command: answered as an error reply; the socket stays open unless `close` is given. */
+class CommandError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly close?: { code: number; reason: string },
+  ) {
+    super(message);
+  }
+}
+
+type ValidationError = NonNullable<ReturnType<FastifyRequest['compileValidationSchema']>['errors']>[number];
+
+function describe(type: string, e: ValidationError | undefined): string {
+  if (e === undefined) return `invalid ${type} command`;
+  if (e.keyword === 'additionalProperties') return `${type} has an unknown field "${String(e.params.additionalProperty)}"`;
+  return `${type}${e.instancePath.replaceAll('/', '.')} ${e.message ?? 'is invalid'}`;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * One client's WebSocket: a Subscription (the same catch-up and live path as SSE) plus the commands
+ * the client sends. Commands run one at a time in arrival order, so replies come back in that order.
+ *
+ * Where the stream starts: `?lastEventId=` in the URL starts it at once from there. Otherwise the
+ * first message decides: `resume` (with or without `lastEventId`) starts it there; any other command
+ * starts it live. A client that sends nothing is started live after one full heartbeat interval.
+ * Until it starts, the subscription is already in the hub with live events held, so none is lost.
+ */
+export class WsSession {
+  private readonly sink: WsSink;
+  private readonly sub: Subscription;
+  private readonly rate: RateBound;
+  private started = false;
+  private heartbeats = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly log: FastifyBaseLogger;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly request: FastifyRequest<{ Querystring: { topic?: string[]; lastEventId?: string } }>,
+    private readonly opts: WsOptions,
+  ) {
+    this.log = request.log;
+    this.rate = new RateBound(opts.maxMessagesPerSecond);
+    this.sink = new WsSink(socket, request.raw.socket, opts.maxPendingBytes, opts.metrics, () => this.onHeartbeat());
+    this.sub = new Subscription(opts, request.userId, request.query.topic ?? [], this.sink);
+    socket.on('close', () => this.sub.close());
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    this.sub.join();
+    const last = request.query.lastEventId;
+    if (last !== undefined) this.enqueue(() => this.start(Number(last)));
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task);
+  }
+
+  private onHeartbeat(): void {
+    // The second heartbeat, not the first: the first may come a moment after the socket opened,
+    // before a `resume` the client sent at once could arrive.
+    if (!this.started && ++this.heartbeats >= 2) this.enqueue(() => this.start(undefined));
+  }
+
+  private async start(lastId: number | undefined): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    try {
+      await this.sub.start(lastId);
+    } catch (err) {
+      this.log.error({ err }, 'catch-up failed; closing the socket so the client retries');
+      this.socket.close(closeCode.internalError, 'catch-up failed; reconnect to resume');
+    }
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    if (!this.rate.take()) {
+      this.socket.close(closeCode.policyViolation, 'too many messages');
+      return;
+    }
+    // With the default binaryType every message arrives as one Buffer.
+    const text = isBinary ? undefined : (data as Buffer).toString('utf8');
+    this.enqueue(() => this.handle(text));
+  }
+
+  private async handle(text: string | undefined): Promise<void> {
+    let ref: Ref = null;
+    try {
+      if (text === undefined) throw new CommandError(400, 'messages must be text frames holding JSON');
+      let msg: unknown;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        throw new CommandError(400, 'message is not valid JSON');
+      }
+      const problem = jsonProblem(text, 'message');
+      if (problem !== undefined) throw new CommandError(400, problem);
+      if (!isObject(msg)) throw new CommandError(400, 'message must be a JSON object');
+      if (typeof msg.ref === 'string' || typeof msg.ref === 'number') ref = msg.ref;
+      const type = msg.type;
+      if (typeof type !== 'string' || !commandTypes.includes(type as CommandType)) {
+        throw new CommandError(400, `"type" must be one of ${commandTypes.map((t) => `"${t}"`).join(', ')}`);
+      }
+      // Validated as a body is: a JSON message already has types, so none is coerced.
+      const validate = this.request.compileValidationSchema(commandSchemas[type as CommandType], 'body');
+      if (!validate(msg)) throw new CommandError(400, describe(type, validate.errors?.[0]));
+      const data = await this.run(msg as unknown as Command);
+      this.reply({ event: 'reply', ref, data });
+    } catch (err) {
+      if (err instanceof CommandError) {
+        this.reply({ event: 'error', ref, data: errorBody(err.statusCode, err.message) });
+        if (err.close) this.socket.close(err.close.code, err.close.reason);
+        return;
+      }
+      this.log.error({ err }, 'websocket command failed');
+      this.reply({ event: 'error', ref, data: errorBody(500, 'internal error') });
+    }
+  }
+
+  private reply(frame: { event: 'reply' | 'error'; ref: Ref; data: unknown }): void {
+    this.sink.write(JSON.stringify(frame));
+  }
+
+  private async run(cmd: Command): Promise<Record<string, unknown>> {
+    if (cmd.type === 'resume') {
+      if (this.started) {
+        throw new CommandError(409, 'the stream has already started: resume must be the first message (or reconnect with ?lastEventId=)');
+      }
+      const refusal = cmd.lastEventId === undefined ? undefined : this.opts.resumes.take(this.sub.user, this.request.ip);
+      // Closed, not started live: a live start would skip what the client missed, without a word.
+      if (refusal) {
+        throw new CommandError(429, refusal.message, { code: closeCode.tryAgainLater, reason: `retry in ${refusal.retryAfterSeconds} s` });
+      }
+      await this.start(cmd.lastEventId);
+      return {};
+    }
+    await this.start(undefined);
+    const user = this.sub.user;
+    switch (cmd.type) {
+      case 'subscribe': {
+        const topic = cmd.topic!;
+        if (!topicAccessOf(this.request).mayRead(topic)) throw new CommandError(403, topicRefusal(topic));
+        if (!this.sub.topics.includes(topic) && this.sub.topics.length >= this.opts.maxTopics) {
+          throw new CommandError(400, `at most ${this.opts.maxTopics} topics per stream`);
+        }
+        this.sub.subscribe(topic);
+        return { topics: this.sub.topics };
+      }
+      case 'unsubscribe':
+        this.sub.unsubscribe(cmd.topic!);
+        return { topics: this.sub.topics };
+      case 'read': {
+        const id = cmd.id!;
+        if (!(await this.opts.inbox.markRead(user, id))) throw new CommandError(404, `notification ${id} not found`);
+        return { id, read: true };
+      }
+      case 'read-all':
+        return { upTo: await this.opts.inbox.markAllRead(user) };
+      case 'ping':
+        return {};
+    }
+  }
+}
