@@ -1,5 +1,7 @@
 import t from 'tap';
-import { jwtSecret, publisherKey, rawGet, startServer, tokenFor } from './helpers.js';
+import { rawGet } from './support/http.js';
+import { startServer } from './support/server.js';
+import { jwtSecret, publisherKey, tokenFor } from './support/tokens.js';
 
 const expired = () => tokenFor('alice', { exp: Math.floor(Date.now() / 1000) - 60 });
 const forged = () => tokenFor('alice', {}, 'another-secret-that-is-long-enough-000000');

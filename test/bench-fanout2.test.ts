@@ -4,7 +4,7 @@
 // proves the bench works, not that Herald is fast. Needs redis-server and PostgreSQL (.ci/run
 // installs them); without them the bench prints a skip row, which fails here.
 import t from 'tap';
-import { runBench } from './helpers.js';
+import { runBench } from './support/bench.js';
 
 t.test('npm run bench -- --only fanout2 at tiny sizes: all delivered on both instances', async (t) => {
   const args = ['--only', 'fanout2', '--no-peer', '--fanout2-streams', '50', '--fanout2-rate', '20', '--seconds', '1', '--clients', '2'];

@@ -2,7 +2,7 @@
 // and reports sane numbers. It proves the bench works, not that Herald is fast (see README, Performance).
 // Runs the built bench (dist/bench), which `npm test` builds first.
 import t from 'tap';
-import { runBench } from './helpers.js';
+import { runBench } from './support/bench.js';
 
 t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', async (t) => {
   const args = [

@@ -3,9 +3,12 @@
 import { rmSync } from 'node:fs';
 import type { BrowserContext, Page } from 'playwright-core';
 import t, { type Test } from 'tap';
-import { startProxy } from './backends.js';
-import { chromiumMissing, launchBrowser, screenshot } from './browser-helpers.js';
-import { freePort, jwtSecret, publisherKey, sleep, spawnServer, startServer, tempDir, tokenFor, type Child, type Json } from './helpers.js';
+import { freePort, sleep, tempDir } from '../support/util.js';
+import { chromiumMissing, launchBrowser, screenshot } from './support/browser.js';
+import type { Json } from './support/http.js';
+import { startProxy } from './support/proxy.js';
+import { spawnServer, startServer, type Child } from './support/server.js';
+import { jwtSecret, publisherKey, tokenFor } from './support/tokens.js';
 
 const wait = { timeout: 15_000 };
 

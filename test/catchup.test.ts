@@ -1,5 +1,8 @@
 import t from 'tap';
-import { connect, startServer, sleep, wsConnect, type Server } from './helpers.js';
+import { sleep } from '../support/util.js';
+import { startServer, type Server } from './support/server.js';
+import { connect } from './support/sse.js';
+import { wsConnect } from './support/ws.js';
 
 /** alice's token allows the topic her streams name. */
 const readsNews = { topics: ['news'] };

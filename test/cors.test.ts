@@ -2,7 +2,9 @@
 // ever echoes its own origins. (WebSocket upgrades follow the same list: test/ws.test.ts.)
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
-import { rawGet, rawRequest, startServer, tokenFor, type RawResponse } from './helpers.js';
+import { rawGet, rawRequest, type RawResponse } from './support/http.js';
+import { startServer } from './support/server.js';
+import { tokenFor } from './support/tokens.js';
 
 const evil = 'https://evil.example';
 const app = 'https://app.example';

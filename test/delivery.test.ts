@@ -1,5 +1,9 @@
 import t from 'tap';
-import { connect, rawGet, parseSse, startServer, sleep, tokenFor } from './helpers.js';
+import { sleep } from '../support/util.js';
+import { rawGet } from './support/http.js';
+import { startServer } from './support/server.js';
+import { connect, parseSse } from './support/sse.js';
+import { tokenFor } from './support/tokens.js';
 
 t.test('a published notification reaches its user, and only its user', async (t) => {
   const s = await startServer();

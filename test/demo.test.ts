@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { isLoopback, loadConfig } from '../src/config.js';
 import { loadSecrets } from '../src/secrets.js';
-import { jwtSecret, publisherKey, publishTo, rawGet, spawnServer, startServer, tempDir, type Child, type Json } from './helpers.js';
+import { tempDir } from '../support/util.js';
+import { publishTo, rawGet, type Json } from './support/http.js';
+import { spawnServer, startServer, type Child } from './support/server.js';
+import { jwtSecret, publisherKey } from './support/tokens.js';
 
 const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
   const res = await fetch(url, {

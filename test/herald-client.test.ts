@@ -3,7 +3,9 @@
 import { EventSource } from 'eventsource';
 import t, { type Test } from 'tap';
 import { HeraldClient, type HeraldNotification, type HeraldState } from '../public/herald-client.js';
-import { sleep, startServer, tokenFor, type Server } from './helpers.js';
+import { sleep } from '../support/util.js';
+import { startServer, type Server } from './support/server.js';
+import { tokenFor } from './support/tokens.js';
 
 /** sessionStorage's shape, in memory. */
 class MemoryStorage {

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { connect, startServer, sleep } from './helpers.js';
+import { sleep } from '../support/util.js';
+import { startServer } from './support/server.js';
+import { connect } from './support/sse.js';
 
 /** alice's token allows the topic her history queries name. */
 const readsNews = { topics: ['news'] };

@@ -4,18 +4,10 @@ import { createHmac } from 'node:crypto';
 import t from 'tap';
 import { createSigner } from 'fast-jwt';
 import { maxJsonDepth } from '../src/http/json-body.js';
-import {
-  connect,
-  jwtSecret,
-  parseSse,
-  publisherKey,
-  rawGet,
-  rawRequest,
-  startServer,
-  tokenFor,
-  type RawResponse,
-  type Server,
-} from './helpers.js';
+import { rawGet, rawRequest, type RawResponse } from './support/http.js';
+import { startServer, type Server } from './support/server.js';
+import { connect, parseSse } from './support/sse.js';
+import { jwtSecret, publisherKey, tokenFor } from './support/tokens.js';
 
 /** A subtest's `t` (tap's overloads make it awkward to name directly). */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { historyIds, publisherKey, rawGet, startServer, tokenFor, type Server } from './helpers.js';
+import { historyIds, rawGet } from './support/http.js';
+import { startServer, type Server } from './support/server.js';
+import { publisherKey, tokenFor } from './support/tokens.js';
 
 t.test('bad publish bodies get a clear 4xx and write nothing', async (t) => {
   const s = await startServer({ env: { HERALD_BODY_LIMIT: '2048' } });

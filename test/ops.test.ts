@@ -4,7 +4,11 @@ import { rmSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
-import { connect, publisherKey, rawGet, sleep, spawnServer, startServer, tempDir, tokenFor, type Server } from './helpers.js';
+import { sleep, tempDir } from '../support/util.js';
+import { rawGet } from './support/http.js';
+import { spawnServer, startServer, type Server } from './support/server.js';
+import { connect } from './support/sse.js';
+import { publisherKey, tokenFor } from './support/tokens.js';
 
 /** One sample from Prometheus text: `name{labels} value`; labels must match exactly as written. */
 function sample(text: string, name: string, labels = ''): number | undefined {

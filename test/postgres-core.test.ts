@@ -1,5 +1,5 @@
 // The core behaviour suites again, on the PostgreSQL store: same API, same guarantees (issue 6).
-// Each suite runs as a nested tap run with HERALD_TEST_STORE=postgres (see storeUnderTest in helpers.ts).
+// Each suite runs as a nested tap run with HERALD_TEST_STORE=postgres (see storeUnderTest in test/support/server.ts).
 import t from 'tap';
 import { projectFile } from '../src/paths.js';
 

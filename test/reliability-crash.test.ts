@@ -3,7 +3,12 @@
 // acknowledged notification must still be there, be replayed by catch-up, and ids must keep increasing.
 import t from 'tap';
 import { rmSync } from 'node:fs';
-import { publishTo, SseClient, spawnServer, tempDir, tokenFor, waitUntil, type Json } from './helpers.js';
+import { tempDir } from '../support/util.js';
+import { publishTo, type Json } from './support/http.js';
+import { spawnServer } from './support/server.js';
+import { SseClient } from './support/sse.js';
+import { tokenFor } from './support/tokens.js';
+import { waitUntil } from './support/wait.js';
 
 const user = 'crash-user';
 const topic = 'crash-topic';

@@ -3,21 +3,13 @@
 import t from 'tap';
 import { clientKey } from '../src/http/connections.js';
 import type { Store } from '../src/store/store.js';
-import {
-  publisherKey,
-  rawConnection,
-  rawGet,
-  rawStream,
-  sleep,
-  startServer,
-  tokenFor,
-  waitUntil,
-  wsConnect,
-  wsRefusal,
-  wsUrl,
-  type Json,
-  type RawConnection,
-} from './helpers.js';
+import { sleep } from '../support/util.js';
+import { rawConnection, rawGet, type Json, type RawConnection } from './support/http.js';
+import { startServer } from './support/server.js';
+import { rawStream } from './support/sse.js';
+import { publisherKey, tokenFor } from './support/tokens.js';
+import { waitUntil } from './support/wait.js';
+import { wsConnect, wsRefusal, wsUrl } from './support/ws.js';
 
 const errorShape = (statusCode: number, error: string, message: RegExp) => ({ statusCode, error, message });
 

@@ -2,7 +2,10 @@
 // unbounded work. The other two are tested with the core: the body size (413) in input.test.ts, the
 // catch-up batch (a reload event) in catchup.test.ts.
 import t from 'tap';
-import { connect, publisherKey, rawGet, startServer, tokenFor, type Server } from './helpers.js';
+import { rawGet } from './support/http.js';
+import { startServer, type Server } from './support/server.js';
+import { connect } from './support/sse.js';
+import { publisherKey, tokenFor } from './support/tokens.js';
 
 const errorShape = (statusCode: number, error: string, message: RegExp) => ({ statusCode, error, message });
 

@@ -3,7 +3,12 @@
 // pruned notification is told to reload instead of silently skipping it.
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { connect, historyIds, parseSse, rawGet, startServer, tokenFor, waitUntil, wsConnect, type Server } from './helpers.js';
+import { historyIds, rawGet } from './support/http.js';
+import { startServer, type Server } from './support/server.js';
+import { connect, parseSse } from './support/sse.js';
+import { tokenFor } from './support/tokens.js';
+import { waitUntil } from './support/wait.js';
+import { wsConnect } from './support/ws.js';
 
 /** What a reconnecting client with Last-Event-ID `lastId` receives first (its catch-up); `claims` go in its token. */
 async function catchUp(s: Server, user: string, lastId: number, query = '', claims: Record<string, unknown> = {}) {

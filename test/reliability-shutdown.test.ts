@@ -6,7 +6,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { historyIds, publisherKey, publishTo, spawnServer, tempDir, tokenFor, waitUntil, type Json } from './helpers.js';
+import { tempDir } from '../support/util.js';
+import { historyIds, publishTo, type Json } from './support/http.js';
+import { spawnServer } from './support/server.js';
+import { publisherKey, tokenFor } from './support/tokens.js';
+import { waitUntil } from './support/wait.js';
 
 interface OpenStream {
   /** Resolves with how the response finished: "end" (cleanly ended by the server) or an error. */

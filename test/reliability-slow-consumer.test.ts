@@ -3,7 +3,9 @@
 // id and still ends with every event, in order, exactly once.
 import net from 'node:net';
 import t from 'tap';
-import { connect, parseSse, rawStream, SseClient, startServer, tokenFor } from './helpers.js';
+import { startServer } from './support/server.js';
+import { connect, parseSse, rawStream, SseClient } from './support/sse.js';
+import { tokenFor } from './support/tokens.js';
 
 const user = 'slow';
 /** Publishing goes on until the stalled stream is cut (however much the kernel buffers), then this many more. */

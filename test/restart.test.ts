@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { freePort, publisherKey, publishTo, SseClient, spawnServer, tempDir, tokenFor } from './helpers.js';
+import { freePort, tempDir } from '../support/util.js';
+import { publishTo } from './support/http.js';
+import { spawnServer } from './support/server.js';
+import { SseClient } from './support/sse.js';
+import { publisherKey, tokenFor } from './support/tokens.js';
 
 /** Publishes and returns the new id; anything but a 201 fails the test. */
 async function publish(url: string, body: Record<string, unknown>, key = publisherKey): Promise<number> {

@@ -2,8 +2,14 @@
 // resume point (SSE: an `id:`-only event right after `retry:`; WebSocket: the `ready` frame), so a
 // client that drops before its first notification reconnects from where it started.
 import t from 'tap';
-import { startProxy } from './backends.js';
-import { rawGet, sleep, SseClient, startServer, tokenFor, waitUntil, wsConnect } from './helpers.js';
+import { sleep } from '../support/util.js';
+import { rawGet } from './support/http.js';
+import { startProxy } from './support/proxy.js';
+import { startServer } from './support/server.js';
+import { SseClient } from './support/sse.js';
+import { tokenFor } from './support/tokens.js';
+import { waitUntil } from './support/wait.js';
+import { wsConnect } from './support/ws.js';
 
 t.test('an SSE stream starts with an id-only event right after retry:, at the id its catch-up starts from', async (t) => {
   const s = await startServer({ env: { HERALD_RETRY_MS: '1500' } });

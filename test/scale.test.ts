@@ -6,8 +6,12 @@ import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import type { BusMessage } from '../src/types.js';
 import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../support/backends.js';
-import { startProxy } from './backends.js';
-import { connect, publisherKey, sleep, spawnServer, SseClient, startServer, tempDir, tokenFor, type Json, type Server } from './helpers.js';
+import { sleep, tempDir } from '../support/util.js';
+import type { Json } from './support/http.js';
+import { startProxy } from './support/proxy.js';
+import { spawnServer, startServer, type Server } from './support/server.js';
+import { connect, SseClient } from './support/sse.js';
+import { publisherKey, tokenFor } from './support/tokens.js';
 
 let redis: RedisServer;
 let postgres: PostgresServer;

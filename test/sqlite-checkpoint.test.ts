@@ -5,7 +5,8 @@ import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { SqliteStore } from '../src/store/sqlite.js';
-import { sleep, tempDir, waitUntil } from './helpers.js';
+import { sleep, tempDir } from '../support/util.js';
+import { waitUntil } from './support/wait.js';
 
 const size = (file: string) => statSync(file).size;
 

@@ -9,7 +9,8 @@ import { OutEvent } from '../src/stream/out-event.js';
 import { isWellFormed } from '../src/http/json-body.js';
 import { sseEvent, sseFrame } from '../src/stream/sse.js';
 import { publicView, type StoredNotification } from '../src/types.js';
-import { connect, startServer } from './helpers.js';
+import { startServer } from './support/server.js';
+import { connect } from './support/sse.js';
 
 /** Pieces that attack SSE framing, mixed with any code point and any UTF-16 code unit (lone surrogates too). */
 const hostilePiece = fc.oneof(

@@ -5,7 +5,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import t from 'tap';
-import { connect, parseSse, rawGet, rawStream, sleep, startServer, tokenFor, waitUntil } from './helpers.js';
+import { sleep } from '../support/util.js';
+import { rawGet } from './support/http.js';
+import { startServer } from './support/server.js';
+import { connect, parseSse, rawStream } from './support/sse.js';
+import { tokenFor } from './support/tokens.js';
+import { waitUntil } from './support/wait.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

@@ -8,7 +8,7 @@ import { SqliteStore } from '../src/store/sqlite.js';
 import type { IdempotencyKey, Store } from '../src/store/store.js';
 import type { NewNotification } from '../src/types.js';
 import { startPostgres, type PostgresServer } from '../support/backends.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/util.js';
 
 interface Kind {
   name: string;

@@ -1,7 +1,10 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
 import { redactUrl } from '../src/http/auth.js';
-import { rawGet, spawnServer, tempDir, tokenFor } from './helpers.js';
+import { tempDir } from '../support/util.js';
+import { rawGet } from './support/http.js';
+import { spawnServer } from './support/server.js';
+import { tokenFor } from './support/tokens.js';
 
 t.test('a ?token= credential never reaches the request log', async (t) => {
   const dataDir = tempDir();

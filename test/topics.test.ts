@@ -6,7 +6,12 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
 import { projectFile } from '../src/paths.js';
-import { connect, jwtSecret, rawGet, startServer, tempDir, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Json, type Server } from './helpers.js';
+import { tempDir } from '../support/util.js';
+import { rawGet, type Json } from './support/http.js';
+import { startServer, type Server } from './support/server.js';
+import { connect } from './support/sse.js';
+import { jwtSecret, tokenFor } from './support/tokens.js';
+import { WsClient, wsConnect, wsRefusal, wsUrl } from './support/ws.js';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 

@@ -1,6 +1,12 @@
 import net from 'node:net';
 import t from 'tap';
-import { connect, rawGet, sleep, startServer, waitUntil, tokenFor, WsClient, wsConnect, wsRefusal, wsUrl, type Server } from './helpers.js';
+import { sleep } from '../support/util.js';
+import { rawGet } from './support/http.js';
+import { startServer, type Server } from './support/server.js';
+import { connect } from './support/sse.js';
+import { tokenFor } from './support/tokens.js';
+import { waitUntil } from './support/wait.js';
+import { WsClient, wsConnect, wsRefusal, wsUrl } from './support/ws.js';
 
 t.test('notifications reach the right users and topics, with the same payload JSON as SSE', async (t) => {
   const s = await startServer();

@@ -1,9 +1,9 @@
 // Headless Chromium for the browser tests: Debian's `chromium` package driven by playwright-core
-// (never a downloaded browser). Kept apart from helpers.ts so other suites do not load playwright.
+// (never a downloaded browser). Kept apart from the other support files so other suites do not load playwright.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { projectFile } from '../src/paths.js';
-import { tempDir } from './helpers.js';
+import { projectFile } from '../../src/paths.js';
+import { tempDir } from '../../support/util.js';
 
 export const chromiumPath = '/usr/bin/chromium';
 
