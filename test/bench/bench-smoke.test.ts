@@ -1,0 +1,49 @@
+// The benchmark at tiny sizes: every scenario runs end to end against real Herald and peer processes
+// and reports sane numbers. It proves the bench works, not that Herald is fast (see README, Performance).
+// Runs the built bench (dist/bench), which `npm test` builds first.
+import t from 'tap';
+import { runBench } from '../support/bench.js';
+
+t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', async (t) => {
+  const args = [
+    // fanout2 (two instances on PostgreSQL + Redis) has its own smoke test, bench-fanout2.test.ts.
+    ...['--only', 'ingest,latency,fanout,idle,catchup'],
+    ...['--sizes', '20', '--offered', '1000', '--seconds', '1', '--warmup', '0.5', '--idle', '30', '--settle-ms', '200'],
+    ...['--latency-streams', '10', '--latency-rate', '50', '--ingest-seconds', '1', '--ingest-connections', '8'],
+    ...['--catchup', '100', '--clients', '1'],
+  ];
+  const { code, stdout, stderr, result } = await runBench(args, 100_000);
+  t.equal(code, 0, `the bench exits cleanly\n${stderr}`);
+
+  t.match(stdout, /^\| Scenario \| Metric \| Herald \| Socket\.IO peer \| Herald\/peer \| Target \| Met \|/m, 'prints the table');
+  t.equal(result.table, stdout.trim(), 'the JSON file carries the printed table');
+  const raw = result.raw;
+
+  t.ok(raw.ingest.requests.average > 0, 'ingest measured');
+  t.ok(raw.ingest.rowsOnDisk >= raw.ingest['2xx'], 'every 201 is a committed row');
+  t.ok(raw.crash.acked > 0, 'the crash check got answers before the kill');
+  t.equal(raw.crash.missing, 0, 'no answered publish is missing after kill -9');
+
+  for (const name of ['herald', 'peer']) {
+    const lat = raw.latency[name];
+    t.equal(lat.received, lat.expected, `${name}: every user notification delivered`);
+    t.ok(lat.p99 >= lat.p50 && lat.max >= lat.p99, `${name}: percentiles in order`);
+    // Its deliveries all arrived before the measured run began, so none is counted twice above.
+    t.ok(lat.warmup.expected > 0, `${name}: a warm-up ran first`);
+    t.equal(lat.warmup.received, lat.warmup.expected, `${name}: every warm-up notification delivered`);
+    const fan = raw.fanout[0][name];
+    t.equal(fan.opened, 20, `${name}: fan-out streams opened`);
+    t.equal(fan.received, fan.expected, `${name}: every broadcast reached every stream`);
+    t.ok(fan.deliveredPerSec > 0, `${name}: delivery rate measured`);
+    t.equal(raw.idle[name].opened, 30, `${name}: idle streams opened`);
+    t.ok(raw.idle[name].rssMiB > 0, `${name}: server memory read`);
+  }
+  // Herald again, its streams over its WebSocket instead of SSE.
+  t.equal(raw.latency.heraldWs.received, raw.latency.heraldWs.expected, 'WebSocket: every user notification delivered');
+  t.equal(raw.fanout[0].heraldWs.opened, 20, 'WebSocket: fan-out streams opened');
+  t.equal(raw.fanout[0].heraldWs.received, raw.fanout[0].heraldWs.expected, 'WebSocket: every broadcast reached every stream');
+  t.equal(raw.idle.heraldWs.opened, 30, 'WebSocket: idle streams opened');
+  t.match(stdout, /Herald over its WebSocket: delivered events\/s/, 'the table has the WebSocket rows');
+  t.equal(raw.catchup.received, 100, 'catch-up replays exactly the events missed');
+  t.equal(raw.catchup.times.length, 5);
+});

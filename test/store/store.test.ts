@@ -1,0 +1,299 @@
+// The Store contract, run against both stores: SQLite (embedded) and PostgreSQL (scale-out, a real
+// throwaway server). Whatever the routes and the bus rely on is asserted here, store by store.
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { PostgresStore } from '../../src/store/postgres.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import type { IdempotencyKey, Store } from '../../src/store/store.js';
+import type { NewNotification } from '../../src/types.js';
+import { startPostgres, type PostgresServer } from '../../support/backends.js';
+import { tempDir } from '../../support/util.js';
+
+interface Kind {
+  name: string;
+  /** A fresh, empty database; `open` connects to it (again), as a new process or another instance would. */
+  fresh(t: Pick<Test, 'teardown'>): Promise<{ open(): Promise<Store> }>;
+}
+
+let postgres: PostgresServer | undefined;
+t.teardown(() => postgres?.stop());
+
+const kinds: Kind[] = [
+  {
+    name: 'SqliteStore',
+    async fresh(t) {
+      const dir = tempDir();
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+      return { open: async () => new SqliteStore(join(dir, 'herald.db'), 'normal') };
+    },
+  },
+  {
+    name: 'PostgresStore',
+    async fresh() {
+      postgres ??= await startPostgres();
+      const url = await postgres.newDatabase();
+      return { open: () => PostgresStore.open(url) };
+    },
+  },
+];
+
+const to = (user: string, title = `for ${user}`): NewNotification => ({ title, target: { users: [user] } });
+const key = (k: string, requestHash = 'h1', publisher = 'pub'): IdempotencyKey => ({ publisher, key: k, requestHash });
+
+/** Inserts and returns the new id, failing the test if it was not created. */
+async function created(store: Store, n: NewNotification): Promise<number> {
+  const r = await store.insert(n);
+  if (r.status !== 'created') throw new Error(`expected created, got ${r.status}`);
+  return r.notification.id;
+}
+
+for (const kind of kinds) {
+  t.test(kind.name, async (t) => {
+    /** An open store on a fresh database, closed in teardown. */
+    const setup = async (t: Pick<Test, 'teardown'>) => {
+      const db = await kind.fresh(t);
+      const store = await db.open();
+      t.teardown(() => store.close());
+      return { store, db };
+    };
+
+    t.test('insert: fields round-trip, ids start at 1 and are dense, range and lastId agree', async (t) => {
+      const { store } = await setup(t);
+      t.equal(await store.lastId(), 0, 'empty store');
+      const r = await store.insert({
+        title: 'Export ready',
+        body: 'report.csv',
+        data: { url: '/files/42', nested: { a: [1, 'two', null], b: true } },
+        type: 'export',
+        target: { users: ['alice', 'bob', 'alice'] },
+      });
+      t.equal(r.status, 'created');
+      if (r.status !== 'created') return;
+      t.match(r.notification, { id: 1, title: 'Export ready', body: 'report.csv', type: 'export', topic: null, broadcast: false });
+      t.same(r.notification.users, ['alice', 'bob'], 'recipients deduplicated');
+      const topic = await store.insert({ title: 'deploy', target: { topic: 'deploys' } });
+      const all = await store.insert({ title: 'all', target: { broadcast: true } });
+      t.match(topic, { status: 'created', notification: { id: 2, topic: 'deploys', broadcast: false, users: null, body: null, data: null, type: null } });
+      t.match(all, { status: 'created', notification: { id: 3, topic: null, broadcast: true, users: null } });
+      t.equal(await store.lastId(), 3);
+
+      const stored = await store.range(0, 3);
+      t.same(stored.map((n) => n.id), [1, 2, 3]);
+      t.same(stored[0], r.notification, 'what the store returns is what insert answered');
+      t.same(stored[0]!.data, { url: '/files/42', nested: { a: [1, 'two', null], b: true } });
+      t.equal(new Date(stored[0]!.createdAt).toISOString(), stored[0]!.createdAt, 'createdAt is ISO 8601 UTC');
+      t.same((await store.range(1, 2)).map((n) => n.id), [2], 'range is (after, upTo]');
+      t.same(await store.range(3, 10), [], 'nothing past the head');
+    });
+
+    t.test('a batch of concurrent inserts gets dense ids in order', async (t) => {
+      const { store } = await setup(t);
+      const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => created(store, to(`u${i % 5}`))));
+      t.same(ids, Array.from({ length: 50 }, (_, i) => i + 1), 'each caller gets its own id, in call order');
+      t.equal(await store.lastId(), 50);
+    });
+
+    t.test('idempotency keys: replay, conflict, per publisher, within one batch', async (t) => {
+      const { store } = await setup(t);
+      const first = await store.insert(to('alice', 'Order shipped'), key('order-1'));
+      t.equal(first.status, 'created');
+      const again = await store.insert(to('alice', 'Order shipped'), key('order-1'));
+      t.same(again, { ...first, status: 'replayed' }, 'a retry answers the first result');
+      t.same(await store.insert(to('alice', 'Order lost'), key('order-1', 'h2')), { status: 'conflict' }, 'same key, other request');
+      const other = await store.insert(to('alice', 'Order shipped'), key('order-1', 'h1', 'other-publisher'));
+      t.match(other, { status: 'created', notification: { id: 2 } }, 'keys are per publisher');
+      t.equal(await store.lastId(), 2, 'replays and conflicts take no id');
+
+      // Sent together, they share one transaction: the key is still used once.
+      const burst = await Promise.all([
+        store.insert(to('bob'), key('burst')),
+        store.insert(to('bob'), key('burst')),
+        store.insert(to('bob'), key('burst', 'h2')),
+        store.insert(to('bob'), key('burst')),
+      ]);
+      t.same(burst.map((r) => r.status), ['created', 'replayed', 'conflict', 'replayed']);
+      const ids = burst.flatMap((r) => (r.status === 'conflict' ? [] : [r.notification.id]));
+      t.same(ids, [3, 3, 3]);
+      t.equal(await store.lastId(), 3, 'ids stay dense');
+    });
+
+    t.test('since: what each audience may see, in order, after an id, limited', async (t) => {
+      const { store } = await setup(t);
+      const a = await created(store, to('alice'));
+      const b = await created(store, to('bob'));
+      const ac = await created(store, { title: 'alice+carol', target: { users: ['alice', 'carol'] } });
+      const news = await created(store, { title: 'news', target: { topic: 'news' } });
+      const sport = await created(store, { title: 'sport', target: { topic: 'sport' } });
+      const all = await created(store, { title: 'everyone', target: { broadcast: true } });
+      const ids = async (user: string, topics: string[], after = 0, limit = 100) =>
+        (await store.since({ user, topics }, after, limit)).map((n) => n.id);
+
+      t.same(await ids('alice', []), [a, ac, all]);
+      t.same(await ids('alice', ['news']), [a, ac, news, all]);
+      t.same(await ids('bob', ['news', 'sport']), [b, news, sport, all]);
+      t.same(await ids('carol', []), [ac, all]);
+      t.same(await ids('dave', ['weather']), [all], 'strangers see broadcasts only');
+      t.same(await ids('alice', ['news'], ac), [news, all], 'only ids after the given one');
+      t.same(await ids('alice', ['news'], 0, 2), [a, ac], 'oldest first, at most limit');
+      const [n] = await store.since({ user: 'bob', topics: [] }, 0, 1);
+      t.same(n!.users, ['bob'], 'routing is included for the bus');
+    });
+
+    t.test('history: newest first, pages, read state per user, unread filter and count', async (t) => {
+      const { store } = await setup(t);
+      const ids: number[] = [];
+      for (let i = 0; i < 5; i++) ids.push(await created(store, to('alice', `a${i}`)));
+      const all = await created(store, { title: 'everyone', target: { broadcast: true } });
+      const news = await created(store, { title: 'news', target: { topic: 'news' } });
+      await created(store, to('bob'));
+      const alice = { user: 'alice', topics: [] as string[] };
+      const page = async (q: { before?: number; limit?: number; unreadOnly?: boolean }, audience = alice) =>
+        (await store.list(audience, { limit: q.limit ?? 50, unreadOnly: q.unreadOnly ?? false, before: q.before })).map((n) => n.id);
+
+      t.same(await page({}), [all, ...ids.slice().reverse()]);
+      t.same(await page({ limit: 2 }), [all, ids[4]]);
+      t.same(await page({ limit: 2, before: ids[4] }), [ids[3], ids[2]], 'the next page starts below the cursor');
+      t.same(await page({}, { user: 'alice', topics: ['news'] }), [news, all, ...ids.slice().reverse()]);
+      const [item] = await store.list(alice, { limit: 1, unreadOnly: false });
+      t.notOk('users' in item!, 'history items carry no recipient list');
+      t.equal(item!.read, false);
+      t.equal(await store.unreadCount(alice), 6);
+
+      t.equal(await store.markRead('alice', ids[1]!), true);
+      t.equal(await store.markRead('alice', ids[1]!), true, 'marking twice is fine');
+      t.equal(await store.markRead('alice', all), true);
+      t.equal(await store.markRead('bob', ids[0]!), false, 'not one of bob’s');
+      t.equal(await store.markRead('alice', 999), false, 'no such notification');
+      t.same(await page({ unreadOnly: true }), [ids[4], ids[3], ids[2], ids[0]]);
+      t.equal(await store.unreadCount(alice), 4);
+      t.equal(await store.unreadCount({ user: 'alice', topics: ['news'] }), 5, 'topic notifications count when named');
+      const read = (await store.list(alice, { limit: 50, unreadOnly: false })).filter((n) => n.read).map((n) => n.id);
+      t.same(read, [all, ids[1]]);
+      t.equal(await store.unreadCount({ user: 'carol', topics: [] }), 1, 'a broadcast alice read is unread for carol');
+
+      const upTo = await store.markAllRead('alice');
+      t.equal(upTo, await store.lastId(), 'read-all goes up to the newest id');
+      t.equal(await store.unreadCount({ user: 'alice', topics: ['news'] }), 0);
+      t.same(await page({ unreadOnly: true }), []);
+      const later = await created(store, to('alice', 'later'));
+      t.same(await page({ unreadOnly: true }), [later], 'newer ones are unread again');
+      t.equal(await store.unreadCount(alice), 1);
+      t.equal(await store.unreadCount({ user: 'bob', topics: [] }), 2, 'bob is untouched');
+    });
+
+    t.test('remove hides a notification from that user only', async (t) => {
+      const { store } = await setup(t);
+      const shared = await created(store, { title: 'both', target: { users: ['alice', 'bob'] } });
+      const all = await created(store, { title: 'everyone', target: { broadcast: true } });
+      t.equal(await store.remove('alice', shared), true);
+      t.equal(await store.remove('alice', all), true);
+      t.equal(await store.remove('alice', shared), false, 'already removed');
+      t.equal(await store.markRead('alice', shared), false, 'a removed one cannot be marked read');
+      t.equal(await store.remove('carol', shared), false, 'not one of carol’s');
+      t.same(await store.since({ user: 'alice', topics: [] }, 0, 10), []);
+      t.same((await store.list({ user: 'alice', topics: [] }, { limit: 10, unreadOnly: false })).length, 0);
+      t.equal(await store.unreadCount({ user: 'alice', topics: [] }), 0);
+      t.same((await store.since({ user: 'bob', topics: [] }, 0, 10)).map((n) => n.id), [shared, all], 'bob still has both');
+      t.same((await store.range(0, 2)).map((n) => n.id), [shared, all], 'the bus still sees them');
+    });
+
+    t.test('ids keep increasing after a restart', async (t) => {
+      const { store, db } = await setup(t);
+      for (let i = 0; i < 3; i++) await created(store, to('alice'));
+      await store.close();
+      const reopened = await db.open();
+      t.teardown(() => reopened.close());
+      t.equal(await reopened.lastId(), 3, 'the head survives');
+      t.equal(await created(reopened, to('alice')), 4);
+      t.equal((await reopened.since({ user: 'alice', topics: [] }, 0, 10)).length, 4);
+    });
+
+    t.test('close commits the publishes still queued and answers them', async (t) => {
+      const { store, db } = await setup(t);
+      const pending = Array.from({ length: 5 }, (_, i) => store.insert(to('alice', `queued ${i}`)));
+      await store.close();
+      const answers = await Promise.all(pending);
+      t.same(answers.map((r) => r.status), Array(5).fill('created'), 'every queued publish was answered created');
+      const reopened = await db.open();
+      t.teardown(() => reopened.close());
+      t.same((await reopened.range(0, 10)).map((n) => n.title), ['queued 0', 'queued 1', 'queued 2', 'queued 3', 'queued 4'], 'and is in the database');
+    });
+
+    t.test('two instances on one database: ids are dense and become visible in order, keys hold', async (t) => {
+      const { store: a, db } = await setup(t);
+      const b = await db.open();
+      t.teardown(() => b.close());
+      // A reader polls the head as fast as it can while both instances publish: every read must extend
+      // what it saw before with exactly the next ids. A plain sequence fails this: a later id can
+      // commit (and be seen) before an earlier one.
+      let seen = 0;
+      let reads = 0;
+      let writing = true;
+      const reader = (async () => {
+        while (writing || seen < (await a.lastId())) {
+          const rows = await b.range(seen, Number.MAX_SAFE_INTEGER);
+          reads++;
+          rows.forEach((n, i) => {
+            if (n.id !== seen + i + 1) throw new Error(`saw id ${n.id} right after ${seen + i}`);
+          });
+          seen += rows.length;
+          // SQLite answers synchronously: without a turn of the event loop the writers would never run.
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      const publisher = async (store: Store, name: string) => {
+        const ids: number[] = [];
+        for (let round = 0; round < 20; round++) {
+          const burst = await Promise.all(Array.from({ length: 5 }, (_, i) => created(store, to(`${name}${i}`))));
+          ids.push(...burst);
+        }
+        return ids;
+      };
+      const [ia, ib] = await Promise.all([publisher(a, 'a'), publisher(b, 'b')]);
+      writing = false;
+      await reader;
+      t.ok(reads > 1, `the reader read ${reads} times while both wrote`);
+      t.same([...ia, ...ib].sort((x, y) => x - y), Array.from({ length: 200 }, (_, i) => i + 1), 'ids 1..200, none lost or doubled');
+      t.equal(seen, 200);
+
+      // The same key sent to both instances at once is used once.
+      const race = await Promise.all([a, b, a, b].map((s) => s.insert(to('alice', 'pay'), key('payment-7'))));
+      t.same(race.map((r) => r.status).sort(), ['created', 'replayed', 'replayed', 'replayed']);
+      t.same(new Set(race.map((r) => (r.status === 'conflict' ? 0 : r.notification.id))), new Set([201]));
+      t.equal(await b.lastId(), 201);
+    });
+
+    t.test('prune: by age for everyone, by per-user cap for direct ones, with horizons', async (t) => {
+      const { store } = await setup(t);
+      const alice = await Promise.all(Array.from({ length: 5 }, () => created(store, to('alice'))));
+      const shared = await created(store, { title: 'both', target: { users: ['alice', 'bob'] } });
+      const more = await Promise.all(Array.from({ length: 3 }, () => created(store, to('alice'))));
+      await store.insert(to('alice', 'keyed'), key('k-old'));
+      t.equal(await store.prunedUpTo('alice'), 0, 'nothing pruned yet');
+
+      // Cap 3: alice keeps her 3 newest direct notifications; bob still has the shared one.
+      const removed = await store.prune({ perUser: 3 });
+      t.equal(removed, 6, 'five of alice\'s own and nothing shared with bob');
+      const aliceNow = (await store.since({ user: 'alice', topics: [] }, 0, 100)).map((n) => n.id);
+      t.same(aliceNow, [more[1], more[2], 10]);
+      t.same((await store.since({ user: 'bob', topics: [] }, 0, 100)).map((n) => n.id), [shared], 'bob keeps the shared one');
+      t.equal(await store.prunedUpTo('alice'), more[0], "alice's horizon is the newest id she lost");
+      t.equal(await store.prunedUpTo('bob'), 0, 'bob lost nothing');
+      t.ok(alice.length === 5);
+
+      // Age: a cutoff in the future makes everything old.
+      const all = await created(store, { title: 'all', target: { broadcast: true } });
+      const gone = await store.prune({ olderThan: new Date(Date.now() + 60_000) });
+      t.equal(gone, 5, 'every remaining notification');
+      t.equal(await store.prunedUpTo('bob'), all, 'the age horizon applies to everyone');
+      t.equal(await store.lastId(), all, 'lastId still counts pruned ids');
+      t.equal(await created(store, to('carol')), all + 1, 'ids are never reused after pruning');
+      t.match(await store.insert(to('alice', 'again'), key('k-old')), { status: 'created' }, 'a pruned notification frees its idempotency key');
+
+      const aborted = new AbortController();
+      aborted.abort();
+      t.equal(await store.prune({ olderThan: new Date(Date.now() + 60_000), signal: aborted.signal }), 0, 'an aborted prune does nothing');
+    });
+  });
+}
