@@ -1,5 +1,5 @@
 // CORS over HTTP: no cross-origin access unless configured; `*` never with credentials; a list only
-// ever echoes its own origins. (WebSocket upgrades follow the same list: test/ws.test.ts.)
+// ever echoes its own origins. (WebSocket upgrades follow the same list: test/stream/ws.test.ts.)
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { rawGet, rawRequest, type RawResponse } from '../support/http.js';

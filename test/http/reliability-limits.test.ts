@@ -1,6 +1,6 @@
 // Abuse limits: each is configurable and, when hit, answers a clear JSON error instead of doing
 // unbounded work. The other two are tested with the core: the body size (413) in input.test.ts, the
-// catch-up batch (a reload event) in catchup.test.ts.
+// catch-up batch (a reload event) in test/stream/catchup.test.ts.
 import t from 'tap';
 import { rawGet } from '../support/http.js';
 import { startServer, type Server } from '../support/server.js';

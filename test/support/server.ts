@@ -37,7 +37,7 @@ export interface ServerOptions {
 }
 
 /**
- * With HERALD_TEST_STORE=postgres (set by test/postgres-core.test.ts), every server gets a fresh
+ * With HERALD_TEST_STORE=postgres (set by test/store/postgres-core.test.ts), every server gets a fresh
  * database on one throwaway PostgreSQL server per test process instead of a SQLite file, so the core
  * suites prove the same behaviour on both stores.
  */

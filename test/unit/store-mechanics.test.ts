@@ -1,6 +1,6 @@
 // The mechanics both stores share, on small real inputs: group commit (src/store/group-commit.ts),
 // the row of a new notification (src/store/rows.ts) and the retention loop (src/store/prune.ts).
-// The SQL each store runs under them is asserted by the contract test, test/store.test.ts.
+// The SQL each store runs under them is asserted by the contract test, test/store/store.test.ts.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import t from 'tap';
 import { GroupCommit } from '../../src/store/group-commit.js';
