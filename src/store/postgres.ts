@@ -6,7 +6,7 @@ import { publicView, type Audience, type InboxItem, type NewNotification, type S
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
 import { created, newRow, type NewRow, type Publish } from './rows.js';
-import type { IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
 /** What pg returns for a notification: `created_at` as a Date; `data` and `users` are parsed already. */
 type Row = Omit<StoredNotification, 'createdAt'> & { created_at: Date };
@@ -104,6 +104,13 @@ const sql = {
   horizon: `SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', $1)`,
   since: `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
     ORDER BY n.id ASC LIMIT $4`,
+  // One statement, so one snapshot: the head, the horizon and the page (none: one row of NULLs).
+  catchUp: `SELECT h.last_id AS head, p.up_to AS pruned_up_to, m.*
+    FROM (SELECT last_id FROM id_counter) h
+    CROSS JOIN (SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', $1)) p
+    LEFT JOIN LATERAL (SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
+      ORDER BY n.id ASC LIMIT $4) m ON true
+    ORDER BY m.id ASC`,
   range: `SELECT ${columns} FROM notifications n WHERE n.id > $1 AND n.id <= $2 ORDER BY n.id ASC`,
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
   list: `SELECT ${columns}, ${isRead} AS read FROM notifications n
@@ -319,6 +326,12 @@ export class PostgresStore implements Store {
 
   async since(audience: Audience, afterId: number, limit: number): Promise<StoredNotification[]> {
     return (await this.rows(sql.since, [audience.user, audience.topics, afterId, limit])).map(fromRow);
+  }
+
+  async catchUp(audience: Audience, afterId: number, limit: number): Promise<CatchUp> {
+    const { rows } = await this.pool.query<Row & { head: number; pruned_up_to: number }>(sql.catchUp, [audience.user, audience.topics, afterId, limit]);
+    const first = rows[0]!;
+    return { head: first.head, prunedUpTo: first.pruned_up_to, missed: first.id === null ? [] : rows.map(fromRow) };
   }
 
   async range(afterId: number, upTo: number): Promise<StoredNotification[]> {

@@ -7,7 +7,7 @@ import { Checkpointer } from './checkpointer.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
 import { created, newRow, type Publish } from './rows.js';
-import type { IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
 interface Row {
   id: number;
@@ -220,6 +220,16 @@ export class SqliteStore implements Store {
 
   async since(audience: Audience, afterId: number, limit: number): Promise<StoredNotification[]> {
     return (this.stmts.since.all({ ...this.params(audience), after: afterId, limit }) as Row[]).map(fromRow);
+  }
+
+  async catchUp(audience: Audience, afterId: number, limit: number): Promise<CatchUp> {
+    // One snapshot without a transaction: the three reads run back to back, with no await between
+    // them, on the one connection every write of this store goes through, so nothing commits between.
+    return {
+      head: (this.stmts.lastId.get() as { id: number }).id,
+      missed: (this.stmts.since.all({ ...this.params(audience), after: afterId, limit }) as Row[]).map(fromRow),
+      prunedUpTo: (this.stmts.horizon.get(audience.user) as { up_to: number }).up_to,
+    };
   }
 
   async range(afterId: number, upTo: number): Promise<StoredNotification[]> {

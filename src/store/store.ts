@@ -12,6 +12,16 @@ export type InsertResult =
   | { status: 'replayed'; notification: StoredNotification }
   | { status: 'conflict' };
 
+/** Where a resuming stream stands, read in one go (one snapshot), so a replay costs one store call per page. */
+export interface CatchUp {
+  /** The newest id ever committed, as `lastId` reports it. */
+  head: number;
+  /** What `since` returns for the same arguments. */
+  missed: StoredNotification[];
+  /** What `prunedUpTo` reports for the audience's user. */
+  prunedUpTo: number;
+}
+
 export interface ListQuery {
   /** Only ids below this (cursor pagination, newest first). */
   before?: number;
@@ -38,6 +48,11 @@ export interface Store {
   insert(n: NewNotification, idempotency?: IdempotencyKey): Promise<InsertResult>;
   /** Notifications the audience may see with id > afterId, oldest first, at most `limit`. */
   since(audience: Audience, afterId: number, limit: number): Promise<StoredNotification[]>;
+  /**
+   * `lastId`, `since` and `prunedUpTo` in one call, from one snapshot: what a resuming stream reads.
+   * A prune or an insert commits either wholly before it or wholly after it.
+   */
+  catchUp(audience: Audience, afterId: number, limit: number): Promise<CatchUp>;
   /** Notifications with afterId < id <= upTo, oldest first, whoever they are for (for bus gap repair). */
   range(afterId: number, upTo: number): Promise<StoredNotification[]>;
   /** One user's history, newest first. */

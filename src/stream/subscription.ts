@@ -107,20 +107,13 @@ export class Subscription implements Connection {
 
   private async catchUp(lastId: number): Promise<void> {
     const { store, catchupLimit, metrics } = this.deps;
-    const head = await store.lastId();
+    // One store call per replay page: the head, the page and the pruned horizon from one snapshot.
+    const { head, missed, prunedUpTo } = await store.catchUp(this, lastId, catchupLimit + 1);
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
     // silently until ids caught up with it; one too far behind would get an unbounded replay.
     if (lastId > head) return this.reload(head, 'ahead-of-server');
-    // Nothing was committed after it, and nothing it did not see can have been pruned (the horizon is
-    // at most the head): the common reconnect costs this one read. What commits from here comes live.
-    if (lastId === head) {
-      metrics.caughtUp(0);
-      return this.resumeAt(lastId);
-    }
-    const missed = await store.since(this, lastId, catchupLimit + 1);
     // Retention deleted something this client never saw: replaying the rest would hide the hole.
-    // Read after `since`, so a prune that ran meanwhile and removed rows it skipped is seen here.
-    if (lastId < (await store.prunedUpTo(this.user))) return this.reload(head, 'pruned');
+    if (lastId < prunedUpTo) return this.reload(head, 'pruned');
     if (missed.length > catchupLimit) return this.reload(head, 'catchup-limit');
     metrics.caughtUp(missed.length);
     this.resumeAt(lastId);

@@ -264,6 +264,27 @@ for (const kind of kinds) {
       t.equal(await b.lastId(), 201);
     });
 
+    t.test('catchUp: the head, one page and the pruned horizon, as lastId, since and prunedUpTo see them', async (t) => {
+      const { store } = await setup(t);
+      const alice = { user: 'alice', topics: [] };
+      t.same(await store.catchUp(alice, 0, 10), { head: 0, missed: [], prunedUpTo: 0 }, 'an empty store');
+      const a = await created(store, to('alice'));
+      const b = await created(store, to('bob'));
+      const c = await created(store, to('alice'));
+      const page = await store.catchUp(alice, 0, 10);
+      t.equal(page.head, c);
+      t.same(page.missed, await store.since(alice, 0, 10), 'the same rows as since');
+      t.same(page.missed.map((n) => n.id), [a, c], "only alice's");
+      t.equal(page.prunedUpTo, 0);
+      t.same((await store.catchUp(alice, 0, 1)).missed.map((n) => n.id), [a], 'at most the limit');
+      t.same(await store.catchUp(alice, c, 10), { head: c, missed: [], prunedUpTo: 0 }, 'nothing after the head');
+      await store.prune({ perUser: 1 });
+      const pruned = await store.catchUp(alice, 0, 10);
+      t.equal(pruned.prunedUpTo, a, 'the horizon the prune raised');
+      t.same(pruned.missed.map((n) => n.id), [c]);
+      t.equal((await store.catchUp({ user: 'bob', topics: [] }, 0, 10)).missed[0]?.id, b, "bob's untouched");
+    });
+
     t.test('prune: by age for everyone, by per-user cap for direct ones, with horizons', async (t) => {
       const { store } = await setup(t);
       const alice = await Promise.all(Array.from({ length: 5 }, () => created(store, to('alice'))));
