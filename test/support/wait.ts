@@ -8,3 +8,10 @@ export async function waitUntil(what: string, pred: () => boolean | Promise<bool
     await sleep(20);
   }
 }
+
+/** A promise and its resolve: to hold a step (a commit, a store read, a write) open while the test does more. */
+export function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}

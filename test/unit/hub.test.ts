@@ -5,7 +5,8 @@ import { MemoryBus } from '../../src/bus/memory.js';
 import { Metrics } from '../../src/metrics.js';
 import { Hub, type Connection } from '../../src/stream/hub.js';
 import type { OutEvent } from '../../src/stream/out-event.js';
-import type { StoredNotification, Target, UserEvent } from '../../src/types.js';
+import type { Target, UserEvent } from '../../src/types.js';
+import { storedNotification as notification } from '../support/notification.js';
 import { waitUntil } from '../support/wait.js';
 
 /** A connection that records what the hub hands it; its topics change as a WebSocket's do. */
@@ -35,20 +36,6 @@ class Recorder implements Connection {
   end(): void {
     this.ended = true;
   }
-}
-
-function notification(id: number, target: Target): StoredNotification {
-  return {
-    id,
-    title: `n${id}`,
-    body: null,
-    data: null,
-    type: null,
-    topic: 'topic' in target ? target.topic : null,
-    broadcast: 'broadcast' in target,
-    createdAt: new Date().toISOString(),
-    users: 'users' in target ? target.users : null,
-  };
 }
 
 /** A hub on a memory bus; `publish` routes synchronously, as the embedded deployment does. */

@@ -10,7 +10,8 @@ import { RedisBus } from '../../src/bus/redis.js';
 import type { Store } from '../../src/store/store.js';
 import type { BusMessage, StoredNotification } from '../../src/types.js';
 import { startRedis, type RedisServer } from '../../support/backends.js';
-import { waitUntil } from '../support/wait.js';
+import { storedNotification as notification } from '../support/notification.js';
+import { deferred, waitUntil } from '../support/wait.js';
 
 let redis: RedisServer;
 let raw: Redis;
@@ -24,10 +25,6 @@ t.teardown(async () => {
   raw?.disconnect();
   await redis?.stop();
 });
-
-function notification(id: number): StoredNotification {
-  return { id, title: `n${id}`, body: null, data: null, type: null, topic: null, broadcast: true, createdAt: new Date().toISOString(), users: null };
-}
 
 const ids = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -181,8 +178,8 @@ t.test('what arrives during a repair, user events included, waits for it and is 
   const store = new FakeStore();
   const { got, send, note } = await openBus(t, store);
   store.commit(ids(1, 6));
-  let release!: () => void;
-  store.gate = new Promise((r) => (release = r));
+  const read = deferred();
+  store.gate = read.promise;
   await send(note(4));
   await waitUntil('the repair to start', () => store.ranges.length === 1, 2000);
   await send({ kind: 'read', user: 'alice', ids: [2] });
@@ -192,7 +189,7 @@ t.test('what arrives during a repair, user events included, waits for it and is 
   await send({ kind: 'deleted', user: 'alice', id: 1 });
   await new Promise((r) => setTimeout(r, 100));
   t.same(got, [], 'nothing while the store read is in progress');
-  release();
+  read.resolve();
   await waitUntil('the deleted event', () => got.some((m) => m.kind === 'deleted'), 2000);
   t.same(
     got.map((m) => (m.kind === 'notification' ? m.notification.id : m.kind)),

@@ -6,13 +6,7 @@ import t from 'tap';
 import { GroupCommit } from '../../src/store/group-commit.js';
 import { prune, pruneBatch, type PruneSteps } from '../../src/store/prune.js';
 import { created, newRow } from '../../src/store/rows.js';
-
-/** A promise and its resolve, to hold a commit open while the test adds more. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+import { deferred } from '../support/wait.js';
 
 /** A group commit whose transactions record their batches and answer each item doubled. */
 function recorder(maxBatch?: number) {
