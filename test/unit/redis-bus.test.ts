@@ -3,6 +3,7 @@
 // bus must hand its subscribers every notification in id order, exactly once, reading what it
 // missed from the store by id range. The repair lives in the bus's private methods, so it is driven
 // through Redis rather than called directly.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import type { BusLogger } from '../../src/bus/bus.js';
@@ -79,7 +80,7 @@ async function openBus(t: Test, store: FakeStore, resyncMs = 3_600_000) {
   // Opening reads the store's head, then queues a resync that reads it again: let that finish before
   // the test commits anything, so what the test sees comes from its own messages.
   await waitUntil('the first resync', () => store.lastIdCalls >= 2, 1000);
-  await new Promise((r) => setImmediate(r));
+  await nextTurn();
   return {
     bus,
     logged,

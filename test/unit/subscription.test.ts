@@ -3,6 +3,8 @@
 // what would be written. Whatever interleaves with the store read and the replay, the stream writes
 // its resume point first, then every notification after it, in id order, once.
 import { deepStrictEqual, ok } from 'node:assert/strict';
+// Lets the subscription reach its next await (the store read, or the replay's write).
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { MemoryBus } from '../../src/bus/memory.js';
@@ -100,6 +102,7 @@ class RecordingSink implements Sink {
 }
 
 /** A hub on a memory bus over the fake store; `publish` commits then routes, as POST /notifications does. */
+// The open-streams gauge is read only when /metrics is scraped, which these tests do not do.
 function setup(t: Test, catchupLimit = 100, metrics = new Metrics(() => 0)) {
   const bus = new MemoryBus();
   const store = new FakeStore();
@@ -130,9 +133,6 @@ function setup(t: Test, catchupLimit = 100, metrics = new Metrics(() => 0)) {
   };
 }
 
-/** Lets the subscription reach its next await (the store read, or the replay's write). */
-const settle = () => new Promise((r) => setImmediate(r));
-
 t.test('live events that arrive during a slow catch-up are held, then written after the replay, in order', async (t) => {
   const { store, publish, stream } = setup(t);
   for (const id of [1, 2, 3]) publish(id);
@@ -143,7 +143,7 @@ t.test('live events that arrive during a slow catch-up are held, then written af
   const write = deferred();
   sink.gate = write.promise;
   const started = sub.start(1);
-  await settle();
+  await nextTurn();
   t.same(store.reads, [1], 'the stream joined the hub, then asked for what came after its Last-Event-ID');
   t.same(sink.log, [], 'nothing, not even the resume point, before the store has answered');
   read.resolve();
@@ -163,7 +163,7 @@ t.test('an event both replayed and held is written once', async (t) => {
   const read = deferred();
   store.gate = read.promise;
   const started = sub.start(1);
-  await settle();
+  await nextTurn();
   // Committed and routed while the store read is pending, before its snapshot: in both.
   publish(3);
   publish(4);
@@ -182,7 +182,7 @@ t.test('a resume at the head reads the store once, writes its resume point and f
   const read = deferred();
   store.gate = read.promise;
   const started = sub.start(4);
-  await settle();
+  await nextTurn();
   route(late);
   read.resolve();
   await started;
@@ -267,7 +267,7 @@ t.test('a reload resumes at the head the store read saw, and events held meanwhi
   store.gate = read.promise;
   store.afterRead = () => publish(5);
   const started = sub.start(1);
-  await settle();
+  await nextTurn();
   // Before the snapshot: the head it reads. 5 is committed just after it.
   publish(4);
   read.resolve();
@@ -282,7 +282,7 @@ t.test('too many live events held during catch-up abort the stream; nothing is w
   const read = deferred();
   store.gate = read.promise;
   const started = sub.start(1);
-  await settle();
+  await nextTurn();
   for (const id of [2, 3, 4]) publish(id);
   t.same(sink.log, [], 'up to the catch-up limit is held');
   publish(5);
@@ -327,7 +327,7 @@ t.test('end during catch-up: the sink is ended once and nothing else is written'
   const read = deferred();
   store.gate = read.promise;
   const started = sub.start(0);
-  await settle();
+  await nextTurn();
   sub.end();
   sub.end();
   read.resolve();
@@ -385,7 +385,7 @@ t.test('property: resume point first, then every later id once and in order, wha
       store.gate = read.promise;
       sink.gate = write.promise;
       const started = sub.start(lastId);
-      await settle();
+      await nextTurn();
       const during = (phase: number) => phases.filter((p) => p === phase).forEach(() => publish(next++));
       during(1);
       read.resolve();
