@@ -15,6 +15,7 @@ import { jsonBodyPlugin } from './http/json-body.js';
 import { loggingOptions } from './http/logging.js';
 import { Metrics } from './metrics.js';
 import { Inbox } from './domain/inbox.js';
+import { Publisher } from './domain/publisher.js';
 import { retentionPlugin } from './domain/retention.js';
 import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
@@ -111,7 +112,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(opsRoutes, { store, bus, metrics, metricsToken: config.metricsToken });
   // Limits are opted into per route (the publish route); nothing else is rate limited.
   await app.register(rateLimit, { global: false });
-  await app.register(publishRoutes, { store, bus, metrics, rateLimit: config.publishRateLimit, rateWindowMs: config.publishRateWindowMs });
+  const publisher = new Publisher(store, bus, metrics, app.log);
+  await app.register(publishRoutes, { publisher, metrics, rateLimit: config.publishRateLimit, rateWindowMs: config.publishRateWindowMs });
   const inbox = new Inbox(store, bus, app.log);
   await app.register(historyRoutes, { store, inbox, maxTopics: config.maxTopicsPerStream });
   const stream = {
