@@ -16,8 +16,8 @@ import { tempDir } from './helpers.js';
 async function fixture(t: Test) {
   const dataDir = tempDir();
   const config = loadConfig({ HERALD_DATA_DIR: dataDir, HERALD_SQLITE_SYNC: 'normal' });
-  const store = await createStore(config);
-  const bus = await createBus(config, store);
+  const store = await createStore(config.store);
+  const bus = await createBus(config.bus, store);
   const announced: BusMessage[] = [];
   bus.subscribe((msg) => announced.push(msg));
   const logged: { obj: unknown; msg: string | undefined }[] = [];

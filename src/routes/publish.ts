@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { PublishConfig } from '../config.js';
 import type { Publisher } from '../domain/publisher.js';
 import { sendError } from '../http/errors.js';
 import type { Metrics } from '../metrics.js';
@@ -41,12 +42,9 @@ function target(b: PublishBody): Target {
   return { broadcast: true };
 }
 
-export interface PublishOptions {
+export interface PublishOptions extends PublishConfig {
   publisher: Publisher;
   metrics: Metrics;
-  /** Publishes per publisher per `rateWindowMs`; 0 means no limit. */
-  rateLimit: number;
-  rateWindowMs: number;
 }
 
 /** Thrown by the rate limiter; the error handler turns it into the usual `{statusCode, error, message}`. */
