@@ -15,6 +15,7 @@ import { jsonBodyPlugin } from './http/json-body.js';
 import { loggingOptions } from './http/logging.js';
 import { Metrics } from './metrics.js';
 import { Inbox } from './domain/inbox.js';
+import { Publisher } from './domain/publisher.js';
 import { retentionPlugin } from './domain/retention.js';
 import { demoRoutes } from './routes/demo.js';
 import { eventRoutes } from './routes/events.js';
@@ -45,26 +46,26 @@ declare module 'fastify' {
 /** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */
 export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    ...loggingOptions(config.logLevel),
-    bodyLimit: config.bodyLimit,
+    ...loggingOptions(config.server.logLevel),
+    bodyLimit: config.server.bodyLimit,
     // Counted until the whole request has arrived: a client trickling its head or body is cut (408),
     // while a stream, whose GET is complete once sent, is not affected however long it stays open.
-    requestTimeout: config.requestTimeoutMs,
+    requestTimeout: config.server.requestTimeoutMs,
     http: {
       // Given here too, as node:http checks at creation that the head's timeout is within the request's.
-      requestTimeout: config.requestTimeoutMs,
-      headersTimeout: config.requestTimeoutMs,
+      requestTimeout: config.server.requestTimeoutMs,
+      headersTimeout: config.server.requestTimeoutMs,
       // node:http looks for expired requests only this often (30 s by default): a tenth of the
       // timeout, so a cut comes within about the timeout.
-      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 10)),
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.server.requestTimeoutMs / 10)),
     },
   });
-  limitConnections(app.server, { max: config.maxConnections, perIp: config.maxConnectionsPerIp });
+  limitConnections(app.server, config.connections);
   app.setValidatorCompiler(validatorCompiler);
   bus.useLogger?.(app.log.child({ component: 'bus' }));
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
-  const hub: Hub = new Hub(bus, config.heartbeatMs, metrics);
+  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics);
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
   hub.startAfter(await store.lastId());
   app.decorate('hub', hub);
@@ -87,8 +88,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
 
   await app.register(errorsPlugin);
   await app.register(jsonBodyPlugin);
-  await app.register(cors, corsOptions(config.corsOrigins));
-  if (config.docs) {
+  await app.register(cors, corsOptions(config.cors.origins));
+  if (config.server.docs) {
     // The OpenAPI document is generated from the route schemas, so it cannot drift from what is enforced.
     await app.register(swagger, {
       openapi: {
@@ -101,45 +102,24 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
   }
-  await app.register(authPlugin, {
-    jwtSecret: secrets.jwtSecret,
-    publisherKey: secrets.publisherKey,
-    audience: config.jwtAudience,
-    publicTopics: config.publicTopics,
-  });
+  // The secrets as resolved, configured or generated, in place of the configured ones.
+  await app.register(authPlugin, { ...config.auth, jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey });
 
-  await app.register(opsRoutes, { store, bus, metrics, metricsToken: config.metricsToken });
+  await app.register(opsRoutes, { ...config.ops, store, bus, metrics });
   // Limits are opted into per route (the publish route); nothing else is rate limited.
   await app.register(rateLimit, { global: false });
-  await app.register(publishRoutes, { store, bus, metrics, rateLimit: config.publishRateLimit, rateWindowMs: config.publishRateWindowMs });
+  const publisher = new Publisher(store, bus, metrics, app.log);
+  await app.register(publishRoutes, { ...config.publish, publisher, metrics });
   const inbox = new Inbox(store, bus, app.log);
-  await app.register(historyRoutes, { store, inbox, maxTopics: config.maxTopicsPerStream });
-  const stream = {
-    store,
-    hub,
-    catchupLimit: config.catchupLimit,
-    maxTopics: config.maxTopicsPerStream,
-    maxStreamsPerUser: config.maxStreamsPerUser,
-    maxPendingBytes: config.maxPendingBytes,
-    metrics,
-    resumes: new ResumeLimiter(config.resumeRatePerUser, config.resumeRatePerIp),
-  };
-  await app.register(eventRoutes, { ...stream, retryMs: config.retryMs });
-  await app.register(wsRoutes, {
-    ...stream,
-    inbox,
-    maxMessageBytes: config.wsMaxMessageBytes,
-    maxMessagesPerSecond: config.wsMaxMessagesPerSecond,
-    corsOrigins: config.corsOrigins,
-  });
+  await app.register(historyRoutes, { store, inbox, maxTopics: config.stream.maxTopics });
+  // One resume limiter for both transports: switching between them does not double a client's rate.
+  const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
+  const stream = { ...config.stream, store, hub, metrics, resumes };
+  await app.register(eventRoutes, stream);
+  await app.register(wsRoutes, { ...stream, ...config.ws, inbox, corsOrigins: config.cors.origins });
   await app.register(pageRoutes);
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
-  if (config.demo) await app.register(demoRoutes, { maxTopics: config.maxTopicsPerStream });
-  await app.register(retentionPlugin, {
-    store,
-    days: config.retentionDays,
-    perUser: config.retentionPerUser,
-    intervalMs: config.retentionIntervalMs,
-  });
+  if (config.demo.enabled) await app.register(demoRoutes, { maxTopics: config.stream.maxTopics });
+  await app.register(retentionPlugin, { ...config.retention, store });
   return app;
 }

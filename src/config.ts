@@ -3,72 +3,132 @@
 import { BlockList, isIP } from 'node:net';
 import { parsePatternList } from './domain/topics.js';
 
-export interface Config {
-  port: number;
+/** The HTTP server: where it listens, what one request may take, how it stops. */
+export interface ServerConfig {
   host: string;
-  dataDir: string;
+  port: number;
+  /** Largest request body, bytes. */
+  bodyLimit: number;
+  /** How long a client may take to send a whole request (head and body); a stream's request is complete once sent. */
+  requestTimeoutMs: number;
+  /** How long a graceful stop waits for in-flight requests before cutting their connections. */
+  shutdownGraceMs: number;
+  logLevel: string;
+  /** Whether the OpenAPI document and its UI are served at /docs. */
+  docs: boolean;
+}
+
+/** Caps on open connections, streams included, counted from the TCP accept to the close. */
+export interface ConnectionsConfig {
+  /** Open connections this instance accepts; beyond, `503`. 0 means no cap. */
+  max: number;
+  /** Open connections from one client address (an IPv6 /64); beyond, `429`. 0 means no cap. */
+  perIp: number;
+}
+
+export interface AuthConfig {
   /** HS256 secret; undefined means "generate one and keep it in the data dir". */
   jwtSecret: string | undefined;
   /** Static publisher API key; undefined means "generate one and keep it in the data dir". */
   publisherKey: string | undefined;
   /** Expected `aud` claim of every JWT, when set. */
-  jwtAudience: string | undefined;
+  audience: string | undefined;
   /** Topic patterns every subscriber may read, besides those their token's `topics` claim allows. */
   publicTopics: string[];
+}
+
+export interface CorsConfig {
   /** Browser origins allowed cross-origin: empty for none, `['*']` for any (without credentials), or a list (with them). */
-  corsOrigins: string[];
+  origins: string[];
+}
+
+export interface DemoConfig {
+  /**
+   * Serves a token for any user to the browser page. On by default only with no secret and no
+   * publisher key configured on a loopback host; never with a configured secret.
+   */
+  enabled: boolean;
+}
+
+/** Streams of either transport (SSE and WebSocket): their cadence, catch-up and what one client may hold. */
+export interface StreamConfig {
+  /** Heartbeat comments on SSE streams, pings on WebSockets. */
   heartbeatMs: number;
+  /** The `retry:` hint an SSE stream starts with. */
   retryMs: number;
-  bodyLimit: number;
-  /** How long a client may take to send a whole request (head and body); a stream's request is complete once sent. */
-  requestTimeoutMs: number;
-  /** Open connections (streams included) this instance accepts; beyond, `503`. 0 means no cap. */
-  maxConnections: number;
-  /** Open connections from one client address (an IPv6 /64); beyond, `429`. 0 means no cap. */
-  maxConnectionsPerIp: number;
+  /** Most notifications replayed on a resume; beyond, the client is told to reload. */
+  catchupLimit: number;
+  maxStreamsPerUser: number;
+  /** Topics one stream, or one history query, may name. */
+  maxTopics: number;
+  /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
+  maxPendingBytes: number;
   /** Stream opens with a resume point (Last-Event-ID) per user per minute, in bursts of as many; 0 means no limit. */
   resumeRatePerUser: number;
   /** The same per client address. */
   resumeRatePerIp: number;
-  catchupLimit: number;
-  /** Where notifications live: a SQLite file path, or a postgres:// URL. */
-  store: string;
-  /** How instances fan out: "memory" (one process) or a redis:// URL. */
-  bus: string;
-  /** How often a Redis-bus instance checks the store for notifications whose message was lost. */
-  busResyncMs: number;
-  /** The Redis pub/sub channel of this deployment's instances. */
-  busChannel: string;
-  sqliteSync: 'full' | 'normal';
-  /**
-   * Demo mode: serves a token for any user to the browser page. On by default only with no secret and
-   * no publisher key configured on a loopback host; never with a configured secret.
-   */
-  demo: boolean;
-  /** Whether the OpenAPI document and its UI are served at /docs. */
-  docs: boolean;
-  maxStreamsPerUser: number;
-  maxTopicsPerStream: number;
-  /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
-  maxPendingBytes: number;
-  /** Largest WebSocket message a client may send; beyond, the socket is closed with 1009. */
-  wsMaxMessageBytes: number;
-  /** Messages per second (and burst) a WebSocket client may send; beyond, the socket is closed with 1008. */
-  wsMaxMessagesPerSecond: number;
-  /** Publishes one publisher may make per `publishRateWindowMs`; 0 means no limit. */
-  publishRateLimit: number;
-  publishRateWindowMs: number;
+}
+
+/** What a WebSocket client may send. */
+export interface WsConfig {
+  /** Largest message; beyond, the socket is closed with 1009. */
+  maxMessageBytes: number;
+  /** Messages per second (and burst); beyond, the socket is closed with 1008. */
+  maxMessagesPerSecond: number;
+}
+
+export interface PublishConfig {
+  /** Publishes one publisher may make per `rateWindowMs`; 0 means no limit. */
+  rateLimit: number;
+  rateWindowMs: number;
+}
+
+export interface RetentionConfig {
   /** Notifications older than this many days are deleted; 0 keeps them forever. */
-  retentionDays: number;
+  days: number;
   /** Each user keeps at most this many direct notifications; 0 means no cap. */
-  retentionPerUser: number;
+  perUser: number;
   /** How often the retention job runs. */
-  retentionIntervalMs: number;
-  /** How long a graceful stop waits for in-flight requests before cutting their connections. */
-  shutdownGraceMs: number;
-  logLevel: string;
+  intervalMs: number;
+}
+
+export interface StoreConfig {
+  /** Where notifications live: a SQLite file path, or a postgres:// URL. */
+  location: string;
+  sqliteSync: 'full' | 'normal';
+}
+
+export interface BusConfig {
+  /** How instances fan out: "memory" (one process) or a redis:// URL. */
+  location: string;
+  /** The Redis pub/sub channel of this deployment's instances. */
+  channel: string;
+  /** How often a Redis-bus instance checks the store for notifications whose message was lost. */
+  resyncMs: number;
+}
+
+/** The operations endpoints (health, readiness, metrics). */
+export interface OpsConfig {
   /** When set, GET /metrics needs it as a bearer token. */
   metricsToken: string | undefined;
+}
+
+/** Every setting, grouped by what consumes it: each group is handed as it is to its plugin or factory. */
+export interface Config {
+  /** Where the SQLite file (by default) and generated secrets live. */
+  dataDir: string;
+  server: ServerConfig;
+  connections: ConnectionsConfig;
+  auth: AuthConfig;
+  cors: CorsConfig;
+  demo: DemoConfig;
+  stream: StreamConfig;
+  ws: WsConfig;
+  publish: PublishConfig;
+  retention: RetentionConfig;
+  store: StoreConfig;
+  bus: BusConfig;
+  ops: OpsConfig;
 }
 
 export class ConfigError extends Error {}
@@ -195,44 +255,59 @@ export function loadConfig(env: Env = process.env): Config {
   const demo = demoMode(env, host, jwtSecret === undefined && publisherKey === undefined && !production);
   if (demo && jwtSecret !== undefined) throw new ConfigError('HERALD_DEMO cannot be on when HERALD_JWT_SECRET is set');
   return {
-    port: int(env, 'PORT', 3000, 0, 65535),
-    host,
     dataDir,
-    jwtSecret,
-    publisherKey,
-    jwtAudience: str(env, 'HERALD_JWT_AUDIENCE'),
-    publicTopics: topicPatterns(env, 'HERALD_PUBLIC_TOPICS'),
-    corsOrigins,
-    heartbeatMs: int(env, 'HERALD_HEARTBEAT_MS', 15_000, 100, 3_600_000),
-    retryMs: int(env, 'HERALD_RETRY_MS', 2_000, 0, 3_600_000),
-    bodyLimit: int(env, 'HERALD_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
-    requestTimeoutMs: int(env, 'HERALD_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
-    maxConnections: int(env, 'HERALD_MAX_CONNECTIONS', 50_000, 0, 10_000_000),
-    maxConnectionsPerIp: int(env, 'HERALD_MAX_CONNECTIONS_PER_IP', 1000, 0, 10_000_000),
-    resumeRatePerUser: int(env, 'HERALD_RESUME_RATE_PER_USER', 60, 0, 1_000_000),
-    resumeRatePerIp: int(env, 'HERALD_RESUME_RATE_PER_IP', 1000, 0, 1_000_000),
-    catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
-    store,
-    bus,
-    busResyncMs: int(env, 'HERALD_BUS_RESYNC_MS', 1000, 100, 3_600_000),
-    // Redis pub/sub channels are server-wide (the database number in the URL does not separate them):
-    // deployments sharing one Redis each need their own channel.
-    busChannel: str(env, 'HERALD_BUS_CHANNEL') ?? 'herald:bus',
-    sqliteSync: sync,
-    demo,
-    docs: bool(env, 'HERALD_DOCS', true),
-    maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
-    maxTopicsPerStream: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
-    maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    wsMaxMessageBytes: int(env, 'HERALD_WS_MAX_MESSAGE_BYTES', 4096, 128, 1024 * 1024),
-    wsMaxMessagesPerSecond: int(env, 'HERALD_WS_MAX_MESSAGES_PER_SECOND', 50, 1, 100_000),
-    publishRateLimit: int(env, 'HERALD_PUBLISH_RATE_LIMIT', 0, 0, 10_000_000),
-    publishRateWindowMs: int(env, 'HERALD_PUBLISH_RATE_WINDOW_MS', 1_000, 100, 86_400_000),
-    retentionDays: int(env, 'HERALD_RETENTION_DAYS', 90, 0, 36_500),
-    retentionPerUser: int(env, 'HERALD_RETENTION_PER_USER', 10_000, 0, 100_000_000),
-    retentionIntervalMs: int(env, 'HERALD_RETENTION_INTERVAL_MS', 3_600_000, 100, 7 * 86_400_000),
-    shutdownGraceMs: int(env, 'HERALD_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
-    logLevel: str(env, 'LOG_LEVEL') ?? 'info',
-    metricsToken,
+    server: {
+      host,
+      port: int(env, 'PORT', 3000, 0, 65535),
+      bodyLimit: int(env, 'HERALD_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+      requestTimeoutMs: int(env, 'HERALD_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+      shutdownGraceMs: int(env, 'HERALD_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+      logLevel: str(env, 'LOG_LEVEL') ?? 'info',
+      docs: bool(env, 'HERALD_DOCS', true),
+    },
+    connections: {
+      max: int(env, 'HERALD_MAX_CONNECTIONS', 50_000, 0, 10_000_000),
+      perIp: int(env, 'HERALD_MAX_CONNECTIONS_PER_IP', 1000, 0, 10_000_000),
+    },
+    auth: {
+      jwtSecret,
+      publisherKey,
+      audience: str(env, 'HERALD_JWT_AUDIENCE'),
+      publicTopics: topicPatterns(env, 'HERALD_PUBLIC_TOPICS'),
+    },
+    cors: { origins: corsOrigins },
+    demo: { enabled: demo },
+    stream: {
+      heartbeatMs: int(env, 'HERALD_HEARTBEAT_MS', 15_000, 100, 3_600_000),
+      retryMs: int(env, 'HERALD_RETRY_MS', 2_000, 0, 3_600_000),
+      catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
+      maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
+      maxTopics: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
+      maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      resumeRatePerUser: int(env, 'HERALD_RESUME_RATE_PER_USER', 60, 0, 1_000_000),
+      resumeRatePerIp: int(env, 'HERALD_RESUME_RATE_PER_IP', 1000, 0, 1_000_000),
+    },
+    ws: {
+      maxMessageBytes: int(env, 'HERALD_WS_MAX_MESSAGE_BYTES', 4096, 128, 1024 * 1024),
+      maxMessagesPerSecond: int(env, 'HERALD_WS_MAX_MESSAGES_PER_SECOND', 50, 1, 100_000),
+    },
+    publish: {
+      rateLimit: int(env, 'HERALD_PUBLISH_RATE_LIMIT', 0, 0, 10_000_000),
+      rateWindowMs: int(env, 'HERALD_PUBLISH_RATE_WINDOW_MS', 1_000, 100, 86_400_000),
+    },
+    retention: {
+      days: int(env, 'HERALD_RETENTION_DAYS', 90, 0, 36_500),
+      perUser: int(env, 'HERALD_RETENTION_PER_USER', 10_000, 0, 100_000_000),
+      intervalMs: int(env, 'HERALD_RETENTION_INTERVAL_MS', 3_600_000, 100, 7 * 86_400_000),
+    },
+    store: { location: store, sqliteSync: sync },
+    bus: {
+      location: bus,
+      // Redis pub/sub channels are server-wide (the database number in the URL does not separate them):
+      // deployments sharing one Redis each need their own channel.
+      channel: str(env, 'HERALD_BUS_CHANNEL') ?? 'herald:bus',
+      resyncMs: int(env, 'HERALD_BUS_RESYNC_MS', 1000, 100, 3_600_000),
+    },
+    ops: { metricsToken },
   };
 }

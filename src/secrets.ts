@@ -37,9 +37,9 @@ export function loadSecrets(config: Config): Secrets {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const jwtSecret = config.jwtSecret ?? kept.jwtSecret ?? randomBytes(32).toString('base64url');
-  const publisherKey = config.publisherKey ?? kept.publisherKey ?? `hpk_${randomBytes(24).toString('base64url')}`;
-  const generated = { jwtSecret: config.jwtSecret === undefined, publisherKey: config.publisherKey === undefined };
+  const jwtSecret = config.auth.jwtSecret ?? kept.jwtSecret ?? randomBytes(32).toString('base64url');
+  const publisherKey = config.auth.publisherKey ?? kept.publisherKey ?? `hpk_${randomBytes(24).toString('base64url')}`;
+  const generated = { jwtSecret: config.auth.jwtSecret === undefined, publisherKey: config.auth.publisherKey === undefined };
   if (generated.jwtSecret || generated.publisherKey) {
     const toKeep = {
       ...(generated.jwtSecret ? { jwtSecret } : {}),

@@ -16,7 +16,7 @@ function banner(config: Config, secrets: Secrets, base: string, demoToken: strin
   const key = secrets.generated.publisherKey ? (demo ? secrets.publisherKey : '$KEY') : '$HERALD_PUBLISHER_KEY';
   return [
     '',
-    `Herald is listening on ${base}  (store: ${printable(config.store)}, bus: ${printable(config.bus)})`,
+    `Herald is listening on ${base}  (store: ${printable(config.store.location)}, bus: ${printable(config.bus.location)})`,
     ...(demo ? demoLines(config, secrets, file, base, demoToken) : credentialLines(secrets, file)),
     'Try it:',
     `  curl -N -H "Authorization: Bearer $TOKEN" ${base}/events`,
@@ -30,9 +30,9 @@ function banner(config: Config, secrets: Secrets, base: string, demoToken: strin
 function demoLines(config: Config, secrets: Secrets, file: string, base: string, token: string): string[] {
   return [
     `Demo inbox: open ${base}/ in a browser (demo mode: the page signs in as any user it names)`,
-    ...(isLoopback(config.host)
+    ...(isLoopback(config.server.host)
       ? []
-      : [`Warning: demo mode on ${config.host} lets anyone who reaches this port act as any user; set HERALD_DEMO=false to turn it off`]),
+      : [`Warning: demo mode on ${config.server.host} lets anyone who reaches this port act as any user; set HERALD_DEMO=false to turn it off`]),
     ...(secrets.generated.publisherKey ? [`Publisher key (kept in ${file}): ${secrets.publisherKey}`] : []),
     `A token for user "${demoUser}", valid 24 h (more: npm run token -- <user>):`,
     `  TOKEN=${token}`,
@@ -58,15 +58,16 @@ function credentialLines(secrets: Secrets, file: string): string[] {
 async function main(): Promise<void> {
   const config = loadConfig();
   const secrets = loadSecrets(config);
-  const store = await createStore(config);
-  const bus = await createBus(config, store);
+  const store = await createStore(config.store);
+  const bus = await createBus(config.bus, store);
   const app = await buildApp({ config, secrets, store, bus });
-  await app.listen({ port: config.port, host: config.host });
+  await app.listen({ port: config.server.port, host: config.server.host });
 
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  process.stdout.write(banner(config, secrets, base, config.demo ? app.jwt.sign({ sub: demoUser }, { expiresIn: '24h' }) : undefined));
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  const { host } = config.server;
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  process.stdout.write(banner(config, secrets, base, config.demo.enabled ? app.jwt.sign({ sub: demoUser }, { expiresIn: '24h' }) : undefined));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -76,14 +77,14 @@ async function main(): Promise<void> {
     // A client that never finishes its request must not hold the process up: past the grace period its
     // connection is cut and the stop goes on, so the store is still closed cleanly and the exit is 0.
     const grace = setTimeout(() => {
-      app.log.warn({ graceMs: config.shutdownGraceMs }, 'shutdown grace period over; closing the remaining connections');
+      app.log.warn({ graceMs: config.server.shutdownGraceMs }, 'shutdown grace period over; closing the remaining connections');
       app.server.closeAllConnections();
-    }, config.shutdownGraceMs);
+    }, config.server.shutdownGraceMs);
     // Should closing itself hang (a stuck store or bus), exit anyway rather than never.
     setTimeout(() => {
       app.log.error('shutdown did not finish after the grace period; exiting');
       process.exit(1);
-    }, config.shutdownGraceMs + 5_000).unref();
+    }, config.server.shutdownGraceMs + 5_000).unref();
     // Stop accepting, let in-flight publishes finish, end streams; then close the bus and the store.
     await app.close();
     clearTimeout(grace);

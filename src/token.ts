@@ -35,7 +35,7 @@ if (list && 'problem' in list) fail(`--topics: ${list.problem}`);
 const topics = list?.patterns;
 const config = loadConfig();
 const { jwtSecret } = loadSecrets(config);
-const sign = createSigner({ key: jwtSecret, algorithm: 'HS256', expiresIn: values.expires, ...(config.jwtAudience ? { aud: config.jwtAudience } : {}) });
+const sign = createSigner({ key: jwtSecret, algorithm: 'HS256', expiresIn: values.expires, ...(config.auth.audience ? { aud: config.auth.audience } : {}) });
 process.stdout.write(
   sign({ ...(user ? { sub: user } : {}), ...(values.publish ? { scope: 'publish' } : {}), ...(topics ? { topics } : {}) }) + '\n',
 );

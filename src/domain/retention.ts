@@ -1,13 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import type { RetentionConfig } from '../config.js';
 import type { Store } from '../store/store.js';
 
-export interface RetentionOptions {
+export interface RetentionOptions extends RetentionConfig {
   store: Store;
-  /** 0 keeps notifications forever. */
-  days: number;
-  /** 0 means no per-user cap. */
-  perUser: number;
-  intervalMs: number;
 }
 
 const dayMs = 86_400_000;

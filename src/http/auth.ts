@@ -3,17 +3,16 @@ import cookie from '@fastify/cookie';
 import jwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import type { AuthConfig } from '../config.js';
 import { sendError } from './errors.js';
 import { isWellFormed } from './json-body.js';
 import { userIdSchema } from '../schemas.js';
 import { parseTopicsClaim, TopicAccess, topicRefusal } from '../domain/topics.js';
 
-export interface AuthOptions {
+/** The auth settings with the secrets as resolved: configured, or generated and kept in the data dir. */
+export interface AuthOptions extends AuthConfig {
   jwtSecret: string;
   publisherKey: string;
-  audience: string | undefined;
-  /** HERALD_PUBLIC_TOPICS: patterns every subscriber may read. */
-  publicTopics: readonly string[];
 }
 
 /** Name of the cookie a browser may carry its token in (EventSource cannot set headers). */

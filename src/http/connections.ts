@@ -2,15 +2,9 @@
 // a stream (SSE, detached from node:http, or an upgraded WebSocket) holds its connection for its life.
 import { STATUS_CODES, type Server } from 'node:http';
 import { isIPv4, type Socket } from 'node:net';
+import type { ConnectionsConfig } from '../config.js';
 import { releaseFromHttp } from './detach.js';
 import { errorBody } from './errors.js';
-
-export interface ConnectionLimits {
-  /** 0 means no cap. */
-  max: number;
-  /** 0 means no cap. */
-  perIp: number;
-}
 
 /** How long a refused connection is kept to read the client's request and answer it. */
 const refusalLingerMs = 2000;
@@ -60,7 +54,7 @@ function refuse(socket: Socket, statusCode: number, message: string): void {
 }
 
 /** Counts `server`'s connections until they close, and refuses those over `limits`. */
-export function limitConnections(server: Server, limits: ConnectionLimits): void {
+export function limitConnections(server: Server, limits: ConnectionsConfig): void {
   if (limits.max === 0 && limits.perIp === 0) return;
   let open = 0;
   const perIp = new Map<string, number>();

@@ -1,17 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../bus/bus.js';
+import type { OpsConfig } from '../config.js';
 import { bearer, sameSecret } from '../http/auth.js';
 import { sendError } from '../http/errors.js';
 import type { Metrics } from '../metrics.js';
 import { errorSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
 
-export interface OpsOptions {
+export interface OpsOptions extends OpsConfig {
   store: Store;
   bus: Bus;
   metrics: Metrics;
-  /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
-  metricsToken: string | undefined;
 }
 
 /** A readiness probe must answer even when a dependency hangs rather than fails. */

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Bus } from '../bus/bus.js';
+import type { PublishConfig } from '../config.js';
+import type { Publisher } from '../domain/publisher.js';
 import { sendError } from '../http/errors.js';
 import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
-import type { Store } from '../store/store.js';
 import type { NewNotification, Target } from '../types.js';
 
 /** `body`, `data` and `type` may be null, as history answers them when absent: null is leaving them out. */
@@ -43,22 +42,9 @@ function target(b: PublishBody): Target {
   return { broadcast: true };
 }
 
-/** JSON with every object's keys sorted (arrays keep their order): the same for the same fields in any order. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
-      : v,
-  );
-}
-
-export interface PublishOptions {
-  store: Store;
-  bus: Bus;
+export interface PublishOptions extends PublishConfig {
+  publisher: Publisher;
   metrics: Metrics;
-  /** Publishes per publisher per `rateWindowMs`; 0 means no limit. */
-  rateLimit: number;
-  rateWindowMs: number;
 }
 
 /** Thrown by the rate limiter; the error handler turns it into the usual `{statusCode, error, message}`. */
@@ -67,7 +53,7 @@ class RateLimited extends Error {
 }
 
 export async function publishRoutes(app: FastifyInstance, opts: PublishOptions): Promise<void> {
-  const { store, bus, metrics } = opts;
+  const { publisher, metrics } = opts;
   const rateLimit =
     opts.rateLimit === 0
       ? undefined
@@ -104,13 +90,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
         target: target(b),
       };
       const key = request.headers['idempotency-key'];
-      // Over what the request asks for, not its bytes: a retry that orders fields differently, sends
-      // null for an absent field or `users: [x]` for `user: x` asks for the same notification.
-      const idempotency =
-        key === undefined
-          ? undefined
-          : { publisher: request.publisherId, key, requestHash: createHash('sha256').update(canonicalJson(n)).digest('hex') };
-      const result = await store.insert(n, idempotency);
+      const result = await publisher.publish(n, key === undefined ? undefined : { publisher: request.publisherId, key }, request.log);
       if (result.status === 'conflict') {
         return sendError(reply, 422, 'this Idempotency-Key was already used for a different request');
       }
@@ -118,11 +98,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
         // The first attempt was committed and published; answer as it was answered, publish nothing new.
         return reply.code(201).header('idempotent-replayed', 'true').send(result.notification);
       }
-      // The row is committed: a failing bus costs live delivery only, and catch-up will still carry it.
-      await bus.publish({ kind: 'notification', notification: result.notification }).catch((err: unknown) => {
-        request.log.error({ err, id: result.notification.id }, 'bus publish failed; clients get it by catch-up');
-      });
-      metrics.notificationPublished(n.target);
+      // Timed here rather than by the Publisher: the histogram is the HTTP request's, from its arrival.
       metrics.publishLatency(reply.elapsedTime / 1000);
       return reply.code(201).send(result.notification);
     },

@@ -3,6 +3,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { StreamConfig } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { corkForTick } from './cork.js';
@@ -62,14 +63,9 @@ export const sseHeaders = {
   'x-accel-buffering': 'no',
 } as const;
 
-export interface SseOptions {
+export interface SseOptions extends StreamConfig {
   store: Store;
   hub: Hub;
-  catchupLimit: number;
-  retryMs: number;
-  maxTopics: number;
-  maxStreamsPerUser: number;
-  maxPendingBytes: number;
   metrics: Metrics;
 }
 

@@ -1,6 +1,7 @@
 // The WebSocket transport's command protocol: one session per socket, holding its Subscription.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
+import type { StreamConfig, WsConfig } from '../config.js';
 import type { Inbox } from '../domain/inbox.js';
 import { topicAccessOf } from '../http/auth.js';
 import { errorBody } from '../http/errors.js';
@@ -14,16 +15,10 @@ import { RateBound, type ResumeLimiter } from './limits.js';
 import { Subscription } from './subscription.js';
 import { closeCode, WsSink } from './ws.js';
 
-export interface WsOptions {
+export interface WsOptions extends StreamConfig, WsConfig {
   store: Store;
   hub: Hub;
   inbox: Inbox;
-  catchupLimit: number;
-  maxTopics: number;
-  maxStreamsPerUser: number;
-  maxPendingBytes: number;
-  maxMessageBytes: number;
-  maxMessagesPerSecond: number;
   /** HERALD_CORS_ORIGINS: the browser origins allowed to open a socket. */
   corsOrigins: readonly string[];
   metrics: Metrics;

@@ -30,7 +30,7 @@ t.test('by default no origin gets any CORS header, preflight or not, in every mo
   for (const env of modes) {
     const s = await startServer({ env });
     t.teardown(() => s.close());
-    t.same(s.config.corsOrigins, [], `no origin allowed with ${JSON.stringify(env)}`);
+    t.same(s.config.cors.origins, [], `no origin allowed with ${JSON.stringify(env)}`);
     const pre = await preflight(s.url, evil);
     t.equal(pre.status, 404, 'a preflight finds nothing');
     t.same(JSON.parse(pre.text), { statusCode: 404, error: 'Not Found', message: 'no route for OPTIONS /notifications' });
@@ -73,7 +73,7 @@ t.test('a list: its origins get themselves and credentials; no other origin is e
 });
 
 t.test('HERALD_CORS_ORIGINS must be `*` or exact origins', async (t) => {
-  const origins = (v: string) => loadConfig({ HERALD_CORS_ORIGINS: v }).corsOrigins;
+  const origins = (v: string) => loadConfig({ HERALD_CORS_ORIGINS: v }).cors.origins;
   t.same(origins(''), []);
   t.same(origins('*'), ['*']);
   t.same(origins(' https://a.example , http://localhost:5173 '), ['https://a.example', 'http://localhost:5173']);

@@ -22,7 +22,7 @@ t.test('demo endpoints do not exist when demo mode is off', async (t) => {
   // The helpers configure a secret, which leaves demo mode off.
   const s = await startServer();
   t.teardown(() => s.close());
-  t.equal(s.config.demo, false);
+  t.equal(s.config.demo.enabled, false);
   for (const body of [undefined, {}, { user: 'mallory' }]) {
     const res = await post(`${s.url}/demo/session`, body);
     t.equal(res.status, 404, 'POST /demo/session is a 404');
@@ -33,7 +33,7 @@ t.test('demo endpoints do not exist when demo mode is off', async (t) => {
 t.test('production without a secret has no demo either, and a secret refuses demo mode', async (t) => {
   const s = await startServer({ env: { HERALD_JWT_SECRET: '', NODE_ENV: 'production' } });
   t.teardown(() => s.close());
-  t.equal(s.config.demo, false);
+  t.equal(s.config.demo.enabled, false);
   t.equal((await post(`${s.url}/demo/session`, {})).status, 404);
   t.throws(() => loadConfig({ HERALD_DEMO: 'true', HERALD_JWT_SECRET: jwtSecret }), { message: /HERALD_DEMO cannot be on/ });
 });
@@ -58,7 +58,7 @@ t.test('the page and the client module are served, with a strict content policy'
 t.test('demo mode: a session gives a working subscriber token and a publish-only token', async (t) => {
   const s = await startServer({ env: { HERALD_JWT_SECRET: '', HERALD_PUBLISHER_KEY: '' } });
   t.teardown(() => s.close());
-  t.equal(s.config.demo, true, 'on by default with nothing configured, on a loopback host');
+  t.equal(s.config.demo.enabled, true, 'on by default with nothing configured, on a loopback host');
 
   const bare = await post(`${s.url}/demo/session`, undefined);
   t.equal(bare.status, 200, 'no body at all is fine');
@@ -105,7 +105,7 @@ t.test('demo mode: session tokens allow the demo topic and the topics the page n
 });
 
 t.test('demo mode is on by default only with nothing configured on a loopback host', async (t) => {
-  const demo = (env: Record<string, string>) => loadConfig({ HERALD_JWT_SECRET: '', HERALD_PUBLISHER_KEY: '', ...env }).demo;
+  const demo = (env: Record<string, string>) => loadConfig({ HERALD_JWT_SECRET: '', HERALD_PUBLISHER_KEY: '', ...env }).demo.enabled;
   t.equal(demo({}), true, 'nothing configured, the default HOST 127.0.0.1');
   for (const host of ['localhost', 'LOCALHOST', '127.0.0.1', '127.8.9.10', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) {
     t.ok(isLoopback(host), `${host} is loopback`);

@@ -39,7 +39,7 @@ t.test('publish rate limit: per authenticated publisher, after auth, 429 with Re
 t.test('unset, the publish rate is not limited', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
-  t.equal(s.config.publishRateLimit, 0);
+  t.equal(s.config.publish.rateLimit, 0);
   const results = await Promise.all(Array.from({ length: 50 }, (_, i) => s.publish({ user: 'n', title: `${i}` })));
   t.same(new Set(results.map((r) => r.status)), new Set([201]));
 });

@@ -98,8 +98,8 @@ t.test('HERALD_PUBLIC_TOPICS: topics every subscriber may read, besides its own'
 
 t.test('HERALD_PUBLIC_TOPICS is validated at start', async (t) => {
   const env = (v: string) => ({ HERALD_PUBLIC_TOPICS: v, HERALD_JWT_SECRET: jwtSecret });
-  t.same(loadConfig(env('')).publicTopics, [], 'empty by default');
-  t.same(loadConfig(env(' a , org:*,*, ')).publicTopics, ['a', 'org:*', '*']);
+  t.same(loadConfig(env('')).auth.publicTopics, [], 'empty by default');
+  t.same(loadConfig(env(' a , org:*,*, ')).auth.publicTopics, ['a', 'org:*', '*']);
   for (const bad of ['a*b', '**', '*a', 'a b', 'a\nb', 't'.repeat(129), 'ok,b@d!']) {
     t.throws(() => loadConfig(env(bad)), { message: /^HERALD_PUBLIC_TOPICS: ".*" is not a topic pattern/ }, JSON.stringify(bad));
   }

@@ -107,7 +107,7 @@ t.test('a lost or late Redis message: the gap is read from the store, duplicates
   t.teardown(() => (onA.close(), onB.close()));
   const raw = new Redis(redis.url);
   t.teardown(() => raw.disconnect());
-  const send = (msg: BusMessage) => raw.publish(a.config.busChannel, JSON.stringify(msg));
+  const send = (msg: BusMessage) => raw.publish(a.config.bus.channel, JSON.stringify(msg));
 
   // Committed, but only the last one's message goes out: as if the first two were lost in transit.
   const stored = [];

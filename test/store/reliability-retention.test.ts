@@ -21,7 +21,7 @@ const readsNews = { topics: ['news'] };
 
 /** Makes rows `days` old, as the passing of time would: through a second connection to the same file. */
 function age(s: Server, ids: number[], days: number): void {
-  const db = new Database(s.config.store);
+  const db = new Database(s.config.store.location);
   try {
     db.pragma('busy_timeout = 5000');
     const then = new Date(Date.now() - days * 86_400_000).toISOString();

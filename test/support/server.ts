@@ -65,8 +65,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<Server> {
     PORT: '0',
     ...opts.env,
   });
-  const store = await createStore(config);
-  const bus = opts.bus ?? (await createBus(config, store));
+  const store = await createStore(config.store);
+  const bus = opts.bus ?? (await createBus(config.bus, store));
   const app = await buildApp({ config, secrets: { jwtSecret, publisherKey }, store, bus });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
