@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bus } from '../bus/bus.js';
-import { sendError } from '../http/errors.js';
+import { errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
@@ -61,11 +61,6 @@ export interface PublishOptions {
   rateWindowMs: number;
 }
 
-/** Thrown by the rate limiter; the error handler turns it into the usual `{statusCode, error, message}`. */
-class RateLimited extends Error {
-  readonly statusCode = 429;
-}
-
 export async function publishRoutes(app: FastifyInstance, opts: PublishOptions): Promise<void> {
   const { store, bus, metrics } = opts;
   const rateLimit =
@@ -78,8 +73,8 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
           // unauthenticated requests are refused with 401 and never use up a publisher's allowance.
           hook: 'preHandler' as const,
           keyGenerator: (request: FastifyRequest) => request.publisherId,
-          errorResponseBuilder: (_request: FastifyRequest, ctx: { after: string }) =>
-            new RateLimited(`publish rate limit exceeded: at most ${opts.rateLimit} per ${opts.rateWindowMs} ms for this publisher; retry in ${ctx.after}`),
+          // Thrown by the rate limiter, so the error handler answers it like any other error.
+          errorResponseBuilder: (_request: FastifyRequest, ctx: { after: string }) => errors.publishRateLimited(opts.rateLimit, opts.rateWindowMs, ctx.after),
         };
   app.post<{ Body: PublishBody; Headers: { 'idempotency-key'?: string } }>(
     '/notifications',
@@ -111,9 +106,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
           ? undefined
           : { publisher: request.publisherId, key, requestHash: createHash('sha256').update(canonicalJson(n)).digest('hex') };
       const result = await store.insert(n, idempotency);
-      if (result.status === 'conflict') {
-        return sendError(reply, 422, 'this Idempotency-Key was already used for a different request');
-      }
+      if (result.status === 'conflict') throw errors.idempotencyConflict();
       if (result.status === 'replayed') {
         // The first attempt was committed and published; answer as it was answered, publish nothing new.
         return reply.code(201).header('idempotent-replayed', 'true').send(result.notification);
