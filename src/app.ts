@@ -9,7 +9,8 @@ import type { Bus } from './bus/bus.js';
 import type { Config } from './config.js';
 import { limitConnections } from './http/connections.js';
 import { drainUnreadBody } from './http/drain.js';
-import { errorsPlugin } from './http/errors.js';
+import { errors } from './errors.js';
+import { errorServerOptions, errorsPlugin } from './http/errors.js';
 import { Hub } from './stream/hub.js';
 import { jsonBodyPlugin } from './http/json-body.js';
 import { loggingOptions } from './http/logging.js';
@@ -47,6 +48,7 @@ declare module 'fastify' {
 export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...loggingOptions(config.server.logLevel),
+    ...errorServerOptions,
     bodyLimit: config.server.bodyLimit,
     // Counted until the whole request has arrived: a client trickling its head or body is cut (408),
     // while a stream, whose GET is complete once sent, is not affected however long it stays open.
@@ -77,6 +79,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   app.addHook('preClose', async () => {
     closing = true;
     hub.close();
+  });
+  // A request that arrives once the stop has begun (on a kept-alive connection) is refused at once.
+  app.addHook('onRequest', async () => {
+    if (closing) throw errors.shuttingDown();
   });
   // Requests already in flight when the stop begins are answered, but their keep-alive connections
   // must not then hold the server open: each such answer closes its connection.

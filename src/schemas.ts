@@ -17,7 +17,7 @@ export const streamQuery = (maxTopics: number) =>
 
 export const errorSchema = {
   type: 'object',
-  properties: { statusCode: { type: 'integer' }, error: { type: 'string' }, message: { type: 'string' } },
+  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
 } as const;
 
 const notificationProperties = {

@@ -1,13 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import jwt from '@fastify/jwt';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AuthConfig } from '../config.js';
-import { sendError } from './errors.js';
 import { isWellFormed } from './json-body.js';
+import { errors } from '../errors.js';
 import { userIdSchema } from '../schemas.js';
-import { parseTopicsClaim, TopicAccess, topicRefusal } from '../domain/topics.js';
+import { parseTopicsClaim, TopicAccess } from '../domain/topics.js';
 
 /** The auth settings with the secrets as resolved: configured, or generated and kept in the data dir. */
 export interface AuthOptions extends AuthConfig {
@@ -128,41 +128,37 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
     }
   };
 
-  app.decorate('requireUser', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.decorate('requireUser', async (request: FastifyRequest) => {
     const q = request.query as { token?: unknown } | undefined;
     const token = bearer(request) ?? (typeof q?.token === 'string' ? q.token : undefined) ?? request.cookies[tokenCookie];
-    if (!token) return void sendError(reply, 401, 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)');
+    if (!token) throw errors.tokenMissing();
     const claims = verify(token);
-    if (!claims) return void sendError(reply, 401, 'the token is invalid or expired');
-    if (scopes(claims).includes('publish')) {
-      return void sendError(reply, 403, 'a publish token cannot subscribe or read notifications: use a token without the publish scope');
-    }
-    if (!isUserId(claims.sub)) {
-      return void sendError(reply, 403, 'the token names no valid user (sub claim)');
-    }
+    if (!claims) throw errors.tokenInvalid();
+    if (scopes(claims).includes('publish')) throw errors.tokenNotSubscriber();
+    if (!isUserId(claims.sub)) throw errors.tokenUserInvalid();
     const topics = parseTopicsClaim(claims.topics);
-    if ('problem' in topics) return void sendError(reply, 403, topics.problem);
+    if ('problem' in topics) throw errors.tokenTopicsInvalid(topics.problem);
     request.userId = claims.sub;
     request.topicAccess = new TopicAccess([...opts.publicTopics, ...topics.patterns]);
   });
 
-  app.decorate('requireTopics', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.decorate('requireTopics', async (request: FastifyRequest) => {
     // The route's schema has already made `topic` an array of topic names, when present.
     const named = (request.query as { topic?: string[] } | undefined)?.topic ?? [];
     const refused = topicAccessOf(request).firstRefused(named);
-    if (refused !== undefined) sendError(reply, 403, topicRefusal(refused));
+    if (refused !== undefined) throw errors.topicForbidden(refused);
   });
 
-  app.decorate('requirePublisher', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.decorate('requirePublisher', async (request: FastifyRequest) => {
     const token = bearer(request);
-    if (!token) return void sendError(reply, 401, 'a publisher key or token is required (Authorization: Bearer)');
+    if (!token) throw errors.publisherCredentialMissing();
     if (sameDigest(token, publisherKeyDigest)) {
       request.publisherId = 'key';
       return;
     }
     const claims = verify(token);
-    if (!claims) return void sendError(reply, 401, 'the publisher key or token is invalid or expired');
-    if (!scopes(claims).includes('publish')) return void sendError(reply, 403, 'the token has no publish scope');
+    if (!claims) throw errors.publisherCredentialInvalid();
+    if (!scopes(claims).includes('publish')) throw errors.tokenNotPublisher();
     request.publisherId = `jwt:${typeof claims.sub === 'string' ? claims.sub : ''}`;
   });
 });

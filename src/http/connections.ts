@@ -1,10 +1,11 @@
 // Caps on open connections, in total and per client address, counted from the TCP accept to the close:
 // a stream (SSE, detached from node:http, or an upgraded WebSocket) holds its connection for its life.
-import { STATUS_CODES, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { isIPv4, type Socket } from 'node:net';
 import type { ConnectionsConfig } from '../config.js';
 import { releaseFromHttp } from './detach.js';
-import { errorBody } from './errors.js';
+import { errors, type HeraldError } from '../errors.js';
+import { rawErrorResponse } from './errors.js';
 
 /** How long a refused connection is kept to read the client's request and answer it. */
 const refusalLingerMs = 2000;
@@ -28,18 +29,15 @@ export function clientKey(address: string): string {
 }
 
 /**
- * Answers `statusCode` on a connection over a cap, and closes it. Written by hand on the socket
+ * Answers `refusal` on a connection over a cap, and closes it. Written by hand on the socket
  * because no request has been parsed yet (nor will be: the socket is taken out of node:http first,
  * so nothing it sends reaches a route). The answer waits for the client's request, and what the
  * client sends is read and dropped until it closes: closing on unread data would reset the
  * connection, and the client might lose the answer.
  */
-function refuse(socket: Socket, statusCode: number, message: string): void {
+function refuse(socket: Socket, refusal: HeraldError): void {
   if (!releaseFromHttp(socket)) return void socket.destroy();
-  const body = JSON.stringify(errorBody(statusCode, message));
-  const answer =
-    `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+  const answer = rawErrorResponse(refusal);
   let read = 0;
   const timer = setTimeout(() => socket.destroy(), refusalLingerMs);
   socket.once('close', () => clearTimeout(timer));
@@ -64,10 +62,10 @@ export function limitConnections(server: Server, limits: ConnectionsConfig): voi
     const key = clientKey(socket.remoteAddress);
     const fromKey = perIp.get(key) ?? 0;
     if (limits.max > 0 && open >= limits.max) {
-      return refuse(socket, 503, `the server is at its connection limit (${limits.max}, HERALD_MAX_CONNECTIONS); retry later`);
+      return refuse(socket, errors.connectionLimit(limits.max));
     }
     if (limits.perIp > 0 && fromKey >= limits.perIp) {
-      return refuse(socket, 429, `at most ${limits.perIp} open connections per client address (HERALD_MAX_CONNECTIONS_PER_IP)`);
+      return refuse(socket, errors.tooManyConnections(limits.perIp));
     }
     open++;
     perIp.set(key, fromKey + 1);

@@ -1,9 +1,9 @@
 // Which browser origins may use Herald cross-origin: CORS for HTTP, and the same list for WebSocket
 // upgrades, to which browsers apply no CORS.
 import type { FastifyCorsOptions } from '@fastify/cors';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import { errors } from '../errors.js';
 import { tokenCookie } from './auth.js';
-import { sendError } from './errors.js';
 
 /**
  * No list: no CORS headers at all, and a preflight is a 404. `*`: any origin may read, but never with
@@ -31,10 +31,10 @@ export function originCheck(allowed: readonly string[]) {
       return false;
     }
   };
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (request: FastifyRequest): Promise<void> => {
     const origin = request.headers.origin;
     if (origin === undefined || allowed.includes(origin) || sameOrigin(origin, request.headers.host)) return;
-    if (!any) return void sendError(reply, 403, `origin ${origin} may not open a WebSocket (HERALD_CORS_ORIGINS)`);
+    if (!any) throw errors.originForbidden(origin);
     delete request.cookies[tokenCookie];
   };
 }

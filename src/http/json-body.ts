@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { errors } from '../errors.js';
 
 /**
  * Deepest JSON a request body may be. Parsing is iterative, but JSON.stringify, ajv and the response
@@ -13,10 +14,6 @@ const loneSurrogate = /\p{Cs}/u;
 
 export function isWellFormed(s: string): boolean {
   return !loneSurrogate.test(s);
-}
-
-function badRequest(message: string): Error & { statusCode: number } {
-  return Object.assign(new Error(message), { statusCode: 400 });
 }
 
 /** Input as a message may show it: cut short, so a huge key or number cannot make a huge answer. */
@@ -175,18 +172,18 @@ export const jsonBodyPlugin = fp(async (app: FastifyInstance) => {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request: FastifyRequest, raw: Buffer, done) => {
     const charset = /;\s*charset="?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      return done(Object.assign(new Error(`unsupported charset "${charset}": send content-type: application/json in UTF-8`), { statusCode: 415 }));
+      return done(errors.charsetUnsupported(charset));
     }
     let text: string;
     try {
       text = utf8.decode(raw);
     } catch {
-      return done(badRequest('body is not valid UTF-8'));
+      return done(errors.bodyNotUtf8());
     }
     parseJson(request, text, (err, body) => {
       if (err) return done(err);
       const problem = jsonProblem(text, 'body');
-      if (problem !== undefined) return done(badRequest(problem));
+      if (problem !== undefined) return done(errors.jsonNotStrict(problem));
       done(null, body);
     });
   });

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { sendError } from '../http/errors.js';
+import { errors } from '../errors.js';
 import type { Inbox } from '../domain/inbox.js';
 import { errorResponses, idString, inboxItemSchema, topicsQuery } from '../schemas.js';
 import type { Store } from '../store/store.js';
@@ -82,9 +82,9 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
         response: { 200: { type: 'object', properties: { id: { type: 'integer' }, read: { type: 'boolean' } } }, ...errorResponses },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const id = Number(request.params.id);
-      if (!(await inbox.markRead(request.userId, id))) return sendError(reply, 404, `notification ${id} not found`);
+      if (!(await inbox.markRead(request.userId, id))) throw errors.notificationNotFound(id);
       return { id, read: true };
     },
   );
@@ -105,7 +105,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
     { schema: { summary: 'Delete one notification from the caller’s history', params: idParams, response: errorResponses } },
     async (request, reply) => {
       const id = Number(request.params.id);
-      if (!(await inbox.remove(request.userId, id))) return sendError(reply, 404, `notification ${id} not found`);
+      if (!(await inbox.remove(request.userId, id))) throw errors.notificationNotFound(id);
       return reply.code(204).send();
     },
   );

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import type { OpsConfig } from '../config.js';
 import { bearer, sameSecret } from '../http/auth.js';
-import { sendError } from '../http/errors.js';
+import { errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { errorSchema } from '../schemas.js';
 import type { Store } from '../store/store.js';
@@ -65,14 +65,12 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
         },
       },
     },
-    async (_request, reply) => {
+    async () => {
       const [store, bus] = await Promise.all([check('store', () => opts.store.ping()), check('bus', () => opts.bus.ping())]);
       const checks = { store, bus };
       if (store === 'ok' && bus === 'ok') return { status: 'ready', checks };
       const down = Object.entries(checks).filter(([, v]) => v !== 'ok').map(([k]) => k);
-      return reply
-        .code(503)
-        .send({ statusCode: 503, error: 'Service Unavailable', message: `not ready: ${down.join(' and ')} unreachable`, checks });
+      throw errors.notReady(down, checks);
     },
   );
 
@@ -88,7 +86,7 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
     async (request, reply) => {
       if (opts.metricsToken !== undefined) {
         const token = bearer(request);
-        if (token === undefined || !sameSecret(token, opts.metricsToken)) return sendError(reply, 401, 'a metrics token is required (Authorization: Bearer)');
+        if (token === undefined || !sameSecret(token, opts.metricsToken)) throw errors.metricsTokenRequired();
       }
       return reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
     },

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { PublishConfig } from '../config.js';
 import type { Publisher } from '../domain/publisher.js';
-import { sendError } from '../http/errors.js';
+import { errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
 import type { NewNotification, Target } from '../types.js';
@@ -47,11 +47,6 @@ export interface PublishOptions extends PublishConfig {
   metrics: Metrics;
 }
 
-/** Thrown by the rate limiter; the error handler turns it into the usual `{statusCode, error, message}`. */
-class RateLimited extends Error {
-  readonly statusCode = 429;
-}
-
 export async function publishRoutes(app: FastifyInstance, opts: PublishOptions): Promise<void> {
   const { publisher, metrics } = opts;
   const rateLimit =
@@ -64,8 +59,8 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
           // unauthenticated requests are refused with 401 and never use up a publisher's allowance.
           hook: 'preHandler' as const,
           keyGenerator: (request: FastifyRequest) => request.publisherId,
-          errorResponseBuilder: (_request: FastifyRequest, ctx: { after: string }) =>
-            new RateLimited(`publish rate limit exceeded: at most ${opts.rateLimit} per ${opts.rateWindowMs} ms for this publisher; retry in ${ctx.after}`),
+          // Thrown by the rate limiter, so the error handler answers it like any other error.
+          errorResponseBuilder: (_request: FastifyRequest, ctx: { after: string }) => errors.publishRateLimited(opts.rateLimit, opts.rateWindowMs, ctx.after),
         };
   app.post<{ Body: PublishBody; Headers: { 'idempotency-key'?: string } }>(
     '/notifications',
@@ -91,9 +86,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
       };
       const key = request.headers['idempotency-key'];
       const result = await publisher.publish(n, key === undefined ? undefined : { publisher: request.publisherId, key }, request.log);
-      if (result.status === 'conflict') {
-        return sendError(reply, 422, 'this Idempotency-Key was already used for a different request');
-      }
+      if (result.status === 'conflict') throw errors.idempotencyConflict();
       if (result.status === 'replayed') {
         // The first attempt was committed and published; answer as it was answered, publish nothing new.
         return reply.code(201).header('idempotent-replayed', 'true').send(result.notification);

@@ -2,7 +2,7 @@ import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
 import { originCheck } from '../http/cors.js';
-import { sendError } from '../http/errors.js';
+import { errors } from '../errors.js';
 import { errorResponses, errorSchema, streamQuery } from '../schemas.js';
 import { resumeLimit, streamLimit } from '../stream/limits.js';
 import { WsSession, type WsOptions } from '../stream/ws-session.js';
@@ -37,7 +37,9 @@ export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<v
       response: { 426: errorSchema, ...errorResponses },
     },
     // A plain GET (no Upgrade header) gets a JSON error like every other endpoint, not an empty 404.
-    handler: (_request, reply) => sendError(reply, 426, 'this is a WebSocket endpoint: connect with Upgrade: websocket'),
+    handler: () => {
+      throw errors.upgradeRequired();
+    },
     wsHandler: (socket, request) => {
       new WsSession(socket, request, opts);
     },

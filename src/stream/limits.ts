@@ -2,9 +2,9 @@
 // bucket, for WebSocket messages), and reconnect churn: a stream opened with a resume point costs a
 // store read and a replay of up to HERALD_CATCHUP_LIMIT notifications, so how often one user, or one
 // client address, may do it is bounded.
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import { errors } from '../errors.js';
 import { clientKey } from '../http/connections.js';
-import { sendError } from '../http/errors.js';
 import type { Hub } from './hub.js';
 
 /**
@@ -50,8 +50,8 @@ export class RateBound {
 
 /** preHandler after `requireUser`: refuses a stream past the per-user limit before any stream header or upgrade. */
 export function streamLimit(hub: Hub, max: number) {
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (hub.streamsOf(request.userId) >= max) sendError(reply, 429, `at most ${max} open streams per user`);
+  return async (request: FastifyRequest): Promise<void> => {
+    if (hub.streamsOf(request.userId) >= max) throw errors.tooManyStreams(max);
   };
 }
 
@@ -125,9 +125,9 @@ export class ResumeLimiter {
  * past the rate, with `429` and `Retry-After`, before the store is read.
  */
 export function resumeLimit(limiter: ResumeLimiter, resumes: (request: FastifyRequest) => boolean) {
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (request: FastifyRequest): Promise<void> => {
     if (!resumes(request)) return;
     const refusal = limiter.take(request.userId, request.ip);
-    if (refusal) sendError(reply.header('retry-after', String(refusal.retryAfterSeconds)), 429, refusal.message);
+    if (refusal) throw errors.resumeRateLimited(refusal);
   };
 }

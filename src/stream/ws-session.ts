@@ -3,13 +3,12 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
 import type { StreamConfig, WsConfig } from '../config.js';
 import type { Inbox } from '../domain/inbox.js';
+import { errorBody, errors, HeraldError } from '../errors.js';
 import { topicAccessOf } from '../http/auth.js';
-import { errorBody } from '../http/errors.js';
 import { jsonProblem } from '../http/json-body.js';
 import { topicSchema } from '../schemas.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import { topicRefusal } from '../domain/topics.js';
 import type { Hub } from './hub.js';
 import { RateBound, type ResumeLimiter } from './limits.js';
 import { Subscription } from './subscription.js';
@@ -62,17 +61,6 @@ interface Command {
 }
 
 type Ref = string | number | null;
-
-/** A refusal of one command: answered as an error reply; the socket stays open unless `close` is given. */
-class CommandError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-    readonly close?: { code: number; reason: string },
-  ) {
-    super(message);
-  }
-}
 
 type ValidationError = NonNullable<ReturnType<FastifyRequest['compileValidationSchema']>['errors']>[number];
 
@@ -155,34 +143,33 @@ export class WsSession {
   private async handle(text: string | undefined): Promise<void> {
     let ref: Ref = null;
     try {
-      if (text === undefined) throw new CommandError(400, 'messages must be text frames holding JSON');
+      if (text === undefined) throw errors.messageNotText();
       let msg: unknown;
       try {
         msg = JSON.parse(text);
       } catch {
-        throw new CommandError(400, 'message is not valid JSON');
+        throw errors.messageInvalidJson();
       }
       const problem = jsonProblem(text, 'message');
-      if (problem !== undefined) throw new CommandError(400, problem);
-      if (!isObject(msg)) throw new CommandError(400, 'message must be a JSON object');
+      if (problem !== undefined) throw errors.jsonNotStrict(problem);
+      if (!isObject(msg)) throw errors.validationFailed('message must be a JSON object');
       if (typeof msg.ref === 'string' || typeof msg.ref === 'number') ref = msg.ref;
       const type = msg.type;
-      if (typeof type !== 'string' || !commandTypes.includes(type as CommandType)) {
-        throw new CommandError(400, `"type" must be one of ${commandTypes.map((t) => `"${t}"`).join(', ')}`);
-      }
+      if (typeof type !== 'string' || !commandTypes.includes(type as CommandType)) throw errors.commandUnknown(commandTypes);
       // Validated as a body is: a JSON message already has types, so none is coerced.
       const validate = this.request.compileValidationSchema(commandSchemas[type as CommandType], 'body');
-      if (!validate(msg)) throw new CommandError(400, describe(type, validate.errors?.[0]));
+      if (!validate(msg)) throw errors.validationFailed(describe(type, validate.errors?.[0]));
       const data = await this.run(msg as unknown as Command);
       this.reply({ event: 'reply', ref, data });
     } catch (err) {
-      if (err instanceof CommandError) {
-        this.reply({ event: 'error', ref, data: errorBody(err.statusCode, err.message) });
-        if (err.close) this.socket.close(err.close.code, err.close.reason);
+      if (err instanceof HeraldError) {
+        this.reply({ event: 'error', ref, data: errorBody(err) });
+        // A refused resume cannot start the stream (see run): the client reconnects when told.
+        if (err.code === 'resume_rate_limited') this.socket.close(closeCode.tryAgainLater, `retry in ${err.options.retryAfterSeconds} s`);
         return;
       }
       this.log.error({ err }, 'websocket command failed');
-      this.reply({ event: 'error', ref, data: errorBody(500, 'internal error') });
+      this.reply({ event: 'error', ref, data: errorBody(errors.internal()) });
     }
   }
 
@@ -192,14 +179,10 @@ export class WsSession {
 
   private async run(cmd: Command): Promise<Record<string, unknown>> {
     if (cmd.type === 'resume') {
-      if (this.started) {
-        throw new CommandError(409, 'the stream has already started: resume must be the first message (or reconnect with ?lastEventId=)');
-      }
+      if (this.started) throw errors.streamAlreadyStarted();
       const refusal = cmd.lastEventId === undefined ? undefined : this.opts.resumes.take(this.sub.user, this.request.ip);
       // Closed, not started live: a live start would skip what the client missed, without a word.
-      if (refusal) {
-        throw new CommandError(429, refusal.message, { code: closeCode.tryAgainLater, reason: `retry in ${refusal.retryAfterSeconds} s` });
-      }
+      if (refusal) throw errors.resumeRateLimited(refusal);
       await this.start(cmd.lastEventId);
       return {};
     }
@@ -208,9 +191,9 @@ export class WsSession {
     switch (cmd.type) {
       case 'subscribe': {
         const topic = cmd.topic!;
-        if (!topicAccessOf(this.request).mayRead(topic)) throw new CommandError(403, topicRefusal(topic));
+        if (!topicAccessOf(this.request).mayRead(topic)) throw errors.topicForbidden(topic);
         if (!this.sub.topics.includes(topic) && this.sub.topics.length >= this.opts.maxTopics) {
-          throw new CommandError(400, `at most ${this.opts.maxTopics} topics per stream`);
+          throw errors.tooManyTopics(this.opts.maxTopics);
         }
         this.sub.subscribe(topic);
         return { topics: this.sub.topics };
@@ -220,7 +203,7 @@ export class WsSession {
         return { topics: this.sub.topics };
       case 'read': {
         const id = cmd.id!;
-        if (!(await this.opts.inbox.markRead(user, id))) throw new CommandError(404, `notification ${id} not found`);
+        if (!(await this.opts.inbox.markRead(user, id))) throw errors.notificationNotFound(id);
         return { id, read: true };
       }
       case 'read-all':

@@ -33,7 +33,7 @@ t.test('by default no origin gets any CORS header, preflight or not, in every mo
     t.same(s.config.cors.origins, [], `no origin allowed with ${JSON.stringify(env)}`);
     const pre = await preflight(s.url, evil);
     t.equal(pre.status, 404, 'a preflight finds nothing');
-    t.same(JSON.parse(pre.text), { statusCode: 404, error: 'Not Found', message: 'no route for OPTIONS /notifications' });
+    t.same(JSON.parse(pre.text), { statusCode: 404, code: 'route_not_found', error: 'Not Found', message: 'no route for OPTIONS /notifications' });
     t.same(cors(pre), { origin: undefined, credentials: undefined });
     const get = await simple(s.url, evil);
     t.equal(get.status, 200, 'the request itself is answered (a browser keeps the answer from the page)');

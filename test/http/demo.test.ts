@@ -26,7 +26,7 @@ t.test('demo endpoints do not exist when demo mode is off', async (t) => {
   for (const body of [undefined, {}, { user: 'mallory' }]) {
     const res = await post(`${s.url}/demo/session`, body);
     t.equal(res.status, 404, 'POST /demo/session is a 404');
-    t.same(res.body, { statusCode: 404, error: 'Not Found', message: 'no route for POST /demo/session' });
+    t.same(res.body, { statusCode: 404, code: 'route_not_found', error: 'Not Found', message: 'no route for POST /demo/session' });
   }
 });
 

@@ -242,16 +242,17 @@ function checkErrorShape(t: Test, c: Case, res: RawResponse, secret: string): vo
   const expected = Array.isArray(c.status) ? c.status : [c.status];
   t.ok(expected.includes(res.status), `${c.name}: status ${res.status} in ${expected.join('|')}${res.status >= 500 ? ` (${res.text.slice(0, 200)})` : ''}`);
   t.match(res.headers['content-type'], /^application\/json/, `${c.name}: JSON`);
-  let body: { statusCode?: unknown; error?: unknown; message?: unknown } = {};
+  let body: { statusCode?: unknown; code?: unknown; error?: unknown; message?: unknown } = {};
   try {
     body = JSON.parse(res.text) as typeof body;
   } catch {
     t.fail(`${c.name}: body is not JSON: ${res.text.slice(0, 200)}`);
     return;
   }
-  t.same(Object.keys(body).sort(), ['error', 'message', 'statusCode'], `${c.name}: the error shape`);
+  t.same(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode'], `${c.name}: the error shape`);
   t.equal(body.statusCode, res.status, `${c.name}: statusCode matches`);
   if (res.status === 415) t.match(body.message, /application\/json/, `${c.name}: says what to send`);
+  t.type(body.code, 'string');
   t.type(body.error, 'string');
   t.type(body.message, 'string');
   t.notMatch(String(body.message), internals, `${c.name}: no internals in "${String(body.message).slice(0, 120)}"`);

@@ -42,6 +42,7 @@ t.test('GET /ready checks the store and the bus, and is 503 with a JSON body whe
   t.equal(down.status, 503);
   t.same(down.body, {
     statusCode: 503,
+    code: 'not_ready',
     error: 'Service Unavailable',
     message: 'not ready: store unreachable',
     checks: { store: 'unreachable', bus: 'ok' },
@@ -132,7 +133,7 @@ t.test('HERALD_METRICS_TOKEN protects /metrics', async (t) => {
   ] as const) {
     const res = await fetch(`${s.url}/metrics`, { headers });
     t.equal(res.status, 401, `${name}: 401`);
-    t.same(await res.json(), { statusCode: 401, error: 'Unauthorized', message: 'a metrics token is required (Authorization: Bearer)' });
+    t.same(await res.json(), { statusCode: 401, code: 'metrics_token_required', error: 'Unauthorized', message: 'a metrics token is required (Authorization: Bearer)' });
   }
   t.match(await scrape(s, { authorization: `Bearer ${token}` }), /herald_open_streams 0/);
 });
@@ -186,7 +187,7 @@ t.test('HERALD_DOCS=false closes /docs: the UI and the document are a 404', asyn
   for (const path of ['/docs', '/docs/', '/docs/json', '/docs/yaml', '/docs/static/index.html']) {
     const res = await fetch(`${s.url}${path}`);
     t.equal(res.status, 404, path);
-    t.same(await res.json(), { statusCode: 404, error: 'Not Found', message: `no route for GET ${path}` });
+    t.same(await res.json(), { statusCode: 404, code: 'route_not_found', error: 'Not Found', message: `no route for GET ${path}` });
   }
   t.equal((await fetch(`${s.url}/health`)).status, 200, 'the rest is served as before');
   t.throws(() => loadConfig({ HERALD_DOCS: 'hidden' }), { message: 'HERALD_DOCS must be true or false, got "hidden"' });

@@ -23,6 +23,7 @@ async function get(s: Server, path: string, token: string): Promise<{ status: nu
 
 const refusal = (topic: string) => ({
   statusCode: 403,
+  code: 'topic_forbidden',
   error: 'Forbidden',
   message: `may not read topic "${topic}": neither the token's topics claim nor HERALD_PUBLIC_TOPICS allows it`,
 });
@@ -156,7 +157,7 @@ t.test('token kinds: a publish token cannot subscribe, a subscriber token cannot
 
   for (const tok of [tokenFor('x'), tokenFor('x', { topics: ['*'] }), tokenFor('x', { scope: 'read' })]) {
     const r = await s.publish({ user: 'x', title: 'z' }, bearer(tok));
-    t.same(r.body, { statusCode: 403, error: 'Forbidden', message: 'the token has no publish scope' }, 'a subscriber token cannot publish');
+    t.same(r.body, { statusCode: 403, code: 'token_not_publisher', error: 'Forbidden', message: 'the token has no publish scope' }, 'a subscriber token cannot publish');
   }
 });
 

@@ -87,7 +87,7 @@ t.test('browsers may open a socket only from an allowed origin (WebSockets have 
   const evil = await wsRefusal(wsUrl(s), { ...auth, origin: 'https://evil.example' });
   t.same(evil, {
     status: 403,
-    body: { statusCode: 403, error: 'Forbidden', message: 'origin https://evil.example may not open a WebSocket (HERALD_CORS_ORIGINS)' },
+    body: { statusCode: 403, code: 'origin_forbidden', error: 'Forbidden', message: 'origin https://evil.example may not open a WebSocket (HERALD_CORS_ORIGINS)' },
   });
   t.equal((await wsRefusal(wsUrl(s), { ...auth, origin: 'null' })).status, 403, 'an opaque origin');
   for (const origin of ['https://app.example', s.url, undefined]) {
@@ -104,7 +104,7 @@ t.test('by default only Herald’s own pages and clients that send no Origin ope
   const cookie = { cookie: `herald_token=${tokenFor('alice')}` };
   t.same(await wsRefusal(wsUrl(s), { ...cookie, origin: 'https://evil.example' }), {
     status: 403,
-    body: { statusCode: 403, error: 'Forbidden', message: 'origin https://evil.example may not open a WebSocket (HERALD_CORS_ORIGINS)' },
+    body: { statusCode: 403, code: 'origin_forbidden', error: 'Forbidden', message: 'origin https://evil.example may not open a WebSocket (HERALD_CORS_ORIGINS)' },
   });
   t.equal((await wsRefusal(wsUrl(s, `?token=${tokenFor('alice')}`), { origin: 'https://evil.example' })).status, 403, 'with ?token= too');
   for (const [why, headers] of [['Herald’s own page', { ...cookie, origin: s.url }], ['no Origin', cookie]] as const) {
@@ -122,7 +122,7 @@ t.test('with `*` any page may open a socket, but only with ?token=: its cookie i
   const elsewhere = { ...cookie, origin: 'https://evil.example' };
   t.same(await wsRefusal(wsUrl(s), elsewhere), {
     status: 401,
-    body: { statusCode: 401, error: 'Unauthorized', message: 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)' },
+    body: { statusCode: 401, code: 'token_missing', error: 'Unauthorized', message: 'a subscriber token is required (Authorization: Bearer, ?token= or cookie)' },
   });
   const opened = [
     { query: `?token=${tokenFor('bob')}`, headers: elsewhere, user: 'bob', why: 'another origin with ?token= (its cookie ignored)' },
@@ -274,7 +274,7 @@ t.test('commands: subscribe, unsubscribe, read, read-all, ping, each answered un
 
   t.same((await c.command('subscribe', { topic: 'sport' })).data, { topics: ['news', 'sport'] });
   const tooMany = await c.command('subscribe', { topic: 'weather' });
-  t.same(tooMany.data, { statusCode: 400, error: 'Bad Request', message: 'at most 2 topics per stream' });
+  t.same(tooMany.data, { statusCode: 400, code: 'too_many_topics', error: 'Bad Request', message: 'at most 2 topics per stream' });
   t.equal(tooMany.event, 'error');
 
   t.same((await c.command('unsubscribe', { topic: 'news' })).data, { topics: ['sport'] });
@@ -295,7 +295,7 @@ t.test('commands: subscribe, unsubscribe, read, read-all, ping, each answered un
   const notMine = (await s.publish({ user: 'bob', title: 'for bob' })).body.id;
   for (const id of [notMine, 999999]) {
     const r = await c.command('read', { id });
-    t.same(r.data, { statusCode: 404, error: 'Not Found', message: `notification ${id} not found` });
+    t.same(r.data, { statusCode: 404, code: 'notification_not_found', error: 'Not Found', message: `notification ${id} not found` });
   }
 
   const all = await c.command('read-all');
