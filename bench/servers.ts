@@ -40,7 +40,7 @@ async function startProcess(proc: ChildProcess): Promise<{ port: number; stop: (
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
-    void exited.then(() => reject(new Error(`server exited:\n${out}`)));
+    void exited.then(() => reject(new Error(`server exited (code ${proc.exitCode}, signal ${proc.signalCode}):\n${out}`)));
   });
   return {
     port,
