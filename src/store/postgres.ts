@@ -78,6 +78,10 @@ function setFlag(flag: 'read' | 'deleted'): string {
 const raiseHorizon = (ids: string) => `INSERT INTO pruned_marks (user_id, up_to) SELECT $1, max(id) FROM ${ids} HAVING count(*) > 0
     ON CONFLICT (user_id) DO UPDATE SET up_to = greatest(pruned_marks.up_to, excluded.up_to)`;
 
+/** An audience's notifications after $3, oldest first, at most $4: alone (`since`) and inside `catchUp`. */
+const sinceQuery = `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
+    ORDER BY n.id ASC LIMIT $4`;
+
 const sql = {
   // Each prune batch is one statement, so its deletes and its horizon commit together. SKIP LOCKED:
   // instances pruning at the same time take different rows instead of queueing on each other.
@@ -102,14 +106,12 @@ const sql = {
     mark AS (${raiseHorizon('unlinked')})
     SELECT (SELECT count(*) FROM unlinked) AS unlinked, (SELECT count(*) FROM gone) AS deleted`,
   horizon: `SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', $1)`,
-  since: `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
-    ORDER BY n.id ASC LIMIT $4`,
+  since: sinceQuery,
   // One statement, so one snapshot: the head, the horizon and the page (none: one row of NULLs).
   catchUp: `SELECT h.last_id AS head, p.up_to AS pruned_up_to, m.*
     FROM (SELECT last_id FROM id_counter) h
     CROSS JOIN (SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', $1)) p
-    LEFT JOIN LATERAL (SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
-      ORDER BY n.id ASC LIMIT $4) m ON true
+    LEFT JOIN LATERAL (${sinceQuery}) m ON true
     ORDER BY m.id ASC`,
   range: `SELECT ${columns} FROM notifications n WHERE n.id > $1 AND n.id <= $2 ORDER BY n.id ASC`,
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
