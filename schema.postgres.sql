@@ -23,6 +23,11 @@ CREATE TABLE IF NOT EXISTS notifications (
   broadcast   boolean     NOT NULL DEFAULT false,   -- true for notifications to everyone
   created_at  timestamptz NOT NULL
 );
+-- Added after the first release; IF NOT EXISTS adds them to an older database and skips them after.
+ALTER TABLE notifications ADD COLUMN IF NOT EXISTS url text;         -- where it leads: http(s) URL or /path
+ALTER TABLE notifications ADD COLUMN IF NOT EXISTS icon text;        -- http(s) URL of an image
+ALTER TABLE notifications ADD COLUMN IF NOT EXISTS actor json;       -- {"name", "avatar"?}
+ALTER TABLE notifications ADD COLUMN IF NOT EXISTS actions json;     -- [{"label", "url"}], at most 3
 -- Catch-up and history walk each audience by id: these keep each walk an index range scan.
 CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id) WHERE topic IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notifications_broadcast_id ON notifications (id) WHERE broadcast;

@@ -11,7 +11,12 @@ CREATE TABLE IF NOT EXISTS notifications (
   type        TEXT,
   topic       TEXT,                        -- set for topic notifications
   broadcast   INTEGER NOT NULL DEFAULT 0,  -- 1 for notifications to everyone
-  created_at  TEXT    NOT NULL             -- ISO 8601, UTC
+  created_at  TEXT    NOT NULL,            -- ISO 8601, UTC
+  -- Added after the first release: src/store/sqlite.ts adds them to an older file on start.
+  url         TEXT,                        -- where the notification leads: http(s) URL or /path
+  icon        TEXT,                        -- http(s) URL of an image
+  actor       TEXT,                        -- JSON {"name", "avatar"?}
+  actions     TEXT                         -- JSON [{"label", "url"}], at most 3
 );
 -- Catch-up and history walk each audience by id: these keep each walk an index range scan.
 CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id) WHERE topic IS NOT NULL;

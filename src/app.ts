@@ -67,7 +67,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   bus.useLogger?.(app.log.child({ component: 'bus' }));
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
-  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics);
+  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, { store, log: app.log.child({ component: 'hub' }) });
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
   hub.startAfter(await store.lastId());
   app.decorate('hub', hub);

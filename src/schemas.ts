@@ -20,6 +20,49 @@ export const errorSchema = {
   properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
 } as const;
 
+/** A character of a URL: none of whitespace or control characters. */
+const urlChar = '[^\\s\\u0000-\\u001f\\u007f]';
+/**
+ * Where a notification or an action leads: an absolute http(s) URL, or a path on the app's own origin.
+ * Not `//host` (a protocol-relative URL leaves the origin). Each may be null, the same as leaving it out.
+ */
+const linkPattern = `^(https?://[^\\s/?#]${urlChar}*|/(?![/\\\\])${urlChar}*)$`;
+/** An image: an absolute http(s) URL only. */
+const imagePattern = `^https?://[^\\s/?#]${urlChar}*$`;
+/** What each pattern asks for, in words: a refusal says this rather than quoting the expression. */
+export const patternMeaning: Readonly<Record<string, string>> = {
+  [linkPattern]: 'must be an absolute http:// or https:// URL or a path starting with "/"',
+  [imagePattern]: 'must be an absolute http:// or https:// URL',
+};
+const link = (nullable: boolean) =>
+  ({ type: nullable ? ['string', 'null'] : 'string', minLength: 1, maxLength: 2048, pattern: linkPattern }) as const;
+const image = (nullable: boolean) => ({ type: nullable ? ['string', 'null'] : 'string', maxLength: 2048, pattern: imagePattern }) as const;
+
+/**
+ * The presentation fields as a publish may send them (contract A). Nullable types rather than anyOf,
+ * so a refusal names the field and the rule (`body/actions/0/url must be an absolute ... URL`).
+ */
+export const presentationInput = {
+  url: link(true),
+  icon: image(true),
+  actor: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    required: ['name'],
+    properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, avatar: image(false) },
+  },
+  actions: {
+    type: ['array', 'null'],
+    maxItems: 3,
+    items: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['label', 'url'],
+      properties: { label: { type: 'string', minLength: 1, maxLength: 64 }, url: link(false) },
+    },
+  },
+} as const;
+
 const notificationProperties = {
   id: { type: 'integer' },
   title: { type: 'string' },
@@ -29,6 +72,16 @@ const notificationProperties = {
   topic: { type: ['string', 'null'] },
   broadcast: { type: 'boolean' },
   createdAt: { type: 'string' },
+  url: { type: ['string', 'null'] },
+  icon: { type: ['string', 'null'] },
+  actor: {
+    type: ['object', 'null'],
+    properties: { name: { type: 'string' }, avatar: { type: 'string' } },
+  },
+  actions: {
+    type: ['array', 'null'],
+    items: { type: 'object', properties: { label: { type: 'string' }, url: { type: 'string' } } },
+  },
 } as const;
 
 /** What a publisher gets back: the stored notification and its recipients. */

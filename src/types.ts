@@ -3,8 +3,28 @@
 /** Who a notification is for: exactly one of these. */
 export type Target = { users: string[] } | { topic: string } | { broadcast: true };
 
+/** Who or what a notification comes from, as an inbox shows it. */
+export interface Actor {
+  name: string;
+  avatar?: string;
+}
+
+/** A button an inbox shows on a notification: a label and where it leads. */
+export interface Action {
+  label: string;
+  url: string;
+}
+
+/** The optional fields an inbox shows (contract A): the same on input, in the store and on output. */
+export interface Presentation {
+  url: string | null;
+  icon: string | null;
+  actor: Actor | null;
+  actions: Action[] | null;
+}
+
 /** What a subscriber sees of a notification: never the list of other recipients. */
-export interface Notification {
+export interface Notification extends Presentation {
   id: number;
   title: string;
   body: string | null;
@@ -30,6 +50,10 @@ export interface NewNotification {
   body?: string;
   data?: Record<string, unknown>;
   type?: string;
+  url?: string;
+  icon?: string;
+  actor?: Actor;
+  actions?: Action[];
   target: Target;
 }
 
@@ -58,5 +82,9 @@ export function publicView(n: StoredNotification): Notification {
     topic: n.topic,
     broadcast: n.broadcast,
     createdAt: n.createdAt,
+    url: n.url,
+    icon: n.icon,
+    actor: n.actor,
+    actions: n.actions,
   };
 }

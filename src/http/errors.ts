@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { errorBody, errors, heraldError, HeraldError, type FixedCode } from '../errors.js';
+import { patternMeaning } from '../schemas.js';
 
 function sendError(reply: FastifyReply, err: HeraldError): FastifyReply {
   if (err.options.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.options.retryAfterSeconds));
@@ -35,8 +36,10 @@ function describeValidation(err: FastifyError, body: unknown): string {
     return 'body must name exactly one target: "user", "users", "topic" or "broadcast": true';
   }
   if (v?.keyword === 'additionalProperties') {
-    return `${err.validationContext} has an unknown field "${String(v.params.additionalProperty)}"`;
+    return `${err.validationContext}${v.instancePath} has an unknown field "${String(v.params.additionalProperty)}"`;
   }
+  const meaning = v?.keyword === 'pattern' ? patternMeaning[String(v.params.pattern)] : undefined;
+  if (meaning !== undefined) return `${err.validationContext}${v!.instancePath} ${meaning}`;
   return err.message;
 }
 

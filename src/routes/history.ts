@@ -23,7 +23,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
     '/notifications',
     {
       schema: {
-        summary: "The caller's notifications, newest first",
+        summary: "The caller's notifications, newest first; with `topic`, only those of the topics named",
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -54,6 +54,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
         before: q.before === undefined ? undefined : Number(q.before),
         limit: q.limit + 1,
         unreadOnly: q.unread,
+        topicsOnly: q.topic !== undefined,
       });
       const items = rows.slice(0, q.limit);
       // The cursor is a string so it round-trips as the `before` query parameter unchanged.
@@ -65,12 +66,15 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
     '/notifications/unread-count',
     {
       schema: {
-        summary: "How many of the caller's notifications are unread",
+        summary: "How many of the caller's notifications are unread; with `topic`, of the topics named only",
         querystring: { type: 'object', additionalProperties: false, properties: { topic, token: { type: 'string' } } },
         response: { 200: { type: 'object', properties: { count: { type: 'integer' } } }, ...errorResponses },
       },
     },
-    async (request) => ({ count: await store.unreadCount({ user: request.userId, topics: request.query.topic ?? [] }) }),
+    async (request) => {
+      const { topic } = request.query;
+      return { count: await store.unreadCount({ user: request.userId, topics: topic ?? [] }, { topicsOnly: topic !== undefined }) };
+    },
   );
 
   app.post<{ Params: { id: string } }>(

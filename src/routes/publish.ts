@@ -3,15 +3,19 @@ import type { PublishConfig } from '../config.js';
 import type { Publisher } from '../domain/publisher.js';
 import { errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { errorResponses, errorSchema, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
-import type { NewNotification, Target } from '../types.js';
+import { errorResponses, errorSchema, presentationInput, storedNotificationSchema, topicSchema, userIdSchema } from '../schemas.js';
+import type { Action, Actor, NewNotification, Target } from '../types.js';
 
-/** `body`, `data` and `type` may be null, as history answers them when absent: null is leaving them out. */
+/** Every optional field may be null, as history answers it when absent: null is leaving it out. */
 interface PublishBody {
   title: string;
   body?: string | null;
   data?: Record<string, unknown> | null;
   type?: string | null;
+  url?: string | null;
+  icon?: string | null;
+  actor?: Actor | null;
+  actions?: Action[] | null;
   user?: string;
   users?: string[];
   topic?: string;
@@ -31,6 +35,7 @@ const bodySchema = {
     users: { type: 'array', items: userIdSchema, minItems: 1, maxItems: 1000 },
     topic: topicSchema,
     broadcast: { const: true },
+    ...presentationInput,
   },
   oneOf: [{ required: ['user'] }, { required: ['users'] }, { required: ['topic'] }, { required: ['broadcast'] }],
 } as const;
@@ -82,6 +87,10 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
         body: b.body ?? undefined,
         data: b.data ?? undefined,
         type: b.type ?? undefined,
+        url: b.url ?? undefined,
+        icon: b.icon ?? undefined,
+        actor: b.actor ?? undefined,
+        actions: b.actions ?? undefined,
         target: target(b),
       };
       const key = request.headers['idempotency-key'];

@@ -6,7 +6,7 @@ import { publicView, type Audience, type InboxItem, type NewNotification, type S
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
 import { created, newRow, type NewRow, type Publish } from './rows.js';
-import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import type { CatchUp, CountQuery, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
 /** What pg returns for a notification: `created_at` as a Date; `data` and `users` are parsed already. */
 type Row = Omit<StoredNotification, 'createdAt'> & { created_at: Date };
@@ -34,12 +34,16 @@ function fromRow(r: Row): StoredNotification {
     topic: r.topic,
     broadcast: r.broadcast,
     createdAt: r.created_at.toISOString(),
+    url: r.url,
+    icon: r.icon,
+    actor: r.actor,
+    actions: r.actions,
     users: r.users,
   };
 }
 
 // COLLATE "C": recipients are listed in byte order, as SQLite lists them, whatever the database locale.
-const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at,
+const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at, n.url, n.icon, n.actor, n.actions,
   CASE WHEN n.topic IS NULL AND NOT n.broadcast
     THEN (SELECT coalesce(array_agg(r.user_id ORDER BY r.user_id COLLATE "C"), '{}') FROM recipients r
           WHERE r.notification_id = n.id) END AS users`;
@@ -52,14 +56,17 @@ const unreadX = `x.id > ${readUpTo} AND NOT EXISTS (SELECT 1 FROM user_state s W
 /**
  * The ids one audience may see, from each of the three disjoint sources (direct, broadcast, topic),
  * each an index range scan bounded by `cond` and `order LIMIT`, so a page never scans a whole history.
+ * `topicsOnly`: the topic source alone.
  */
-function visibleIds(cond: string, order: 'ASC' | 'DESC', limit: string): string {
+function visibleIds(cond: string, order: 'ASC' | 'DESC', limit: string, topicsOnly = false): string {
   const hidden = `NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = x.id AND s.deleted)`;
   const src = (from: string) => `(SELECT x.id FROM ${from} AND ${cond} AND ${hidden} ORDER BY x.id ${order} LIMIT ${limit})`;
+  const topics = src(`notifications x WHERE x.topic = ANY($2::text[])`);
+  if (topicsOnly) return topics;
   return [
     src(`(SELECT notification_id AS id FROM recipients WHERE user_id = $1) x WHERE true`),
     src(`notifications x WHERE x.broadcast`),
-    src(`notifications x WHERE x.topic = ANY($2::text[])`),
+    topics,
   ].join(' UNION ALL ');
 }
 
@@ -115,11 +122,17 @@ const sql = {
     ORDER BY m.id ASC`,
   range: `SELECT ${columns} FROM notifications n WHERE n.id > $1 AND n.id <= $2 ORDER BY n.id ASC`,
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
-  list: `SELECT ${columns}, ${isRead} AS read FROM notifications n
-    WHERE n.id IN (${visibleIds('x.id < $3', 'DESC', '$4')}) ORDER BY n.id DESC LIMIT $4`,
-  listUnread: `SELECT ${columns}, false AS read FROM notifications n
-    WHERE n.id IN (${visibleIds(`x.id < $3 AND ${unreadX}`, 'DESC', '$4')}) ORDER BY n.id DESC LIMIT $4`,
-  unreadCount: `SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC', 'ALL')}) v`,
+  // [everything the audience sees, its topics only]
+  list: [false, true].map(
+    (topicsOnly) => `SELECT ${columns}, ${isRead} AS read FROM notifications n
+    WHERE n.id IN (${visibleIds('x.id < $3', 'DESC', '$4', topicsOnly)}) ORDER BY n.id DESC LIMIT $4`,
+  ),
+  listUnread: [false, true].map(
+    (topicsOnly) => `SELECT ${columns}, false AS read FROM notifications n
+    WHERE n.id IN (${visibleIds(`x.id < $3 AND ${unreadX}`, 'DESC', '$4', topicsOnly)}) ORDER BY n.id DESC LIMIT $4`,
+  ),
+  // $3: only ids up to it.
+  unreadCount: [false, true].map((topicsOnly) => `SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND x.id <= $3`, 'ASC', 'ALL', topicsOnly)}) v`),
   setRead: setFlag('read'),
   setDeleted: setFlag('deleted'),
   // One statement, so the watermark and the cleanup agree on one head. Per-notification read rows at
@@ -138,10 +151,11 @@ const sql = {
   // A whole batch in one statement (one round trip while the id lock is held): the rows of every
   // table as column arrays, then the counter. Empty arrays insert nothing.
   insertBatch: `WITH notified AS (
-      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at)
-      SELECT id, title, body, data::json, type, topic, broadcast, created_at
-      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::timestamptz[])
-        AS v (id, title, body, data, type, topic, broadcast, created_at)
+      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
+      SELECT id, title, body, data::json, type, topic, broadcast, created_at, url, icon, actor::json, actions::json
+      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::timestamptz[],
+                  $17::text[], $18::text[], $19::text[], $20::text[])
+        AS v (id, title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
     ), recipients_added AS (
       INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($9::text[], $10::bigint[])
     ), keys_added AS (
@@ -162,6 +176,10 @@ class BatchRows {
     topic: [] as (string | null)[],
     broadcast: [] as boolean[],
     createdAt: [] as string[],
+    url: [] as (string | null)[],
+    icon: [] as (string | null)[],
+    actor: [] as (string | null)[],
+    actions: [] as (string | null)[],
   };
   readonly r = { user: [] as string[], id: [] as number[] };
   readonly k = { publisher: [] as string[], key: [] as string[], hash: [] as string[], id: [] as number[], createdAt: [] as string[] };
@@ -176,6 +194,10 @@ class BatchRows {
     n.topic.push(row.topic);
     n.broadcast.push(row.broadcast);
     n.createdAt.push(row.createdAt);
+    n.url.push(row.url);
+    n.icon.push(row.icon);
+    n.actor.push(row.actorJson);
+    n.actions.push(row.actionsJson);
     for (const u of row.users ?? []) {
       r.user.push(u);
       r.id.push(id);
@@ -298,6 +320,7 @@ export class PostgresStore implements Store {
           rr.user, rr.id,
           kr.publisher, kr.key, kr.hash, kr.id, kr.createdAt,
           last,
+          nr.url, nr.icon, nr.actor, nr.actions,
         ]);
       }
       // Replays answer with the stored row, as SQLite does (read inside the transaction, which sees its own rows).
@@ -341,7 +364,7 @@ export class PostgresStore implements Store {
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
-    const rows = (await this.rows(q.unreadOnly ? sql.listUnread : sql.list, [
+    const rows = (await this.rows((q.unreadOnly ? sql.listUnread : sql.list)[Number(q.topicsOnly ?? false)]!, [
       audience.user,
       audience.topics,
       q.before ?? Number.MAX_SAFE_INTEGER,
@@ -350,8 +373,12 @@ export class PostgresStore implements Store {
     return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read }));
   }
 
-  async unreadCount(audience: Audience): Promise<number> {
-    const { rows } = await this.pool.query<{ c: number }>(sql.unreadCount, [audience.user, audience.topics]);
+  async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
+    const { rows } = await this.pool.query<{ c: number }>(sql.unreadCount[Number(q.topicsOnly ?? false)]!, [
+      audience.user,
+      audience.topics,
+      q.upTo ?? Number.MAX_SAFE_INTEGER,
+    ]);
     return rows[0]!.c;
   }
 

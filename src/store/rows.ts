@@ -9,9 +9,13 @@ export interface Publish {
 
 /** A new notification as both stores write it, all but its id (the store assigns that). */
 export interface NewRow extends Omit<StoredNotification, 'id'> {
-  /** `data` as the JSON text stored. */
+  /** `data`, `actor` and `actions` as the JSON text stored. */
   dataJson: string | null;
+  actorJson: string | null;
+  actionsJson: string | null;
 }
+
+const jsonText = (v: object | undefined): string | null => (v === undefined ? null : JSON.stringify(v));
 
 /** The row of a new notification; `users` are its recipients, each once. */
 export function newRow(n: NewNotification): NewRow {
@@ -24,12 +28,18 @@ export function newRow(n: NewNotification): NewRow {
     topic: 'topic' in t ? t.topic : null,
     broadcast: 'broadcast' in t,
     createdAt: new Date().toISOString(),
+    url: n.url ?? null,
+    icon: n.icon ?? null,
+    actor: n.actor ?? null,
+    actions: n.actions ?? null,
     users: 'users' in t ? [...new Set(t.users)] : null,
-    dataJson: n.data === undefined ? null : JSON.stringify(n.data),
+    dataJson: jsonText(n.data),
+    actorJson: jsonText(n.actor),
+    actionsJson: jsonText(n.actions),
   };
 }
 
 /** The notification a written row is, as its publisher is answered (no read back: it is what was written). */
-export function created({ dataJson: _dataJson, ...fields }: NewRow, id: number): StoredNotification {
+export function created({ dataJson: _d, actorJson: _a, actionsJson: _b, ...fields }: NewRow, id: number): StoredNotification {
   return { id, ...fields };
 }

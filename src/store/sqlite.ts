@@ -7,7 +7,7 @@ import { Checkpointer } from './checkpointer.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
 import { created, newRow, type Publish } from './rows.js';
-import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import type { CatchUp, CountQuery, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
 
 interface Row {
   id: number;
@@ -18,46 +18,75 @@ interface Row {
   topic: string | null;
   broadcast: number;
   created_at: string;
+  url: string | null;
+  icon: string | null;
+  actor: string | null;
+  actions: string | null;
   users: string | null;
 }
+
+const parsed = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
 
 function fromRow(r: Row): StoredNotification {
   return {
     id: r.id,
     title: r.title,
     body: r.body,
-    data: r.data === null ? null : (JSON.parse(r.data) as Record<string, unknown>),
+    data: parsed(r.data),
     type: r.type,
     topic: r.topic,
     broadcast: r.broadcast === 1,
     createdAt: r.created_at,
-    users: r.users === null ? null : (JSON.parse(r.users) as string[]),
+    url: r.url,
+    icon: r.icon,
+    actor: parsed(r.actor),
+    actions: parsed(r.actions),
+    users: parsed(r.users),
   };
 }
 
-const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at,
+const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at, n.url, n.icon, n.actor, n.actions,
   CASE WHEN n.topic IS NULL AND n.broadcast = 0
     THEN (SELECT json_group_array(user_id) FROM recipients r WHERE r.notification_id = n.id) END AS users`;
 
 /**
  * The ids one audience may see, from each of the three disjoint sources (direct, broadcast, topic),
  * each an index range scan bounded by `cond` and `order LIMIT`, so a page never scans a whole history.
+ * `topicsOnly`: the topic source alone.
  */
-function visibleIds(cond: string, order: 'ASC' | 'DESC', extra = ''): string {
+function visibleIds(cond: string, order: 'ASC' | 'DESC', topicsOnly = false): string {
   const hidden = `NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.deleted = 1)`;
-  const src = (from: string) => `SELECT id FROM (SELECT x.id FROM ${from} AND ${cond} AND ${hidden} ${extra} ORDER BY x.id ${order} LIMIT @limit)`;
+  const src = (from: string) => `SELECT id FROM (SELECT x.id FROM ${from} AND ${cond} AND ${hidden} ORDER BY x.id ${order} LIMIT @limit)`;
+  const topics = src(`notifications x WHERE x.topic IN (SELECT value FROM json_each(@topics))`);
+  if (topicsOnly) return topics;
   return [
     src(`(SELECT notification_id AS id FROM recipients WHERE user_id = @user) x WHERE 1`),
     src(`notifications x WHERE x.broadcast = 1`),
-    src(`notifications x WHERE x.topic IN (SELECT value FROM json_each(@topics))`),
+    topics,
   ].join(' UNION ALL ');
+}
+
+/**
+ * Columns added to `notifications` after its first release, as schema.sql declares them. schema.sql's
+ * CREATE TABLE IF NOT EXISTS leaves an older file's table as it is, and SQLite has no ADD COLUMN IF
+ * NOT EXISTS: each missing one is added here, on start, in one transaction. Existing rows get NULL.
+ */
+const addedColumns = { url: 'TEXT', icon: 'TEXT', actor: 'TEXT', actions: 'TEXT' } as const;
+
+function addMissingColumns(db: Database.Database): void {
+  const have = new Set((db.pragma('table_info(notifications)') as { name: string }[]).map((c) => c.name));
+  db.transaction(() => {
+    for (const [name, type] of Object.entries(addedColumns)) {
+      if (!have.has(name)) db.exec(`ALTER TABLE notifications ADD COLUMN ${name} ${type}`);
+    }
+  })();
 }
 
 /** How often the checkpointer copies the WAL into the database file: small copies, often. */
 const checkpointMs = 250;
 
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
-const unreadX = `x.id > @readUpTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
+const unreadX = `x.id > @readUpTo AND x.id <= @upTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -77,11 +106,12 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     if (file !== ':memory:') this.checkpointer = new Checkpointer(file, checkpointMs);
     this.db.exec(readFileSync(projectFile('schema.sql'), 'utf8'));
+    addMissingColumns(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
-        `INSERT INTO notifications (title, body, data, type, topic, broadcast, created_at)
-         VALUES (@title, @body, @data, @type, @topic, @broadcast, @createdAt)`,
+        `INSERT INTO notifications (title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
+         VALUES (@title, @body, @data, @type, @topic, @broadcast, @createdAt, @url, @icon, @actor, @actions)`,
       ),
       recipient: db.prepare(`INSERT OR IGNORE INTO recipients (user_id, notification_id) VALUES (?, ?)`),
       findKey: db.prepare(`SELECT request_hash, notification_id FROM idempotency_keys WHERE publisher = ? AND key = ?`),
@@ -93,15 +123,20 @@ export class SqliteStore implements Store {
         `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > @after', 'ASC')}) ORDER BY n.id ASC LIMIT @limit`,
       ),
       range: db.prepare(`SELECT ${columns} FROM notifications n WHERE n.id > ? AND n.id <= ? ORDER BY n.id ASC`),
-      list: db.prepare(
-        `SELECT ${columns}, ${isRead} AS read FROM notifications n
-         WHERE n.id IN (${visibleIds('x.id < @before', 'DESC')}) ORDER BY n.id DESC LIMIT @limit`,
+      // [everything the audience sees, its topics only]
+      list: [false, true].map((topicsOnly) =>
+        db.prepare(
+          `SELECT ${columns}, ${isRead} AS read FROM notifications n
+           WHERE n.id IN (${visibleIds('x.id < @before', 'DESC', topicsOnly)}) ORDER BY n.id DESC LIMIT @limit`,
+        ),
       ),
-      listUnread: db.prepare(
-        `SELECT ${columns}, 0 AS read FROM notifications n
-         WHERE n.id IN (${visibleIds(`x.id < @before AND ${unreadX}`, 'DESC')}) ORDER BY n.id DESC LIMIT @limit`,
+      listUnread: [false, true].map((topicsOnly) =>
+        db.prepare(
+          `SELECT ${columns}, 0 AS read FROM notifications n
+           WHERE n.id IN (${visibleIds(`x.id < @before AND ${unreadX}`, 'DESC', topicsOnly)}) ORDER BY n.id DESC LIMIT @limit`,
+        ),
       ),
-      unreadCount: db.prepare(`SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC')})`),
+      unreadCount: [false, true].map((topicsOnly) => db.prepare(`SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC', topicsOnly)})`)),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
       visible: db.prepare(
         `SELECT 1 FROM notifications n WHERE n.id = @id
@@ -198,6 +233,10 @@ export class SqliteStore implements Store {
         topic: row.topic,
         broadcast: row.broadcast ? 1 : 0,
         createdAt: row.createdAt,
+        url: row.url,
+        icon: row.icon,
+        actor: row.actorJson,
+        actions: row.actionsJson,
       }).lastInsertRowid,
     );
     for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
@@ -242,20 +281,22 @@ export class SqliteStore implements Store {
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
-    const stmt = q.unreadOnly ? this.stmts.listUnread : this.stmts.list;
+    const stmt = (q.unreadOnly ? this.stmts.listUnread : this.stmts.list)[Number(q.topicsOnly ?? false)]!;
     const rows = stmt.all({
       ...this.params(audience),
       before: q.before ?? Number.MAX_SAFE_INTEGER,
+      upTo: Number.MAX_SAFE_INTEGER,
       limit: q.limit,
       readUpTo: this.readUpTo(audience.user),
     }) as (Row & { read: number })[];
     return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1 }));
   }
 
-  async unreadCount(audience: Audience): Promise<number> {
-    const r = this.stmts.unreadCount.get({
+  async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
+    const r = this.stmts.unreadCount[Number(q.topicsOnly ?? false)]!.get({
       ...this.params(audience),
       readUpTo: this.readUpTo(audience.user),
+      upTo: q.upTo ?? Number.MAX_SAFE_INTEGER,
       limit: -1,
     }) as { c: number };
     return r.c;

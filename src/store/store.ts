@@ -27,6 +27,15 @@ export interface ListQuery {
   before?: number;
   limit: number;
   unreadOnly: boolean;
+  /** Only the audience's topics' notifications (history's `?topic=`), not also the user's own and broadcasts. */
+  topicsOnly?: boolean;
+}
+
+export interface CountQuery {
+  /** Only ids up to this one: a stream's count agrees with what it has written so far. */
+  upTo?: number;
+  /** As in `ListQuery`. */
+  topicsOnly?: boolean;
 }
 
 export interface PruneOptions {
@@ -57,7 +66,8 @@ export interface Store {
   range(afterId: number, upTo: number): Promise<StoredNotification[]>;
   /** One user's history, newest first. */
   list(audience: Audience, query: ListQuery): Promise<InboxItem[]>;
-  unreadCount(audience: Audience): Promise<number>;
+  /** How many of what the audience may see are unread and not deleted. */
+  unreadCount(audience: Audience, query?: CountQuery): Promise<number>;
   /** Marks one notification read; false if the user may not see it (or deleted it). */
   markRead(user: string, id: number): Promise<boolean>;
   /** Marks everything up to now read; returns the watermark. */

@@ -1,7 +1,15 @@
+import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
 import type { BusMessage } from '../types.js';
+
+/** What the hub reads unread counts from, and where it says a read failed. */
+export interface UnreadCounts {
+  store: Pick<Store, 'unreadCount'>;
+  log: Pick<FastifyBaseLogger, 'error'>;
+}
 
 /** One open stream (SSE or WebSocket) as the hub sees it. */
 export interface Connection {
@@ -11,6 +19,16 @@ export interface Connection {
   deliver(ev: OutEvent): void;
   /** A read/deleted change of this stream's user, from any of their tabs on any instance. */
   userEvent(ev: OutEvent): void;
+  /**
+   * How many notifications this stream has written live so far; undefined while it is still catching
+   * up (it then sends its own count once caught up, see `unread`).
+   */
+  readonly liveCount: number | undefined;
+  /**
+   * The user's unread count up to the id the hub had routed when it read it, and this stream's
+   * `liveCount` then: the stream adds what it has written live since, which the client counted already.
+   */
+  unread(count: number, liveCountThen: number): void;
   heartbeat(): void;
   /** Closes the stream so the client reconnects (elsewhere, on shutdown). */
   end(): void;
@@ -36,6 +54,8 @@ export class Hub {
   private readonly byUser = new Map<string, Set<Connection>>();
   private readonly byTopic = new Map<string, Set<Connection>>();
   private newest = 0;
+  /** Users whose unread count is being read; `again`: another change came meanwhile, read once more after. */
+  private readonly counting = new Map<string, { again: boolean }>();
   private readonly unsubscribe: () => void;
   // One timer for every stream rather than one each: at tens of thousands of streams, timers add up.
   private readonly heartbeatTimer: NodeJS.Timeout;
@@ -44,6 +64,7 @@ export class Hub {
     bus: Bus,
     heartbeatMs: number,
     private readonly metrics: Metrics,
+    private readonly counts: UnreadCounts,
   ) {
     this.unsubscribe = bus.subscribe((msg) => this.route(msg));
     this.heartbeatTimer = setInterval(() => {
@@ -107,6 +128,7 @@ export class Hub {
       if (!set) return;
       const ev = OutEvent.user(msg);
       for (const c of set) c.userEvent(ev);
+      this.recount(msg.user);
       return;
     }
     const n = msg.notification;
@@ -128,6 +150,59 @@ export class Hub {
       }
     }
     this.metrics.fannedOut(streams, n.createdAt);
+  }
+
+  /**
+   * Sends each open stream of `user` on this instance its unread count, after a change to it (a read,
+   * read-all or delete, on any instance; a topic a WebSocket added or dropped). One store read per
+   * distinct set of topics among the user's streams (one, unless their tabs named different topics).
+   * While a read is in flight, further changes are folded into one more read after it, so counts
+   * reach a stream in order and a burst of reads costs two store reads, not one each.
+   */
+  recount(user: string): void {
+    if (!this.byUser.has(user)) return;
+    const state = this.counting.get(user);
+    if (state) {
+      state.again = true;
+      return;
+    }
+    this.counting.set(user, { again: false });
+    void this.countFor(user);
+  }
+
+  private async countFor(user: string): Promise<void> {
+    for (;;) {
+      await this.sendCounts(user).catch((err: unknown) => {
+        // Clients keep the count they have (it moves with each notification); the next change corrects it.
+        this.counts.log.error({ err }, 'unread count read failed; streams keep their count until the next change');
+      });
+      const state = this.counting.get(user)!;
+      if (!state.again) return void this.counting.delete(user);
+      state.again = false;
+    }
+  }
+
+  private async sendCounts(user: string): Promise<void> {
+    const streams = [...(this.byUser.get(user) ?? [])];
+    // Every notification up to `upTo` has been routed here; those after it that a stream writes
+    // before the count arrives, the client has counted already, so the stream adds them.
+    const upTo = this.newest;
+    const then = streams.map((c) => c.liveCount);
+    const reads = new Map<string, Promise<number>>();
+    const counts = await Promise.all(
+      streams.map((c) => {
+        // Topic names cannot hold a line break: the sorted names joined by one identify the set.
+        const key = [...c.topics].sort().join('\n');
+        let read = reads.get(key);
+        if (!read) reads.set(key, (read = this.counts.store.unreadCount({ user, topics: c.topics }, { upTo })));
+        return read;
+      }),
+    );
+    streams.forEach((c, i) => {
+      const liveCountThen = then[i];
+      // A stream still catching up then sends the count it reads once caught up instead.
+      if (liveCountThen !== undefined) c.unread(counts[i]!, liveCountThen);
+    });
   }
 
   /** Ends every stream (shutdown) and stops listening to the bus. */

@@ -15,7 +15,7 @@ export class OutEvent {
   constructor(
     /** The notification id for `notification` and `reload` events; none for per-user state events. */
     readonly id: number | undefined,
-    readonly event: 'notification' | 'read' | 'deleted' | 'reload',
+    readonly event: 'notification' | 'read' | 'deleted' | 'reload' | 'unread',
     private readonly payload: unknown,
   ) {}
 
@@ -36,6 +36,11 @@ export class OutEvent {
       case 'deleted':
         return new OutEvent(undefined, 'deleted', { id: e.id });
     }
+  }
+
+  /** The user's unread count as this stream sees it (its own topics): one stream's, so never shared. */
+  static unread(count: number): OutEvent {
+    return new OutEvent(undefined, 'unread', { count });
   }
 
   /** Tells a client it is too far behind (or ahead) to catch up event by event: reload history, resume at `lastId`. */

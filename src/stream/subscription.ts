@@ -51,6 +51,10 @@ export class Subscription implements Connection {
   private liveAfter = 0;
   private closed = false;
   private readonly topicSet: Set<string>;
+  /** Notifications written live, once caught up (see `Connection.liveCount`). */
+  private written = 0;
+  /** A change to the user's unread count came while this stream read its first count: read it again. */
+  private recount = false;
 
   constructor(
     private readonly deps: SubscriptionDeps,
@@ -96,6 +100,7 @@ export class Subscription implements Connection {
       // what is not is the client's past (its history).
       if (lastId === undefined) this.resumeAt(this.liveAfter);
       else await this.catchUp(lastId);
+      await this.sendFirstCount();
     } catch (err) {
       this.close();
       throw err;
@@ -120,6 +125,21 @@ export class Subscription implements Connection {
     if (this.closed || missed.length === 0) return;
     await this.sink.sendMany(missed.map(OutEvent.notification));
     this.lastSent = missed[missed.length - 1]!.id;
+  }
+
+  /**
+   * The unread count, once the replay is written and before any held live event: counted up to the
+   * last id written, so the client, which counts each later notification as one more, stays exact.
+   * A read, read-all or delete during the count's read may be missing from it: read again (a few
+   * times at most; a later change sends a fresh count anyway).
+   */
+  private async sendFirstCount(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      this.recount = false;
+      const count = await this.deps.store.unreadCount(this, { upTo: this.lastSent });
+      if (this.closed) return;
+      if (!this.recount || attempt === 3) return this.sink.send(OutEvent.unread(count));
+    }
   }
 
   private reload(head: number, reason: string): void {
@@ -149,11 +169,21 @@ export class Subscription implements Connection {
     // Live ids only ever increase; anything at or below lastSent was already written by the replay.
     if (this.closed || ev.id! <= this.lastSent) return;
     this.lastSent = ev.id!;
+    this.written++;
     this.sink.send(ev);
   }
 
   userEvent(ev: OutEvent): void {
+    if (this.held) this.recount = true;
     if (!this.closed) this.sink.send(ev);
+  }
+
+  get liveCount(): number | undefined {
+    return this.held ? undefined : this.written;
+  }
+
+  unread(count: number, liveCountThen: number): void {
+    if (!this.closed && !this.held) this.sink.send(OutEvent.unread(count + this.written - liveCountThen));
   }
 
   heartbeat(): void {

@@ -196,10 +196,13 @@ export class WsSession {
           throw errors.tooManyTopics(this.opts.maxTopics);
         }
         this.sub.subscribe(topic);
+        // The stream's count covers its topics: it changed with them.
+        this.opts.hub.recount(user);
         return { topics: this.sub.topics };
       }
       case 'unsubscribe':
         this.sub.unsubscribe(cmd.topic!);
+        this.opts.hub.recount(user);
         return { topics: this.sub.topics };
       case 'read': {
         const id = cmd.id!;

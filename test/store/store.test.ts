@@ -155,6 +155,10 @@ for (const kind of kinds) {
       t.same(await page({ limit: 2 }), [all, ids[4]]);
       t.same(await page({ limit: 2, before: ids[4] }), [ids[3], ids[2]], 'the next page starts below the cursor');
       t.same(await page({}, { user: 'alice', topics: ['news'] }), [news, all, ...ids.slice().reverse()]);
+      const newsOnly = await store.list({ user: 'alice', topics: ['news'] }, { limit: 50, unreadOnly: false, topicsOnly: true });
+      t.same(newsOnly.map((n) => n.id), [news], 'topicsOnly: the named topics alone');
+      t.equal(await store.unreadCount({ user: 'alice', topics: ['news'] }, { topicsOnly: true }), 1);
+      t.equal(await store.unreadCount(alice, { upTo: ids[2] }), 3, 'upTo: only ids up to it count');
       const [item] = await store.list(alice, { limit: 1, unreadOnly: false });
       t.notOk('users' in item!, 'history items carry no recipient list');
       t.equal(item!.read, false);

@@ -30,6 +30,10 @@ const notification = fc.record({
   type: fc.option(hostileString),
   topic: fc.option(fc.stringMatching(/^[A-Za-z0-9_.:/@-]{1,20}$/)),
   data: fc.option(fc.dictionary(hostileString, fc.oneof(hostileString, fc.array(hostileString, { maxLength: 3 })), { maxKeys: 4, noNullPrototype: true })),
+  url: fc.option(hostileString),
+  icon: fc.option(hostileString),
+  actor: fc.option(fc.record({ name: hostileString, avatar: hostileString }, { requiredKeys: ['name'] })),
+  actions: fc.option(fc.array(fc.record({ label: hostileString, url: hostileString }), { maxLength: 3 })),
 });
 
 function stored(n: Omit<StoredNotification, 'broadcast' | 'createdAt' | 'users'>): StoredNotification {

@@ -11,6 +11,10 @@ export function storedNotification(id: number, target: Target = { broadcast: tru
     topic: 'topic' in target ? target.topic : null,
     broadcast: 'broadcast' in target,
     createdAt: new Date().toISOString(),
+    url: null,
+    icon: null,
+    actor: null,
+    actions: null,
     users: 'users' in target ? target.users : null,
   };
 }

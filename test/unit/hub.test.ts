@@ -15,6 +15,9 @@ class Recorder implements Connection {
   readonly userEvents: OutEvent[] = [];
   heartbeats = 0;
   ended = false;
+  readonly liveCount = 0;
+  /** The unread counts the hub handed this stream. */
+  readonly counts: number[] = [];
 
   constructor(
     readonly user: string,
@@ -27,6 +30,10 @@ class Recorder implements Connection {
 
   userEvent(ev: OutEvent): void {
     this.userEvents.push(ev);
+  }
+
+  unread(count: number): void {
+    this.counts.push(count);
   }
 
   heartbeat(): void {
@@ -43,7 +50,8 @@ function setup(t: Test, heartbeatMs = 60_000) {
   const bus = new MemoryBus();
   let hub!: Hub;
   const metrics = new Metrics(() => hub.size);
-  hub = new Hub(bus, heartbeatMs, metrics);
+  // Unread counts have their own tests over a real store (test/stream/unread.test.ts).
+  hub = new Hub(bus, heartbeatMs, metrics, { store: { unreadCount: async () => 0 }, log: { error: () => {} } });
   t.teardown(() => hub.close());
   return {
     hub,

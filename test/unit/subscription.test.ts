@@ -18,7 +18,7 @@ import { storedNotification } from '../support/notification.js';
 import { deferred } from '../support/wait.js';
 
 /** The one read a subscription makes of the store, over rows the test commits; `gate` holds it open. */
-class FakeStore implements Pick<Store, 'catchUp'> {
+class FakeStore implements Pick<Store, 'catchUp' | 'unreadCount'> {
   private rows: StoredNotification[] = [];
   private head = 0;
   private readonly horizons = new Map<string, number>();
@@ -36,6 +36,11 @@ class FakeStore implements Pick<Store, 'catchUp'> {
   prune(user: string, id: number): void {
     this.rows = this.rows.filter((n) => n.id > id);
     this.horizons.set(user, id);
+  }
+
+  /** The first count a stream sends is tested over a real store (test/stream/unread.test.ts). */
+  async unreadCount(): Promise<number> {
+    return 0;
   }
 
   async catchUp(audience: Audience, afterId: number, limit: number): Promise<CatchUp> {
@@ -63,6 +68,7 @@ class RecordingSink implements Sink {
   readonly replaying = deferred();
 
   send(ev: OutEvent): void {
+    if (ev.event === 'unread') return;
     const reason = ev.event === 'reload' ? ` ${(JSON.parse(ev.json) as { reason: string }).reason}` : '';
     this.log.push(`${ev.event} ${ev.id ?? ''}${reason}`.trimEnd());
   }
@@ -106,7 +112,7 @@ class RecordingSink implements Sink {
 function setup(t: Test, catchupLimit = 100, metrics = new Metrics(() => 0)) {
   const bus = new MemoryBus();
   const store = new FakeStore();
-  const hub = new Hub(bus, 60_000, metrics);
+  const hub = new Hub(bus, 60_000, metrics, { store, log: { error: () => {} } });
   t.teardown(() => hub.close());
   const commit = (id: number, target?: Target) => {
     const n = storedNotification(id, target);
