@@ -11,7 +11,7 @@ export class Received<T> {
   }
 
   /** Resolves when `pred` holds over the items so far; rejects after `ms`. */
-  waitFor(pred: (items: T[]) => boolean, ms: number): Promise<void> {
+  waitFor(pred: (items: T[]) => boolean, ms = 5000): Promise<void> {
     if (pred(this.items)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -16,6 +16,10 @@ export interface ReceivedEvent {
 export class SseClient {
   private readonly received = new Received<ReceivedEvent>((events) => JSON.stringify(events.map((e) => [e.type, e.id])));
   readonly events = this.received.items;
+  /** The `unread` counts received, apart from `events` (they carry no id and interleave with everything). */
+  readonly unread = new Received<number>((counts) => JSON.stringify(counts));
+  /** Notifications and counts in the order received: what a client's badge is computed from. */
+  readonly steps: ('notification' | number)[] = [];
   readonly es: EventSource;
   opened: Promise<void>;
 
@@ -33,8 +37,14 @@ export class SseClient {
         once: true,
       });
     });
+    this.es.addEventListener('unread', (e) => {
+      const { count } = JSON.parse(e.data) as { count: number };
+      this.steps.push(count);
+      this.unread.push(count);
+    });
     for (const type of ['notification', 'read', 'deleted', 'reload']) {
       this.es.addEventListener(type, (e) => {
+        if (type === 'notification') this.steps.push(type);
         this.received.push({ type, id: e.lastEventId, data: JSON.parse(e.data) });
       });
     }
