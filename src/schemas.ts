@@ -87,12 +87,15 @@ const notificationProperties = {
 /** What a publisher gets back: the stored notification and its recipients. */
 export const storedNotificationSchema = {
   type: 'object',
+  // Every field is always there (null when empty): said here so generated client types say it too.
+  required: [...Object.keys(notificationProperties), 'users'],
   properties: { ...notificationProperties, users: { type: ['array', 'null'], items: { type: 'string' } } },
 } as const;
 
 /** What a subscriber sees in their history: no other recipients, plus their own read state. */
 export const inboxItemSchema = {
   type: 'object',
+  required: [...Object.keys(notificationProperties), 'read'],
   properties: { ...notificationProperties, read: { type: 'boolean' } },
 } as const;
 

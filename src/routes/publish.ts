@@ -29,7 +29,7 @@ const bodySchema = {
   properties: {
     title: { type: 'string', minLength: 1, maxLength: 500 },
     body: { type: ['string', 'null'], maxLength: 20_000 },
-    data: { type: ['object', 'null'] },
+    data: { type: ['object', 'null'], additionalProperties: true },
     type: { type: ['string', 'null'], minLength: 1, maxLength: 64 },
     user: userIdSchema,
     users: { type: 'array', items: userIdSchema, minItems: 1, maxItems: 1000 },

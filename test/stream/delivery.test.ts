@@ -62,7 +62,8 @@ t.test('stream framing and headers', async (t) => {
   t.equal(res.headers['x-accel-buffering'], 'no');
   t.match(res.text, /^retry: 1500\n\n/, 'retry first');
   t.match(res.text, /\n: heartbeat\n\n/, 'heartbeat comments while idle');
-  const events = parseSse(res.text);
+  const [unread, ...events] = parseSse(res.text);
+  t.same(unread, { event: 'unread', data: '{"count":0}' }, 'the count first, once the stream is live');
   t.equal(events.length, 1, 'a payload with line breaks is still one event');
   t.equal(events[0]!.id, String(pub.body.id));
   t.equal(JSON.parse(events[0]!.data).title, 'line1\nid: 999\n\nevent: forged');

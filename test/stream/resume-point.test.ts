@@ -20,16 +20,18 @@ t.test('an SSE stream starts with an id-only event right after retry:, at the id
   const stream = async (headers: Record<string, string> = {}) =>
     (await rawGet(`${s.url}/events`, { authorization: `Bearer ${tokenFor('ann')}`, ...headers }, 300)).text;
 
-  t.equal(await stream(), `retry: 1500\n\nid: ${head}\n\n`, 'no Last-Event-ID: the head, and nothing else until something new');
+  // After the resume point (and any replay), the unread count: ann's one notification.
+  const unread = 'event: unread\ndata: {"count":1}\n\n';
+  t.equal(await stream(), `retry: 1500\n\nid: ${head}\n\n${unread}`, 'no Last-Event-ID: the head, the count, and nothing else until something new');
   t.match(
     await stream({ 'last-event-id': String(mine - 1) }),
-    new RegExp(`^retry: 1500\\n\\nid: ${mine - 1}\\n\\nid: ${mine}\\nevent: notification\\ndata: .*\\n\\n$`),
-    'Last-Event-ID: that id, then the replay',
+    new RegExp(`^retry: 1500\\n\\nid: ${mine - 1}\\n\\nid: ${mine}\\nevent: notification\\ndata: .*\\n\\n${unread}$`),
+    'Last-Event-ID: that id, then the replay, then the count',
   );
   t.equal(
     await stream({ 'last-event-id': String(head) }),
-    `retry: 1500\n\nid: ${head}\n\n`,
-    'Last-Event-ID at the head (nothing missed, one store read): that id too',
+    `retry: 1500\n\nid: ${head}\n\n${unread}`,
+    'Last-Event-ID at the head (nothing missed): that id too',
   );
   t.match(
     await stream({ 'last-event-id': String(head + 100) }),
@@ -94,16 +96,16 @@ t.test('WebSocket: the ready frame carries the resume point, and a reconnect fro
   const reply = await third.command('resume', { lastEventId: head });
   t.same(
     third.frames.map((f) => [f.event, f.id]),
-    [['ready', head], ['notification', missed], ['reply', undefined]],
+    [['ready', head], ['notification', missed], ['unread', undefined], ['reply', undefined]],
   );
   t.same(reply.data, {});
 
   // A client ahead of the server: ready and reload both carry the head it starts again from.
   const ahead = await wsConnect(s, 'cat', `?lastEventId=${missed + 100}`);
   t.teardown(() => ahead.close());
-  await ahead.waitFor((f) => f.length >= 2);
+  await ahead.waitFor((f) => f.length >= 3);
   t.same(
     ahead.frames.map((f) => [f.event, f.id]),
-    [['ready', missed], ['reload', missed]],
+    [['ready', missed], ['reload', missed], ['unread', undefined]],
   );
 });

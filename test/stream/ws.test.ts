@@ -221,8 +221,8 @@ t.test('resume sent as the first message, with publishes racing the reconnect: n
   const replyAt = second.frames.findIndex((f) => f.event === 'reply');
   t.same(
     second.frames.slice(0, replyAt).map((f) => f.event),
-    ['ready', ...second.frames.slice(1, replyAt).map(() => 'notification')],
-    'ready, then the replay, then the reply',
+    ['ready', ...second.frames.slice(1, replyAt - 1).map(() => 'notification'), 'unread'],
+    'ready, then the replay, then the count, then the reply',
   );
 });
 
