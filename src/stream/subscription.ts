@@ -138,7 +138,9 @@ export class Subscription implements Connection {
       this.recount = false;
       const count = await this.deps.store.unreadCount(this, { upTo: this.lastSent });
       if (this.closed) return;
-      if (!this.recount || attempt === 3) return this.sink.send(OutEvent.unread(count));
+      // As part of the replay (paced by the socket draining): the replay's last bytes may still be
+      // queued, past the live bound a `send` would cut the client at.
+      if (!this.recount || attempt === 3) return this.sink.sendMany([OutEvent.unread(count)]);
     }
   }
 

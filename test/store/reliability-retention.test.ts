@@ -51,8 +51,9 @@ t.test('notifications older than HERALD_RETENTION_DAYS are pruned; catch-up acro
   age(s, old, 40);
   age(s, fresh, 29);
 
-  await waitUntil('the old ones to be pruned', async () => (await historyIds(s.url, 'ret', '&topic=news', readsNews)).length === 2);
-  t.same(await historyIds(s.url, 'ret', '&topic=news', readsNews), [...fresh].reverse(), 'history keeps only what is younger than 30 days');
+  await waitUntil('the old ones to be pruned', async () => (await historyIds(s.url, 'ret')).length === 1);
+  t.same(await historyIds(s.url, 'ret'), [fresh[0]], 'history keeps only what is younger than 30 days');
+  t.same(await historyIds(s.url, 'ret', '&topic=news', readsNews), [fresh[1]], 'topic history too');
   t.same((await s.store.range(0, fresh[1]!)).map((n) => n.id), fresh, 'the old rows are deleted, not just hidden');
   t.equal(await s.store.prunedUpTo('anyone'), old[3], 'the horizon is the highest id pruned, for everyone');
   t.equal(await s.store.lastId(), fresh[1], 'the last id is unchanged');

@@ -32,8 +32,8 @@ const notification = fc.record({
   data: fc.option(fc.dictionary(hostileString, fc.oneof(hostileString, fc.array(hostileString, { maxLength: 3 })), { maxKeys: 4, noNullPrototype: true })),
   url: fc.option(hostileString),
   icon: fc.option(hostileString),
-  actor: fc.option(fc.record({ name: hostileString, avatar: hostileString }, { requiredKeys: ['name'] })),
-  actions: fc.option(fc.array(fc.record({ label: hostileString, url: hostileString }), { maxLength: 3 })),
+  actor: fc.option(fc.record({ name: hostileString, avatar: hostileString }, { requiredKeys: ['name'], noNullPrototype: true })),
+  actions: fc.option(fc.array(fc.record({ label: hostileString, url: hostileString }, { noNullPrototype: true }), { maxLength: 3 })),
 });
 
 function stored(n: Omit<StoredNotification, 'broadcast' | 'createdAt' | 'users'>): StoredNotification {

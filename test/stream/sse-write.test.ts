@@ -23,7 +23,11 @@ t.test('the stream is close-delimited: no chunk framing between events', async (
   t.equal(res.status, 200);
   t.notOk(res.headers['transfer-encoding'], 'not chunked');
   t.equal(res.headers.connection, 'close', 'the body ends with the connection');
-  t.match(res.text, /^retry: \d+\n\nid: \d+\n\nid: \d+\nevent: notification\ndata: \{.*\}\n\n$/, 'nothing but SSE on the wire');
+  t.match(
+    res.text,
+    /^retry: \d+\n\nid: \d+\n\nid: \d+\nevent: notification\ndata: \{.*\}\n\nevent: unread\ndata: \{"count":1\}\n\n$/,
+    'nothing but SSE on the wire',
+  );
 });
 
 t.test('notifications published together all arrive, in id order, on every stream', async (t) => {

@@ -74,6 +74,7 @@ class RecordingSink implements Sink {
   }
 
   async sendMany(evs: readonly OutEvent[]): Promise<void> {
+    if (evs.every((ev) => ev.event === 'unread')) return;
     this.log.push(`replay ${evs.map((e) => e.id).join(',')}`);
     this.replaying.resolve();
     await this.gate;

@@ -300,7 +300,9 @@ export interface paths {
                     "application/json": {
                         title: string;
                         body?: string | null;
-                        data?: Record<string, never> | null;
+                        data?: {
+                            [key: string]: unknown;
+                        } | null;
                         type?: string | null;
                         user?: string;
                         users?: string[];
