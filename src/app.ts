@@ -47,7 +47,7 @@ declare module 'fastify' {
 /** Builds the Fastify instance with every route; the caller owns the store and bus and closes them. */
 export async function buildApp({ config, secrets, store, bus }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    ...loggingOptions(config.server.logLevel),
+    ...loggingOptions(config.server.logLevel, config.server.logFormat),
     ...errorServerOptions,
     bodyLimit: config.server.bodyLimit,
     // Counted until the whole request has arrived: a client trickling its head or body is cut (408),

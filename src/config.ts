@@ -14,6 +14,8 @@ export interface ServerConfig {
   /** How long a graceful stop waits for in-flight requests before cutting their connections. */
   shutdownGraceMs: number;
   logLevel: string;
+  /** `pretty`: pino-pretty's lines for a person at a terminal; `json`: one JSON object a line, for machines. */
+  logFormat: 'pretty' | 'json';
   /** Whether the OpenAPI document and its UI are served at /docs. */
   docs: boolean;
 }
@@ -251,6 +253,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const sync = (str(env, 'HERALD_SQLITE_SYNC') ?? 'full').toLowerCase();
   if (sync !== 'full' && sync !== 'normal') throw new ConfigError(`HERALD_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
+  // A person at a terminal reads lines; a pipe or a log collector parses JSON.
+  const logFormat = (str(env, 'HERALD_LOG_FORMAT') ?? (process.stdout.isTTY ? 'pretty' : 'json')).toLowerCase();
+  if (logFormat !== 'pretty' && logFormat !== 'json') throw new ConfigError(`HERALD_LOG_FORMAT must be "pretty" or "json", got "${logFormat}"`);
   const host = str(env, 'HOST') ?? '127.0.0.1';
   const demo = demoMode(env, host, jwtSecret === undefined && publisherKey === undefined && !production);
   if (demo && jwtSecret !== undefined) throw new ConfigError('HERALD_DEMO cannot be on when HERALD_JWT_SECRET is set');
@@ -263,6 +268,7 @@ export function loadConfig(env: Env = process.env): Config {
       requestTimeoutMs: int(env, 'HERALD_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
       shutdownGraceMs: int(env, 'HERALD_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
       logLevel: str(env, 'LOG_LEVEL') ?? 'info',
+      logFormat,
       docs: bool(env, 'HERALD_DOCS', true),
     },
     connections: {

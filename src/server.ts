@@ -13,7 +13,7 @@ import { createStore } from './store/index.js';
 function banner(config: Config, secrets: Secrets, base: string, demoToken: string | undefined): string {
   const file = resolve(secretsFile(config));
   const demo = demoToken !== undefined;
-  const key = secrets.generated.publisherKey ? (demo ? secrets.publisherKey : '$KEY') : '$HERALD_PUBLISHER_KEY';
+  const key = secrets.generated.publisherKey ? '$KEY' : '$HERALD_PUBLISHER_KEY';
   return [
     '',
     `Herald is listening on ${base}  (store: ${printable(config.store.location)}, bus: ${printable(config.bus.location)})`,
@@ -33,8 +33,9 @@ function demoLines(config: Config, secrets: Secrets, file: string, base: string,
     ...(isLoopback(config.server.host)
       ? []
       : [`Warning: demo mode on ${config.server.host} lets anyone who reaches this port act as any user; set HERALD_DEMO=false to turn it off`]),
-    ...(secrets.generated.publisherKey ? [`Publisher key (kept in ${file}): ${secrets.publisherKey}`] : []),
-    `A token for user "${demoUser}", valid 24 h (more: npm run token -- <user>):`,
+    ...(secrets.generated.publisherKey ? [`Publisher key (kept in ${file}) and a token for user "${demoUser}", valid 24 h (more: npm run token -- <user>);`] : [`A token for user "${demoUser}", valid 24 h (more: npm run token -- <user>);`]),
+    'paste these lines into your shell:',
+    ...(secrets.generated.publisherKey ? [`  KEY=${secrets.publisherKey}`] : []),
     `  TOKEN=${token}`,
   ];
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyServerOptions } from 'fastify';
+import pinoPretty from 'pino-pretty';
 import { redactUrl } from './auth.js';
 
 /** A caller's X-Request-ID when it is a plain identifier, so a proxy's id follows the request into our logs. */
@@ -16,14 +17,16 @@ interface LoggedRequest {
 }
 
 /**
- * Structured JSON logs with a request id on every line of a request; no credential in any line:
- * header and cookie values are redacted by path, the query's token and anything like a JWT in the URL
- * by the request serializer.
+ * Structured logs with a request id on every line of a request; no credential in any line: header
+ * and cookie values are redacted by path, the query's token and anything like a JWT in the URL by the
+ * request serializer. `pretty` formats the same records for a terminal (synchronously, in this
+ * thread, so the last lines before an exit are not lost); `json` writes them as they are.
  */
-export function loggingOptions(level: string): Pick<FastifyServerOptions, 'logger' | 'genReqId' | 'requestIdHeader'> {
+export function loggingOptions(level: string, format: 'pretty' | 'json'): Pick<FastifyServerOptions, 'logger' | 'genReqId' | 'requestIdHeader'> {
   return {
     logger: {
       level,
+      ...(format === 'pretty' ? { stream: pinoPretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) } : {}),
       redact: ['req.headers.authorization', 'req.headers.cookie'],
       serializers: {
         req: (req: LoggedRequest) => ({
