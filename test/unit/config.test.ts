@@ -31,6 +31,7 @@ const cases: Case[] = [
   c('HERALD_REQUEST_TIMEOUT_MS', '5000', 'server.requestTimeoutMs', 5000),
   c('HERALD_SHUTDOWN_GRACE_MS', '0', 'server.shutdownGraceMs', 0),
   c('LOG_LEVEL', 'warn', 'server.logLevel', 'warn'),
+  c('HERALD_LOG_FORMAT', 'pretty', 'server.logFormat', 'pretty'),
   c('HERALD_DOCS', 'false', 'server.docs', false),
   c('HERALD_MAX_CONNECTIONS', '10', 'connections.max', 10),
   c('HERALD_MAX_CONNECTIONS_PER_IP', '0', 'connections.perIp', 0),
