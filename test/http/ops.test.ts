@@ -175,7 +175,7 @@ t.test('the OpenAPI document lists every route with its schema, and the UI is se
   }
   const body = doc.paths['/notifications']!.post!.requestBody!.content['application/json']!.schema;
   t.same(body.required, ['title'], 'the publish body schema is there');
-  t.same(Object.keys(body.properties!).sort(), ['body', 'broadcast', 'data', 'title', 'topic', 'type', 'user', 'users']);
+  t.same(Object.keys(body.properties!).sort(), ['actions', 'actor', 'body', 'broadcast', 'data', 'icon', 'title', 'topic', 'type', 'url', 'user', 'users']);
   const ui = await fetch(`${s.url}/docs/`);
   t.equal(ui.status, 200);
   t.match(await ui.text(), /swagger/i, 'the UI');
