@@ -291,8 +291,9 @@ if (missing) {
       await toast(page, 'On the go').waitFor(wait);
       await screenshot(page, 'inbox-phone-toast');
       await openPopover(page);
+      await sleep(300); // past the sheet's entrance
       const box = await popover(page).boundingBox();
-      t.same(box && [box.x, box.y, box.width, box.height], [0, 0, 360, 740], 'the popover fills the screen');
+      t.same(box && [box.x, box.y, box.width, box.height].map(Math.round), [0, 0, 360, 740], 'the popover fills the screen');
       t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), 'no sideways scrolling');
       await screenshot(page, 'inbox-phone');
       await page.locator('herald-inbox').getByRole('button', { name: 'Close' }).click();

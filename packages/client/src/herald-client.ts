@@ -490,13 +490,16 @@ export class HeraldInbox extends Emitter<InboxEvents> {
     const replayed = this.replayed;
     this.replayed = [];
     if (replayed.length > 0) this.emit('caughtUp', replayed);
-    if (!this.serverCounts && this.unread === null) void this.countOnce();
+    if (!this.serverCounts) void this.askCount();
   }
 
-  /** Only for a Herald that sends no `unread` events: the count is asked once, then kept locally. */
-  private async countOnce(): Promise<void> {
+  /**
+   * Only for a Herald that sends no `unread` events (older than this client): the count is asked after
+   * each catch-up instead, and kept locally between them.
+   */
+  private async askCount(): Promise<void> {
     const res = await this.request<{ count: number }>('GET', `/notifications/unread-count${this.topicQuery('?')}`);
-    if (res && !this.serverCounts && this.unread === null) {
+    if (res && !this.serverCounts) {
       this.unread = res.count;
       this.changed();
     }
@@ -514,9 +517,13 @@ export class HeraldInbox extends Emitter<InboxEvents> {
     this.seen.add(n.id);
     const item = { ...n, read: false };
     this.items.set(n.id, item);
-    if (this.unread !== null) this.unread++;
-    if (this.catchingUp) this.replayed.push(item);
-    else this.emit('live', item);
+    // A catch-up ends with the exact count (the `unread` event), so only live ones add to it.
+    if (this.catchingUp) {
+      this.replayed.push(item);
+    } else {
+      if (this.unread !== null) this.unread++;
+      this.emit('live', item);
+    }
     this.changed();
   }
 

@@ -446,6 +446,8 @@ export class HeraldInboxElement extends HTMLElement {
       addEventListener('scroll', this.#place, true);
     }
     ui.bell.setAttribute('aria-expanded', 'true');
+    // What the toasts told is in the list now.
+    ui.toasts.replaceChildren();
     this.#askDesktopPermission();
     this.#showInbox();
     (this.#items()[0] ?? ui.tabAll).focus();
