@@ -152,9 +152,9 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     if (this.state !== 'closed') this.setState('offline');
   };
 
-  /** Opens the stream, resuming after the last id seen in this tab (kept across reloads). */
+  /** Opens the stream, resuming after the last id seen in this tab (kept across reloads); after close() too. */
   connect(): this {
-    if (this.state !== 'idle') return this;
+    if (this.state !== 'idle' && this.state !== 'closed') return this;
     const stored = this.readStoredId();
     if (stored !== undefined && (this.lastEventId === undefined || stored > this.lastEventId)) this.lastEventId = stored;
     globalThis.addEventListener?.('online', this.onOnline);
@@ -163,7 +163,7 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     return this;
   }
 
-  /** Ends the stream for good: no reconnect, no more events. */
+  /** Ends the stream: no reconnect, no more events until connect() is called again. */
   close(): void {
     if (this.state === 'closed') return;
     this.generation++;
@@ -368,6 +368,7 @@ export class HeraldInbox extends Emitter<InboxEvents> {
   private readonly hidden = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly pending = new Map<number, { timer: ReturnType<typeof setTimeout>; commit: () => void }>();
   private readonly stopFns: (() => void)[] = [];
+  private running = false;
   private unread: number | null = null;
   private serverCounts = false;
   private cursor: string | null = null;
@@ -428,7 +429,9 @@ export class HeraldInbox extends Emitter<InboxEvents> {
 
   /** Opens the stream, loads the first history page and joins the other tabs. */
   start(): this {
-    if (this.client.state !== 'idle') return this;
+    // Startable again after stop(), as React's StrictMode does with effects.
+    if (this.running) return this;
+    this.running = true;
     const c = this.client;
     this.stopFns.push(
       c.on('open', () => this.beginCatchUp()),
@@ -463,6 +466,8 @@ export class HeraldInbox extends Emitter<InboxEvents> {
 
   /** Closes the stream and the channel; deletes still undoable are sent now. */
   stop(): void {
+    if (!this.running) return;
+    this.running = false;
     this.flushDeletes();
     clearTimeout(this.catchUpTimer);
     for (const t of this.hidden.values()) clearTimeout(t);
