@@ -784,6 +784,7 @@ export class HeraldInboxElement extends HTMLElement {
   #showInbox(): void {
     const ui = this.#ui;
     ui.settings.hidden = true;
+    ui.markAll.hidden = false;
     ui.tabs.hidden = false;
     ui.scroller.hidden = false;
     ui.title.textContent = 'Notifications';
@@ -794,6 +795,7 @@ export class HeraldInboxElement extends HTMLElement {
     const store = this.#store;
     if (!store) return;
     ui.tabs.hidden = true;
+    ui.markAll.hidden = true;
     ui.scroller.hidden = true;
     ui.settings.hidden = false;
     ui.title.textContent = 'Preferences';
