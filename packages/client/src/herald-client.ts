@@ -363,7 +363,11 @@ export class HeraldInbox extends Emitter<InboxEvents> {
   readonly client: HeraldClient;
   private readonly options: InboxOptions;
   private readonly items = new Map<number, InboxItem>();
-  /** Every id this store has seen, deleted ones too: a replayed notification is not new twice. */
+  /**
+   * Every id the stream has delivered, deleted ones too: a notification replayed after a reconnect is
+   * not new twice. History does not add to it: a page of history can hold a notification published
+   * after the count was told, whose live event must still count.
+   */
   private readonly seen = new Set<number>();
   private readonly hidden = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly pending = new Map<number, { timer: ReturnType<typeof setTimeout>; commit: () => void }>();
@@ -520,8 +524,10 @@ export class HeraldInbox extends Emitter<InboxEvents> {
   private received(n: HeraldNotification): void {
     if (this.seen.has(n.id)) return;
     this.seen.add(n.id);
-    const item = { ...n, read: false };
+    const item = this.items.get(n.id) ?? { ...n, read: false };
     this.items.set(n.id, item);
+    // Read already (history said so: another device, say): nothing new to count or tell.
+    if (item.read) return this.changed();
     // A catch-up ends with the exact count (the `unread` event), so only live ones add to it.
     if (this.catchingUp) {
       this.replayed.push(item);
@@ -581,10 +587,7 @@ export class HeraldInbox extends Emitter<InboxEvents> {
       const inPage = new Set(page.items.map((n) => n.id));
       const oldest = page.nextCursor === null ? 0 : Math.min(...inPage);
       for (const id of before) if (!inPage.has(id) && id >= oldest) this.forget(id);
-      for (const n of page.items) {
-        this.seen.add(n.id);
-        if (!this.items.has(n.id)) this.items.set(n.id, n);
-      }
+      for (const n of page.items) if (!this.items.has(n.id)) this.items.set(n.id, n);
       this.cursor = page.nextCursor;
       this.loadedOnce = true;
     }
