@@ -606,6 +606,7 @@ export class HeraldInboxElement extends HTMLElement {
 
   #tick(): void {
     for (const t of this.#root.querySelectorAll('time')) t.textContent = ago(t.dateTime);
+    for (const { item, el } of this.#rendered.values()) el.setAttribute('aria-label', itemLabel(item));
   }
 
   #setTab(tab: 'all' | 'unread'): void {
