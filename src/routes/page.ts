@@ -4,12 +4,11 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { projectFile } from '../paths.js';
 
 /**
- * The browser client's files (contract D), built by `packages/client` into its `dist/`. Until that
- * package is built (or while this checkout still has the hand-written client in public/), the copy
- * in public/ is served; neither: 404.
+ * The browser client's files (contract D), built by `packages/client` into its `dist/` (at `npm ci`);
+ * not built: 404.
  */
 const clientFiles = ['herald-client.js', 'herald-client.d.ts', 'herald-inbox.js', 'herald-inbox.d.ts'];
-const clientDirs = [projectFile('packages', 'client', 'dist'), projectFile('public')];
+const clientDir = projectFile('packages', 'client', 'dist');
 
 /** `.d.ts` as TypeScript: by its `.ts` extension alone it would go out as an MPEG transport stream. */
 function typescriptType(reply: FastifyReply, path: string): void {
@@ -17,12 +16,13 @@ function typescriptType(reply: FastifyReply, path: string): void {
 }
 
 /**
- * The browser side: the inbox page at `/` and `herald-client.js`, which apps may load straight from
- * Herald. The page loads nothing from elsewhere and runs no inline script, so a strict policy holds.
+ * The browser side: the demo page at `/`, and the built @herald/client (`herald-client.js`,
+ * `herald-inbox.js`), which apps may load straight from Herald. The page runs no inline script and
+ * loads only images from elsewhere (notification avatars and icons), so a strict policy holds.
  */
 const contentSecurityPolicy = [
   "default-src 'self'",
-  "img-src 'self' data:",
+  "img-src 'self' data: https:",
   "object-src 'none'",
   "base-uri 'none'",
   "form-action 'self'",
@@ -31,7 +31,7 @@ const contentSecurityPolicy = [
 
 export async function pageRoutes(app: FastifyInstance): Promise<void> {
   await app.register(fastifyStatic, {
-    root: projectFile('public'),
+    root: [projectFile('public'), projectFile('packages', 'client', 'dist')],
     // Routes for the files that exist, not a catch-all: unknown paths keep the JSON 404.
     wildcard: false,
     // The page and the client change with each release; revalidating is cheap next to a stale client.
@@ -51,8 +51,7 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
   for (const name of clientFiles) {
     // Looked up per request: a client built while Herald runs is served without a restart.
     app.get(`/${name}`, { schema: { hide: true } }, (_request, reply) => {
-      const dir = clientDirs.find((d) => existsSync(`${d}/${name}`));
-      return dir === undefined ? reply.callNotFound() : reply.sendFile(name, dir);
+      return existsSync(`${clientDir}/${name}`) ? reply.sendFile(name, clientDir) : reply.callNotFound();
     });
   }
 }

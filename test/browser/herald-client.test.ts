@@ -1,8 +1,8 @@
-// herald-client.js outside the browser (Node, with the `eventsource` package): the paths a browser
+// HeraldClient (packages/client) outside the browser (Node, with the `eventsource` package): the paths a browser
 // test cannot steer, such as a refused token, a reload event and a clean close.
 import { EventSource } from 'eventsource';
 import t, { type Test } from 'tap';
-import { HeraldClient, type HeraldNotification, type HeraldState } from '../../public/herald-client.js';
+import { HeraldClient, type HeraldNotification, type HeraldState } from '../../packages/client/src/herald-client.js';
 import { sleep } from '../../support/util.js';
 import { startServer, type Server } from '../support/server.js';
 import { tokenFor } from '../support/tokens.js';
