@@ -54,7 +54,7 @@ function serve({ file, sync, port }: Open): void {
   // keeps sending while this thread waits for the disk, so one fsync serves all of them.
   port.on('message', (first: ToWriter) => {
     if (first === 'close') return stop();
-    const calls = [first];
+    const calls = first;
     while (calls.length < maxGroup) {
       const next = receiveMessageOnPort(port)?.message as ToWriter | undefined;
       if (next === undefined) break;
@@ -62,7 +62,7 @@ function serve({ file, sync, port }: Open): void {
         commit(calls);
         return stop();
       }
-      calls.push(next);
+      calls.push(...next);
     }
     commit(calls);
   });

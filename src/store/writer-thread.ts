@@ -26,8 +26,8 @@ export interface Failure {
 /** The writer thread's answer to one call, once the transaction holding it committed (or failed). */
 export type Reply = { id: number; value: unknown } | { id: number; error: Failure };
 
-/** On a database's port, main thread to writer thread: a call, or `close` once every call is answered. */
-export type ToWriter = Call | 'close';
+/** On a database's port, main thread to writer thread: the calls of one turn of the event loop, or `close` once every call is answered. */
+export type ToWriter = Call[] | 'close';
 /** On a database's port, writer thread to main thread: `ready` (or why it could not open), then batches of replies. */
 export type FromWriter = 'ready' | { openFailed: Failure } | Reply[];
 
@@ -76,6 +76,8 @@ export class WriterThread {
   /** Set once the thread stopped without being asked to: every call now fails with it. */
   private failure: HeraldError | undefined;
   private cause: unknown;
+  /** Calls made in this turn of the event loop, sent together at its end (one message, one wake-up of the thread). */
+  private outbox: Call[] = [];
   /** Woken when the last pending call is answered, while a close waits for it. */
   private drained: (() => void) | undefined;
   private readonly onError = (err: unknown) => (this.cause = err);
@@ -116,9 +118,15 @@ export class WriterThread {
       // Held while a call waits, so the process lives to hear the answer.
       if (this.pending.size === 0) this.port.ref();
       this.pending.set(id, { resolve, reject });
-      this.port.postMessage({ id, method, args } satisfies Call);
+      if (this.outbox.length === 0) setImmediate(this.flush);
+      this.outbox.push({ id, method, args });
     });
   }
+
+  private readonly flush = () => {
+    this.port.postMessage(this.outbox satisfies ToWriter);
+    this.outbox = [];
+  };
 
   /** Throws why the thread is gone, if it stopped without being asked to (readiness reports it). */
   check(): void {
