@@ -1,11 +1,8 @@
 // The SQLite writer thread (started by writer-thread.ts): the one connection that writes to each open
 // database, with its group commits, fsyncs and commit checkpoints, all off the main thread's event loop.
-import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { parentPort, type MessagePort } from 'node:worker_threads';
 import { openWriteConnection, SqliteWriter } from './sqlite-writer.js';
 import type { Call, Failure, FromWriter, Open, Reply, ToWriter } from './writer-thread.js';
-
-/** Calls committed in one transaction at most, so the first caller of a long queue is not kept waiting long. */
-const maxGroup = 1000;
 
 const describe = (err: unknown): Failure =>
   err instanceof Error ? { message: err.message, code: (err as { code?: string }).code } : { message: String(err) };
@@ -50,22 +47,8 @@ function serve({ file, sync, port }: Open): void {
     db.close();
     port.close();
   };
-  // Every call that arrived while the last transaction committed joins the next one: the main thread
-  // keeps sending while this thread waits for the disk, so one fsync serves all of them.
-  port.on('message', (first: ToWriter) => {
-    if (first === 'close') return stop();
-    const calls = first;
-    while (calls.length < maxGroup) {
-      const next = receiveMessageOnPort(port)?.message as ToWriter | undefined;
-      if (next === undefined) break;
-      if (next === 'close') {
-        commit(calls);
-        return stop();
-      }
-      calls.push(...next);
-    }
-    commit(calls);
-  });
+  // Each message is one group: the main thread fills the next one while this one commits.
+  port.on('message', (msg: ToWriter) => (msg === 'close' ? stop() : commit(msg)));
   send(port, 'ready');
 }
 

@@ -26,8 +26,11 @@ export interface Failure {
 /** The writer thread's answer to one call, once the transaction holding it committed (or failed). */
 export type Reply = { id: number; value: unknown } | { id: number; error: Failure };
 
-/** On a database's port, main thread to writer thread: the calls of one turn of the event loop, or `close` once every call is answered. */
+/** On a database's port, main thread to writer thread: one group of calls (one transaction), or `close` once every call is answered. */
 export type ToWriter = Call[] | 'close';
+
+/** Calls committed in one transaction at most, so the first caller of a long queue is not kept waiting long. */
+const maxGroup = 1000;
 /** On a database's port, writer thread to main thread: `ready` (or why it could not open), then batches of replies. */
 export type FromWriter = 'ready' | { openFailed: Failure } | Reply[];
 
@@ -76,8 +79,10 @@ export class WriterThread {
   /** Set once the thread stopped without being asked to: every call now fails with it. */
   private failure: HeraldError | undefined;
   private cause: unknown;
-  /** Calls made in this turn of the event loop, sent together at its end (one message, one wake-up of the thread). */
+  /** Calls not sent yet: the next group, filling while the thread commits the one in flight. */
   private outbox: Call[] = [];
+  /** A group is being committed: the next one waits for its answer. */
+  private inFlight = false;
   /** Woken when the last pending call is answered, while a close waits for it. */
   private drained: (() => void) | undefined;
   private readonly onError = (err: unknown) => (this.cause = err);
@@ -118,14 +123,21 @@ export class WriterThread {
       // Held while a call waits, so the process lives to hear the answer.
       if (this.pending.size === 0) this.port.ref();
       this.pending.set(id, { resolve, reject });
-      if (this.outbox.length === 0) setImmediate(this.flush);
+      // Every call of this turn of the event loop joins the group, as the first one is sent at its end.
+      if (this.outbox.length === 0 && !this.inFlight) setImmediate(this.send);
       this.outbox.push({ id, method, args });
     });
   }
 
-  private readonly flush = () => {
-    this.port.postMessage(this.outbox satisfies ToWriter);
-    this.outbox = [];
+  /**
+   * Sends the next group, if any and none is in flight. One group at a time, like the group commit
+   * that ran on the event loop before: everything that arrives while a group commits forms the next
+   * one, so under a steady load each fsync serves all the writers waiting, not half of them.
+   */
+  private readonly send = () => {
+    if (this.inFlight || this.outbox.length === 0 || this.failure) return;
+    this.inFlight = true;
+    this.port.postMessage(this.outbox.splice(0, maxGroup) satisfies ToWriter);
   };
 
   /** Throws why the thread is gone, if it stopped without being asked to (readiness reports it). */
@@ -158,6 +170,7 @@ export class WriterThread {
   }
 
   private answer(replies: Reply[]): void {
+    this.inFlight = false;
     for (const reply of replies) {
       const waiting = this.pending.get(reply.id);
       if (!waiting) continue;
@@ -165,6 +178,7 @@ export class WriterThread {
       if ('error' in reply) waiting.reject(asError(reply.error));
       else waiting.resolve(reply.value as never);
     }
+    this.send();
     if (this.pending.size > 0) return;
     this.port.unref();
     this.drained?.();
