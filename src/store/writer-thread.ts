@@ -101,12 +101,17 @@ export class WriterThread {
     const { port1, port2 } = new MessageChannel();
     const thread = new WriterThread(writerThread(), port1);
     await new Promise<void>((resolve, reject) => {
+      const exited = () => failed(thread.failure);
       const failed = (err: unknown) => {
         thread.detach();
         reject(err);
       };
-      port1.once('message', (msg: FromWriter) => (msg === 'ready' ? resolve() : failed(asError((msg as { openFailed: Failure }).openFailed))));
-      thread.worker.once('exit', () => failed(thread.failure));
+      port1.once('message', (msg: FromWriter) => {
+        thread.worker.off('exit', exited);
+        if (msg === 'ready') resolve();
+        else failed(asError((msg as { openFailed: Failure }).openFailed));
+      });
+      thread.worker.once('exit', exited);
       thread.worker.postMessage({ file, sync, port: port2 } satisfies Open, [port2]);
     });
     port1.on('message', (msg: FromWriter) => thread.answer(msg as Reply[]));
@@ -192,6 +197,7 @@ export class WriterThread {
     });
     for (const waiting of this.pending.values()) waiting.reject(this.failure);
     this.pending.clear();
+    this.outbox = [];
     this.port.unref();
     this.drained?.();
   }

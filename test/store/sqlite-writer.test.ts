@@ -93,6 +93,15 @@ t.test('ids increase in the order inserts are answered, under concurrent inserts
   t.equal(await store.lastId(), 32 * 40, 'dense');
 });
 
+t.test('a database that cannot be opened fails its open alone: the writer thread serves the next one', async (t) => {
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A directory where the database file should be.
+  await t.rejects(createStore({ location: dir, sqliteSync: 'full' }), 'the open fails');
+  const store = await openStore(t, 'full');
+  t.equal((await store.insert({ title: 'after', target: { broadcast: true } })).status, 'created', 'another store writes');
+});
+
 t.test('a writer thread that dies fails the store loudly: readiness and publishes answer 503, nothing hangs', async (t) => {
   const server = await startServer();
   t.teardown(() => server.close());
