@@ -6,5 +6,5 @@ import type { Store } from './store.js';
 /** The store named by HERALD_STORE: a SQLite file path (default) or a postgres:// URL. */
 export async function createStore(config: StoreConfig): Promise<Store> {
   if (isPostgresUrl(config.location)) return PostgresStore.open(config.location);
-  return new SqliteStore(config.location, config.sqliteSync);
+  return SqliteStore.open(config.location, config.sqliteSync);
 }

@@ -1,53 +1,10 @@
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { projectFile } from '../paths.js';
 import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
-import { GroupCommit } from './group-commit.js';
-import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
-import { created, newRow, type Publish } from './rows.js';
+import { everyone, prune, type PruneSteps } from './prune.js';
+import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
 import type { CatchUp, CountQuery, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
-
-interface Row {
-  id: number;
-  title: string;
-  body: string | null;
-  data: string | null;
-  type: string | null;
-  topic: string | null;
-  broadcast: number;
-  created_at: string;
-  url: string | null;
-  icon: string | null;
-  actor: string | null;
-  actions: string | null;
-  users: string | null;
-}
-
-const parsed = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
-
-function fromRow(r: Row): StoredNotification {
-  return {
-    id: r.id,
-    title: r.title,
-    body: r.body,
-    data: parsed(r.data),
-    type: r.type,
-    topic: r.topic,
-    broadcast: r.broadcast === 1,
-    createdAt: r.created_at,
-    url: r.url,
-    icon: r.icon,
-    actor: parsed(r.actor),
-    actions: parsed(r.actions),
-    users: parsed(r.users),
-  };
-}
-
-const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at, n.url, n.icon, n.actor, n.actions,
-  CASE WHEN n.topic IS NULL AND n.broadcast = 0
-    THEN (SELECT json_group_array(user_id) FROM recipients r WHERE r.notification_id = n.id) END AS users`;
+import { WriterThread } from './writer-thread.js';
 
 /**
  * The ids one audience may see, from each of the three disjoint sources (direct, broadcast, topic),
@@ -66,59 +23,36 @@ function visibleIds(cond: string, order: 'ASC' | 'DESC', topicsOnly = false): st
   ].join(' UNION ALL ');
 }
 
-/**
- * Columns added to `notifications` after its first release, as schema.sql declares them. schema.sql's
- * CREATE TABLE IF NOT EXISTS leaves an older file's table as it is, and SQLite has no ADD COLUMN IF
- * NOT EXISTS: each missing one is added here, on start, in one transaction. Existing rows get NULL.
- */
-const addedColumns = { url: 'TEXT', icon: 'TEXT', actor: 'TEXT', actions: 'TEXT' } as const;
-
-function addMissingColumns(db: Database.Database): void {
-  const have = new Set((db.pragma('table_info(notifications)') as { name: string }[]).map((c) => c.name));
-  db.transaction(() => {
-    for (const [name, type] of Object.entries(addedColumns)) {
-      if (!have.has(name)) db.exec(`ALTER TABLE notifications ADD COLUMN ${name} ${type}`);
-    }
-  })();
-}
-
 /** How often the checkpointer copies the WAL into the database file: small copies, often. */
 const checkpointMs = 250;
 
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
 const unreadX = `x.id > @readUpTo AND x.id <= @upTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
 
+/**
+ * The embedded store. Writes go to the writer thread (sqlite-writer.ts, through `WriterThread`), so
+ * commits and fsyncs never block the event loop; reads run here, on a read-only connection: in WAL
+ * mode a read never waits for the writer, and each one (or each `snapshot`) starts a read transaction
+ * that sees every commit already answered, so a resolved `insert` is visible to the next `since`.
+ */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts;
-  /** Every publish parsed in one turn of the event loop shares one transaction (one fsync). */
-  private readonly inserts: GroupCommit<Publish, InsertResult>;
+  /** Several reads from one snapshot: a read transaction, which no commit of the writer enters. */
+  private readonly snapshot: <T>(read: () => T) => T;
   private readonly pruneSteps: PruneSteps;
-  private readonly checkpointer: Checkpointer | undefined;
+  private readonly checkpointer: Checkpointer;
 
-  constructor(file: string, sync: 'full' | 'normal') {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // FULL fsyncs the WAL on every commit, so a 201 survives power loss, not just a process crash.
-    this.db.pragma(`synchronous = ${sync.toUpperCase()}`);
-    this.db.pragma('foreign_keys = ON');
+  private constructor(
+    file: string,
+    /** The writer thread: every write, and the readiness of the store (it fails when the thread is gone). */
+    readonly writer: WriterThread,
+  ) {
+    this.db = new Database(file, { readonly: true, fileMustExist: true });
     this.db.pragma('busy_timeout = 5000');
-    if (file !== ':memory:') this.checkpointer = new Checkpointer(file, checkpointMs);
-    this.db.exec(readFileSync(projectFile('schema.sql'), 'utf8'));
-    addMissingColumns(this.db);
+    this.checkpointer = new Checkpointer(file, checkpointMs);
     const db = this.db;
     this.stmts = {
-      insert: db.prepare(
-        `INSERT INTO notifications (title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
-         VALUES (@title, @body, @data, @type, @topic, @broadcast, @createdAt, @url, @icon, @actor, @actions)`,
-      ),
-      recipient: db.prepare(`INSERT OR IGNORE INTO recipients (user_id, notification_id) VALUES (?, ?)`),
-      findKey: db.prepare(`SELECT request_hash, notification_id FROM idempotency_keys WHERE publisher = ? AND key = ?`),
-      saveKey: db.prepare(
-        `INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-      ),
-      byId: db.prepare(`SELECT ${columns} FROM notifications n WHERE n.id = ?`),
       since: db.prepare(
         `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > @after', 'ASC')}) ORDER BY n.id ASC LIMIT @limit`,
       ),
@@ -138,114 +72,32 @@ export class SqliteStore implements Store {
       ),
       unreadCount: [false, true].map((topicsOnly) => db.prepare(`SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC', topicsOnly)})`)),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
-      visible: db.prepare(
-        `SELECT 1 FROM notifications n WHERE n.id = @id
-           AND (n.broadcast = 1 OR n.topic IS NOT NULL
-                OR EXISTS (SELECT 1 FROM recipients r WHERE r.user_id = @user AND r.notification_id = n.id))
-           AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.deleted = 1)`,
-      ),
-      setRead: db.prepare(
-        `INSERT INTO user_state (user_id, notification_id, read) VALUES (?, ?, 1)
-         ON CONFLICT (user_id, notification_id) DO UPDATE SET read = 1`,
-      ),
-      setDeleted: db.prepare(
-        `INSERT INTO user_state (user_id, notification_id, deleted) VALUES (?, ?, 1)
-         ON CONFLICT (user_id, notification_id) DO UPDATE SET deleted = 1`,
-      ),
-      setReadMark: db.prepare(
-        `INSERT INTO read_marks (user_id, read_up_to) VALUES (?, ?)
-         ON CONFLICT (user_id) DO UPDATE SET read_up_to = max(read_up_to, excluded.read_up_to)`,
-      ),
-      // Per-notification read rows at or below the watermark say nothing more: drop them.
-      clearReads: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id <= ? AND deleted = 0`),
-      // The AUTOINCREMENT counter, not max(id): retention may have deleted the newest rows.
-      lastId: db.prepare(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notifications'), 0) AS id`),
-      oldIds: db.prepare(`SELECT id FROM notifications WHERE created_at < ? LIMIT ${pruneBatch}`),
-      deleteNotifications: db.prepare(`DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))`),
-      deleteKeys: db.prepare(`DELETE FROM idempotency_keys WHERE notification_id IN (SELECT value FROM json_each(?))`),
-      usersOverCap: db.prepare(`SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > ?`),
-      // The newest of a user's direct notifications beyond their cap: it and everything below it go.
-      capEdge: db.prepare(`SELECT notification_id AS id FROM recipients WHERE user_id = ? ORDER BY notification_id DESC LIMIT 1 OFFSET ?`),
-      userOldIds: db.prepare(
-        `SELECT notification_id AS id FROM recipients WHERE user_id = ? AND notification_id <= ? ORDER BY notification_id LIMIT ${pruneBatch}`,
-      ),
-      deleteRecipients: db.prepare(`DELETE FROM recipients WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
-      deleteUserState: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
-      orphans: db.prepare(
-        `SELECT value AS id FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.notification_id = value)`,
-      ),
-      raiseHorizon: db.prepare(
-        `INSERT INTO pruned_marks (user_id, up_to) VALUES (?, ?)
-         ON CONFLICT (user_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)`,
-      ),
+      lastId: db.prepare(lastIdSql),
       horizon: db.prepare(`SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', ?)`),
     };
-    const pruneOld = db.transaction((cutoff: string) => {
-      const ids = (this.stmts.oldIds.all(cutoff) as { id: number }[]).map((r) => r.id);
-      if (ids.length === 0) return 0;
-      const json = JSON.stringify(ids);
-      this.stmts.deleteKeys.run(json);
-      // recipients and user_state rows go with them (ON DELETE CASCADE).
-      this.stmts.deleteNotifications.run(json);
-      this.stmts.raiseHorizon.run(everyone, Math.max(...ids));
-      return ids.length;
-    });
-    const pruneUser = db.transaction((user: string, upTo: number) => {
-      const ids = (this.stmts.userOldIds.all(user, upTo) as { id: number }[]).map((r) => r.id);
-      if (ids.length === 0) return { unlinked: 0, deleted: 0 };
-      const json = JSON.stringify(ids);
-      this.stmts.deleteRecipients.run(user, json);
-      this.stmts.deleteUserState.run(user, json);
-      // A notification to several users stays while any of them still has it.
-      const orphans = JSON.stringify((this.stmts.orphans.all(json) as { id: number }[]).map((r) => r.id));
-      this.stmts.deleteKeys.run(orphans);
-      const deleted = this.stmts.deleteNotifications.run(orphans).changes;
-      this.stmts.raiseHorizon.run(user, Math.max(...ids));
-      return { unlinked: ids.length, deleted };
-    });
+    const inTransaction = db.transaction((read: () => unknown) => read());
+    this.snapshot = <T>(read: () => T) => inTransaction(read) as T;
     this.pruneSteps = {
-      oldBatch: async (cutoff) => pruneOld(cutoff.toISOString()),
-      usersOverCap: async (perUser) => (this.stmts.usersOverCap.all(perUser) as { user_id: string }[]).map((r) => r.user_id),
-      capEdge: async (user, perUser) => (this.stmts.capEdge.get(user, perUser) as { id: number } | undefined)?.id,
-      userBatch: async (user, upTo) => pruneUser(user, upTo),
+      oldBatch: (cutoff) => writer.call('pruneOld', cutoff.toISOString()),
+      usersOverCap: (perUser) => writer.call('usersOverCap', perUser),
+      capEdge: (user, perUser) => writer.call('capEdge', user, perUser),
+      userBatch: (user, upTo) => writer.call('pruneUser', user, upTo),
     };
-    const commitBatch = db.transaction((batch: Publish[]) => batch.map((p) => this.insertOne(p)));
-    this.inserts = new GroupCommit(async (batch) => commitBatch(batch));
   }
 
-  private insertOne({ n, idempotency }: Publish): InsertResult {
-    if (idempotency) {
-      const prior = this.stmts.findKey.get(idempotency.publisher, idempotency.key) as
-        | { request_hash: string; notification_id: number }
-        | undefined;
-      if (prior) {
-        if (prior.request_hash !== idempotency.requestHash) return { status: 'conflict' };
-        return { status: 'replayed', notification: fromRow(this.stmts.byId.get(prior.notification_id) as Row) };
-      }
+  /** Starts the writer thread (which creates the file and applies the schema), then opens the reader. */
+  static async open(file: string, sync: 'full' | 'normal'): Promise<SqliteStore> {
+    const writer = await WriterThread.open(file, sync);
+    try {
+      return new SqliteStore(file, writer);
+    } catch (err) {
+      await writer.close();
+      throw err;
     }
-    const row = newRow(n);
-    const id = Number(
-      this.stmts.insert.run({
-        title: row.title,
-        body: row.body,
-        data: row.dataJson,
-        type: row.type,
-        topic: row.topic,
-        broadcast: row.broadcast ? 1 : 0,
-        createdAt: row.createdAt,
-        url: row.url,
-        icon: row.icon,
-        actor: row.actorJson,
-        actions: row.actionsJson,
-      }).lastInsertRowid,
-    );
-    for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
-    if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, row.createdAt);
-    return { status: 'created', notification: created(row, id) };
   }
 
   insert(n: NewNotification, idempotency?: IdempotencyKey): Promise<InsertResult> {
-    return this.inserts.add({ n, idempotency });
+    return this.writer.call('insert', { n, idempotency });
   }
 
   private readUpTo(user: string): number {
@@ -261,19 +113,17 @@ export class SqliteStore implements Store {
     return this.sinceNow(audience, afterId, limit);
   }
 
-  /** `since`, synchronously, so `catchUp` can read it between its other reads with no await. */
+  /** `since`, synchronously, so `catchUp` can read it inside its snapshot. */
   private sinceNow(audience: Audience, afterId: number, limit: number): StoredNotification[] {
     return (this.stmts.since.all({ ...this.params(audience), after: afterId, limit }) as Row[]).map(fromRow);
   }
 
   async catchUp(audience: Audience, afterId: number, limit: number): Promise<CatchUp> {
-    // One snapshot without a transaction: the three reads run back to back, with no await between
-    // them, on the one connection every write of this store goes through, so nothing commits between.
-    return {
+    return this.snapshot(() => ({
       head: (this.stmts.lastId.get() as { id: number }).id,
       missed: this.sinceNow(audience, afterId, limit),
       prunedUpTo: (this.stmts.horizon.get(audience.user) as { up_to: number }).up_to,
-    };
+    }));
   }
 
   async range(afterId: number, upTo: number): Promise<StoredNotification[]> {
@@ -282,45 +132,43 @@ export class SqliteStore implements Store {
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
     const stmt = (q.unreadOnly ? this.stmts.listUnread : this.stmts.list)[Number(q.topicsOnly ?? false)]!;
-    const rows = stmt.all({
-      ...this.params(audience),
-      before: q.before ?? Number.MAX_SAFE_INTEGER,
-      upTo: Number.MAX_SAFE_INTEGER,
-      limit: q.limit,
-      readUpTo: this.readUpTo(audience.user),
-    }) as (Row & { read: number })[];
+    // The watermark and the page from one snapshot, so a mark-all-read lands wholly before or after.
+    const rows = this.snapshot(
+      () =>
+        stmt.all({
+          ...this.params(audience),
+          before: q.before ?? Number.MAX_SAFE_INTEGER,
+          upTo: Number.MAX_SAFE_INTEGER,
+          limit: q.limit,
+          readUpTo: this.readUpTo(audience.user),
+        }) as (Row & { read: number })[],
+    );
     return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1 }));
   }
 
   async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
-    const r = this.stmts.unreadCount[Number(q.topicsOnly ?? false)]!.get({
-      ...this.params(audience),
-      readUpTo: this.readUpTo(audience.user),
-      upTo: q.upTo ?? Number.MAX_SAFE_INTEGER,
-      limit: -1,
-    }) as { c: number };
+    const r = this.snapshot(
+      () =>
+        this.stmts.unreadCount[Number(q.topicsOnly ?? false)]!.get({
+          ...this.params(audience),
+          readUpTo: this.readUpTo(audience.user),
+          upTo: q.upTo ?? Number.MAX_SAFE_INTEGER,
+          limit: -1,
+        }) as { c: number },
+    );
     return r.c;
   }
 
-  async markRead(user: string, id: number): Promise<boolean> {
-    if (!this.stmts.visible.get({ user, id })) return false;
-    this.stmts.setRead.run(user, id);
-    return true;
+  markRead(user: string, id: number): Promise<boolean> {
+    return this.writer.call('markRead', user, id);
   }
 
-  async markAllRead(user: string): Promise<number> {
-    return this.db.transaction(() => {
-      const upTo = (this.stmts.lastId.get() as { id: number }).id;
-      this.stmts.setReadMark.run(user, upTo);
-      this.stmts.clearReads.run(user, upTo);
-      return upTo;
-    })();
+  markAllRead(user: string): Promise<number> {
+    return this.writer.call('markAllRead', user);
   }
 
-  async remove(user: string, id: number): Promise<boolean> {
-    if (!this.stmts.visible.get({ user, id })) return false;
-    this.stmts.setDeleted.run(user, id);
-    return true;
+  remove(user: string, id: number): Promise<boolean> {
+    return this.writer.call('remove', user, id);
   }
 
   async lastId(): Promise<number> {
@@ -336,13 +184,14 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
+    this.writer.check();
     this.stmts.lastId.get();
   }
 
   async close(): Promise<void> {
-    // Commit whatever is queued before closing, so a graceful stop loses no acknowledged publish.
-    await this.inserts.drain();
-    await this.checkpointer?.close();
+    // The writer commits whatever is queued before it stops, so a graceful stop loses no acknowledged publish.
+    await this.checkpointer.close();
     this.db.close();
+    await this.writer.close();
   }
 }

@@ -11,17 +11,17 @@ import { waitUntil } from '../support/wait.js';
 const size = (file: string) => statSync(file).size;
 
 /** A store on a fresh file, closed and removed when the test ends. */
-function openStore(t: Pick<Test, 'teardown'>, sync: 'full' | 'normal'): { file: string; store: SqliteStore } {
+async function openStore(t: Pick<Test, 'teardown'>, sync: 'full' | 'normal'): Promise<{ file: string; store: SqliteStore }> {
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'herald.db');
-  const store = new SqliteStore(file, sync);
+  const store = await SqliteStore.open(file, sync);
   t.teardown(() => store.close());
   return { file, store };
 }
 
 t.test('committed rows reach the database file without any commit checkpointing', async (t) => {
-  const { file, store } = openStore(t, 'full');
+  const { file, store } = await openStore(t, 'full');
   const empty = size(file);
   // About 1 MB: far below the 1,000 pages (4 MB) past which a commit would checkpoint by itself.
   await Promise.all(Array.from({ length: 250 }, (_, i) => store.insert({ title: `n${i}`, body: 'x'.repeat(4000), target: { broadcast: true } })));
@@ -31,7 +31,7 @@ t.test('committed rows reach the database file without any commit checkpointing'
 });
 
 t.test('under writes that never pause, the log stays bounded and every row is kept', async (t) => {
-  const { file, store } = openStore(t, 'normal');
+  const { file, store } = await openStore(t, 'normal');
   let written = 0;
   let largestLog = 0;
   // About 24 MB through the log, 64 publishes in flight at all times, for as long as that takes.

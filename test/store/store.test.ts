@@ -25,7 +25,7 @@ const kinds: Kind[] = [
     async fresh(t) {
       const dir = tempDir();
       t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-      return { open: async () => new SqliteStore(join(dir, 'herald.db'), 'normal') };
+      return { open: () => SqliteStore.open(join(dir, 'herald.db'), 'normal') };
     },
   },
   {

@@ -1,0 +1,197 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { projectFile } from '../paths.js';
+import { everyone, pruneBatch } from './prune.js';
+import { created, newRow, type Publish } from './rows.js';
+import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
+import type { InsertResult } from './store.js';
+
+/**
+ * The one connection that writes, in WAL mode, with the schema applied. It belongs to the writer
+ * thread (sqlite-writer-thread.ts): every commit, fsync and commit checkpoint happens there.
+ */
+export function openWriteConnection(file: string, sync: 'full' | 'normal'): Database.Database {
+  mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // FULL fsyncs the WAL on every commit, so a 201 survives power loss, not just a process crash.
+  db.pragma(`synchronous = ${sync.toUpperCase()}`);
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  db.exec(readFileSync(projectFile('schema.sql'), 'utf8'));
+  addMissingColumns(db);
+  return db;
+}
+
+/**
+ * Columns added to `notifications` after its first release, as schema.sql declares them. schema.sql's
+ * CREATE TABLE IF NOT EXISTS leaves an older file's table as it is, and SQLite has no ADD COLUMN IF
+ * NOT EXISTS: each missing one is added here, on start, in one transaction. Existing rows get NULL.
+ */
+const addedColumns = { url: 'TEXT', icon: 'TEXT', actor: 'TEXT', actions: 'TEXT' } as const;
+
+function addMissingColumns(db: Database.Database): void {
+  const have = new Set((db.pragma('table_info(notifications)') as { name: string }[]).map((c) => c.name));
+  db.transaction(() => {
+    for (const [name, type] of Object.entries(addedColumns)) {
+      if (!have.has(name)) db.exec(`ALTER TABLE notifications ADD COLUMN ${name} ${type}`);
+    }
+  })();
+}
+
+/**
+ * Every write of the SQLite store, run in the writer thread. Each public method is one call of the
+ * thread's protocol (`WriterCalls`): the thread runs it in a savepoint of the group transaction that
+ * commits every call queued with it, and answers with its return value, so a method needs no
+ * transaction of its own. Arguments and results cross threads by structured clone: plain data only.
+ * A new write is a method here and one `writer.call('method', ...)` line in `SqliteStore`.
+ */
+export class SqliteWriter {
+  private readonly stmts;
+
+  constructor(db: Database.Database) {
+    this.stmts = {
+      insert: db.prepare(
+        `INSERT INTO notifications (title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
+         VALUES (@title, @body, @data, @type, @topic, @broadcast, @createdAt, @url, @icon, @actor, @actions)`,
+      ),
+      recipient: db.prepare(`INSERT OR IGNORE INTO recipients (user_id, notification_id) VALUES (?, ?)`),
+      findKey: db.prepare(`SELECT request_hash, notification_id FROM idempotency_keys WHERE publisher = ? AND key = ?`),
+      saveKey: db.prepare(
+        `INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+      ),
+      byId: db.prepare(`SELECT ${columns} FROM notifications n WHERE n.id = ?`),
+      visible: db.prepare(
+        `SELECT 1 FROM notifications n WHERE n.id = @id
+           AND (n.broadcast = 1 OR n.topic IS NOT NULL
+                OR EXISTS (SELECT 1 FROM recipients r WHERE r.user_id = @user AND r.notification_id = n.id))
+           AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.deleted = 1)`,
+      ),
+      setRead: db.prepare(
+        `INSERT INTO user_state (user_id, notification_id, read) VALUES (?, ?, 1)
+         ON CONFLICT (user_id, notification_id) DO UPDATE SET read = 1`,
+      ),
+      setDeleted: db.prepare(
+        `INSERT INTO user_state (user_id, notification_id, deleted) VALUES (?, ?, 1)
+         ON CONFLICT (user_id, notification_id) DO UPDATE SET deleted = 1`,
+      ),
+      setReadMark: db.prepare(
+        `INSERT INTO read_marks (user_id, read_up_to) VALUES (?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET read_up_to = max(read_up_to, excluded.read_up_to)`,
+      ),
+      // Per-notification read rows at or below the watermark say nothing more: drop them.
+      clearReads: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id <= ? AND deleted = 0`),
+      lastId: db.prepare(lastIdSql),
+      oldIds: db.prepare(`SELECT id FROM notifications WHERE created_at < ? LIMIT ${pruneBatch}`),
+      deleteNotifications: db.prepare(`DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))`),
+      deleteKeys: db.prepare(`DELETE FROM idempotency_keys WHERE notification_id IN (SELECT value FROM json_each(?))`),
+      usersOverCap: db.prepare(`SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > ?`),
+      // The newest of a user's direct notifications beyond their cap: it and everything below it go.
+      capEdge: db.prepare(`SELECT notification_id AS id FROM recipients WHERE user_id = ? ORDER BY notification_id DESC LIMIT 1 OFFSET ?`),
+      userOldIds: db.prepare(
+        `SELECT notification_id AS id FROM recipients WHERE user_id = ? AND notification_id <= ? ORDER BY notification_id LIMIT ${pruneBatch}`,
+      ),
+      deleteRecipients: db.prepare(`DELETE FROM recipients WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
+      deleteUserState: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
+      orphans: db.prepare(
+        `SELECT value AS id FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.notification_id = value)`,
+      ),
+      raiseHorizon: db.prepare(
+        `INSERT INTO pruned_marks (user_id, up_to) VALUES (?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)`,
+      ),
+    };
+  }
+
+  insert({ n, idempotency }: Publish): InsertResult {
+    if (idempotency) {
+      const prior = this.stmts.findKey.get(idempotency.publisher, idempotency.key) as
+        | { request_hash: string; notification_id: number }
+        | undefined;
+      if (prior) {
+        if (prior.request_hash !== idempotency.requestHash) return { status: 'conflict' };
+        return { status: 'replayed', notification: fromRow(this.stmts.byId.get(prior.notification_id) as Row) };
+      }
+    }
+    const row = newRow(n);
+    const id = Number(
+      this.stmts.insert.run({
+        title: row.title,
+        body: row.body,
+        data: row.dataJson,
+        type: row.type,
+        topic: row.topic,
+        broadcast: row.broadcast ? 1 : 0,
+        createdAt: row.createdAt,
+        url: row.url,
+        icon: row.icon,
+        actor: row.actorJson,
+        actions: row.actionsJson,
+      }).lastInsertRowid,
+    );
+    for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
+    if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, row.createdAt);
+    return { status: 'created', notification: created(row, id) };
+  }
+
+  markRead(user: string, id: number): boolean {
+    if (!this.stmts.visible.get({ user, id })) return false;
+    this.stmts.setRead.run(user, id);
+    return true;
+  }
+
+  markAllRead(user: string): number {
+    const upTo = (this.stmts.lastId.get() as { id: number }).id;
+    this.stmts.setReadMark.run(user, upTo);
+    this.stmts.clearReads.run(user, upTo);
+    return upTo;
+  }
+
+  remove(user: string, id: number): boolean {
+    if (!this.stmts.visible.get({ user, id })) return false;
+    this.stmts.setDeleted.run(user, id);
+    return true;
+  }
+
+  /** One retention batch by age (`PruneSteps.oldBatch`); `cutoff` is an ISO 8601 instant. */
+  pruneOld(cutoff: string): number {
+    const ids = (this.stmts.oldIds.all(cutoff) as { id: number }[]).map((r) => r.id);
+    if (ids.length === 0) return 0;
+    const json = JSON.stringify(ids);
+    this.stmts.deleteKeys.run(json);
+    // recipients and user_state rows go with them (ON DELETE CASCADE).
+    this.stmts.deleteNotifications.run(json);
+    this.stmts.raiseHorizon.run(everyone, Math.max(...ids));
+    return ids.length;
+  }
+
+  // The two reads of a cap run are here too: a GROUP BY over every recipient must not stall the event loop.
+  usersOverCap(perUser: number): string[] {
+    return (this.stmts.usersOverCap.all(perUser) as { user_id: string }[]).map((r) => r.user_id);
+  }
+
+  capEdge(user: string, perUser: number): number | undefined {
+    return (this.stmts.capEdge.get(user, perUser) as { id: number } | undefined)?.id;
+  }
+
+  /** One retention batch of a user's cap (`PruneSteps.userBatch`). */
+  pruneUser(user: string, upTo: number): { unlinked: number; deleted: number } {
+    const ids = (this.stmts.userOldIds.all(user, upTo) as { id: number }[]).map((r) => r.id);
+    if (ids.length === 0) return { unlinked: 0, deleted: 0 };
+    const json = JSON.stringify(ids);
+    this.stmts.deleteRecipients.run(user, json);
+    this.stmts.deleteUserState.run(user, json);
+    // A notification to several users stays while any of them still has it.
+    const orphans = JSON.stringify((this.stmts.orphans.all(json) as { id: number }[]).map((r) => r.id));
+    this.stmts.deleteKeys.run(orphans);
+    const deleted = this.stmts.deleteNotifications.run(orphans).changes;
+    this.stmts.raiseHorizon.run(user, Math.max(...ids));
+    return { unlinked: ids.length, deleted };
+  }
+}
+
+/** The writer thread's calls, by name: `SqliteWriter`'s public methods (private members are not keys). */
+export type WriterCalls = {
+  [M in keyof SqliteWriter]: SqliteWriter[M];
+};
