@@ -6,8 +6,20 @@ import { publicView, type Audience, type InboxItem, type NewNotification, type S
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
-import { created, newRow, type Publish } from './rows.js';
-import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import { created, newRow, outboxEntry, unreported, unreportedAll, type OutboxRow, type Publish } from './rows.js';
+import type {
+  CatchUp,
+  DeliveredReceipt,
+  IdempotencyKey,
+  InsertResult,
+  ListQuery,
+  OutboxEntry,
+  PruneOptions,
+  Store,
+  UserAction,
+  WebhookJob,
+  WebhookStatus,
+} from './store.js';
 
 interface Row {
   id: number;
@@ -57,6 +69,10 @@ function visibleIds(cond: string, order: 'ASC' | 'DESC', extra = ''): string {
 const checkpointMs = 250;
 
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
+/** A user's receipts of n: the read time is that of their own read or of the first read-all that covered n, whichever came first. */
+const receipts = `(SELECT delivered_at FROM receipts rc WHERE rc.user_id = @user AND rc.notification_id = n.id) AS delivered_at,
+  (SELECT min(t) FROM (SELECT read_at AS t FROM receipts rc WHERE rc.user_id = @user AND rc.notification_id = n.id
+    UNION ALL SELECT (SELECT read_at FROM read_all_log l WHERE l.user_id = @user AND l.up_to >= n.id ORDER BY l.up_to LIMIT 1))) AS read_at`;
 const unreadX = `x.id > @readUpTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
 
 export class SqliteStore implements Store {
@@ -94,11 +110,11 @@ export class SqliteStore implements Store {
       ),
       range: db.prepare(`SELECT ${columns} FROM notifications n WHERE n.id > ? AND n.id <= ? ORDER BY n.id ASC`),
       list: db.prepare(
-        `SELECT ${columns}, ${isRead} AS read FROM notifications n
+        `SELECT ${columns}, ${isRead} AS read, ${receipts} FROM notifications n
          WHERE n.id IN (${visibleIds('x.id < @before', 'DESC')}) ORDER BY n.id DESC LIMIT @limit`,
       ),
       listUnread: db.prepare(
-        `SELECT ${columns}, 0 AS read FROM notifications n
+        `SELECT ${columns}, 0 AS read, ${receipts} FROM notifications n
          WHERE n.id IN (${visibleIds(`x.id < @before AND ${unreadX}`, 'DESC')}) ORDER BY n.id DESC LIMIT @limit`,
       ),
       unreadCount: db.prepare(`SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC')})`),
@@ -121,6 +137,30 @@ export class SqliteStore implements Store {
         `INSERT INTO read_marks (user_id, read_up_to) VALUES (?, ?)
          ON CONFLICT (user_id) DO UPDATE SET read_up_to = max(read_up_to, excluded.read_up_to)`,
       ),
+      receiptRead: db.prepare(
+        `INSERT INTO receipts (user_id, notification_id, read_at) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, notification_id) DO UPDATE SET read_at = coalesce(read_at, excluded.read_at)`,
+      ),
+      // Only a notification still stored: retention may have deleted it since its delivery.
+      receiptDelivered: db.prepare(
+        `INSERT INTO receipts (user_id, notification_id, delivered_at) SELECT @user, @id, @at WHERE EXISTS (SELECT 1 FROM notifications WHERE id = @id)
+         ON CONFLICT (user_id, notification_id) DO UPDATE SET delivered_at = excluded.delivered_at WHERE delivered_at IS NULL`,
+      ),
+      logReadAll: db.prepare(`INSERT OR IGNORE INTO read_all_log (user_id, up_to, read_at) VALUES (?, ?, ?)`),
+      enqueue: db.prepare(
+        `INSERT INTO webhook_outbox (id, endpoint, event, payload, next_attempt_at, created_at) VALUES (@id, @endpoint, @event, @payload, @now, @now)`,
+      ),
+      claim: db.prepare(
+        `UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = @until
+         WHERE id IN (SELECT id FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT @limit)
+         RETURNING *`,
+      ),
+      webhookDone: db.prepare(`DELETE FROM webhook_outbox WHERE id = ?`),
+      webhookRetryAt: db.prepare(`UPDATE webhook_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?`),
+      webhookDead: db.prepare(`UPDATE webhook_outbox SET status = 'dead', last_error = ? WHERE id = ?`),
+      listWebhooks: db.prepare(`SELECT * FROM webhook_outbox WHERE status = ? ORDER BY created_at, id LIMIT ?`),
+      retryWebhook: db.prepare(`UPDATE webhook_outbox SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ? AND status = 'dead'`),
+      webhookCounts: db.prepare(`SELECT status, count(*) AS c FROM webhook_outbox GROUP BY status`),
       // Per-notification read rows at or below the watermark say nothing more: drop them.
       clearReads: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id <= ? AND deleted = 0`),
       // The AUTOINCREMENT counter, not max(id): retention may have deleted the newest rows.
@@ -136,6 +176,7 @@ export class SqliteStore implements Store {
       ),
       deleteRecipients: db.prepare(`DELETE FROM recipients WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
       deleteUserState: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
+      deleteReceipts: db.prepare(`DELETE FROM receipts WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
       orphans: db.prepare(
         `SELECT value AS id FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.notification_id = value)`,
       ),
@@ -161,6 +202,7 @@ export class SqliteStore implements Store {
       const json = JSON.stringify(ids);
       this.stmts.deleteRecipients.run(user, json);
       this.stmts.deleteUserState.run(user, json);
+      this.stmts.deleteReceipts.run(user, json);
       // A notification to several users stays while any of them still has it.
       const orphans = JSON.stringify((this.stmts.orphans.all(json) as { id: number }[]).map((r) => r.id));
       this.stmts.deleteKeys.run(orphans);
@@ -248,8 +290,8 @@ export class SqliteStore implements Store {
       before: q.before ?? Number.MAX_SAFE_INTEGER,
       limit: q.limit,
       readUpTo: this.readUpTo(audience.user),
-    }) as (Row & { read: number })[];
-    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1 }));
+    }) as (Row & { read: number; delivered_at: string | null; read_at: string | null })[];
+    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1, deliveredAt: r.delivered_at, readAt: r.read_at }));
   }
 
   async unreadCount(audience: Audience): Promise<number> {
@@ -261,25 +303,73 @@ export class SqliteStore implements Store {
     return r.c;
   }
 
-  async markRead(user: string, id: number): Promise<boolean> {
-    if (!this.stmts.visible.get({ user, id })) return false;
-    this.stmts.setRead.run(user, id);
-    return true;
+  private enqueue(jobs: readonly WebhookJob[]): void {
+    const now = Date.now();
+    for (const job of jobs) this.stmts.enqueue.run({ ...job, now });
   }
 
-  async markAllRead(user: string): Promise<number> {
+  async markRead(user: string, id: number, action: UserAction = unreported()): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (!this.stmts.visible.get({ user, id })) return false;
+      this.stmts.setRead.run(user, id);
+      this.stmts.receiptRead.run(user, id, action.at);
+      this.enqueue(action.outbox);
+      return true;
+    })();
+  }
+
+  async markAllRead(user: string, action = unreportedAll()): Promise<number> {
     return this.db.transaction(() => {
       const upTo = (this.stmts.lastId.get() as { id: number }).id;
       this.stmts.setReadMark.run(user, upTo);
       this.stmts.clearReads.run(user, upTo);
+      this.stmts.logReadAll.run(user, upTo, action.at);
+      this.enqueue(action.outbox(upTo));
       return upTo;
     })();
   }
 
-  async remove(user: string, id: number): Promise<boolean> {
-    if (!this.stmts.visible.get({ user, id })) return false;
-    this.stmts.setDeleted.run(user, id);
-    return true;
+  async remove(user: string, id: number, action: UserAction = unreported()): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (!this.stmts.visible.get({ user, id })) return false;
+      this.stmts.setDeleted.run(user, id);
+      this.enqueue(action.outbox);
+      return true;
+    })();
+  }
+
+  async recordDelivered(receipts: readonly DeliveredReceipt[], outbox: (r: DeliveredReceipt) => WebhookJob[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of receipts) if (this.stmts.receiptDelivered.run(r).changes > 0) this.enqueue(outbox(r));
+    })();
+  }
+
+  async claimWebhooks(limit: number, leaseMs: number): Promise<OutboxEntry[]> {
+    const now = Date.now();
+    return (this.stmts.claim.all({ now, until: now + leaseMs, limit }) as OutboxRow[]).map(outboxEntry);
+  }
+
+  async webhookDelivered(id: string): Promise<void> {
+    this.stmts.webhookDone.run(id);
+  }
+
+  async webhookFailed(id: string, error: string, retryAt: number | null): Promise<void> {
+    if (retryAt === null) this.stmts.webhookDead.run(error, id);
+    else this.stmts.webhookRetryAt.run(retryAt, error, id);
+  }
+
+  async listWebhooks(status: WebhookStatus, limit: number): Promise<OutboxEntry[]> {
+    return (this.stmts.listWebhooks.all(status, limit) as OutboxRow[]).map(outboxEntry);
+  }
+
+  async retryWebhook(id: string): Promise<boolean> {
+    return this.stmts.retryWebhook.run(Date.now(), id).changes > 0;
+  }
+
+  async webhookCounts(): Promise<Record<WebhookStatus, number>> {
+    const counts = { pending: 0, dead: 0 };
+    for (const r of this.stmts.webhookCounts.all() as { status: WebhookStatus; c: number }[]) counts[r.status] = r.c;
+    return counts;
   }
 
   async lastId(): Promise<number> {
