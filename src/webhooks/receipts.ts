@@ -18,7 +18,8 @@ export interface RecorderLog {
  * notification again in its replay, which records it then.
  */
 export class DeliveryRecorder implements DeliveryReceipts {
-  private buffer = new Map<string, DeliveredReceipt>();
+  /** Receipts by notification id and user, with their time in ms (made an ISO string only when written). */
+  private buffer = new Map<string, { user: string; id: number; at: number }>();
   private timer: NodeJS.Timeout | undefined;
   /** The writes in progress, one after the other. */
   private writing: Promise<void> = Promise.resolve();
@@ -35,7 +36,7 @@ export class DeliveryRecorder implements DeliveryReceipts {
   delivered(user: string, n: StoredNotification): void {
     const key = `${n.id}\u0000${user}`;
     if (this.buffer.has(key)) return;
-    this.buffer.set(key, { user, id: n.id, at: new Date().toISOString() });
+    this.buffer.set(key, { user, id: n.id, at: Date.now() });
     if (this.buffer.size >= maxBuffered) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
   }
@@ -45,7 +46,7 @@ export class DeliveryRecorder implements DeliveryReceipts {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.buffer.size > 0) {
-      const batch = [...this.buffer.values()];
+      const batch: DeliveredReceipt[] = [...this.buffer.values()].map((r) => ({ ...r, at: new Date(r.at).toISOString() }));
       this.buffer = new Map();
       this.writing = this.writing
         .then(() => this.store.recordDelivered(batch, (r) => this.jobs.delivered(r)))
