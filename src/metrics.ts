@@ -92,7 +92,9 @@ export class Metrics {
       labelNames: ['status'],
       registers: [this.registry],
       async collect() {
-        for (const [status, n] of Object.entries(await counts())) this.set({ status }, n);
+        // A store that does not answer must not take /metrics down with it: the last counts stay.
+        const now = await counts().catch(() => ({}));
+        for (const [status, n] of Object.entries(now)) this.set({ status }, n);
       },
     });
   }
