@@ -85,6 +85,25 @@ async function receiptsAndEvents(t: Test, store: Record<string, string>): Promis
 
 t.test('SQLite: delivered, read, read-all and deleted webhooks, signed; receipts in history', (t) => receiptsAndEvents(t, {}));
 
+t.test('a direct notification replayed on a resume is delivered then, once', async (t) => {
+  const receiver = await receiverFor(t);
+  const s = await serverFor(t, receiver);
+  const id = (await s.publish({ user: 'gina', title: 'while away' })).body.id as number;
+  await sleep(200);
+  t.equal(receiver.requests.length, 0, 'no stream yet: not delivered');
+  t.equal((await s.request('GET', '/notifications', 'gina')).body.items[0].deliveredAt, null, 'history alone is not delivery');
+  for (let i = 0; i < 2; i++) {
+    const resumed = await connect(s, 'gina', '?lastEventId=0');
+    await resumed.waitFor((evs) => evs.some((e) => e.type === 'notification' && e.data.id === id));
+    resumed.close();
+  }
+  await receiver.waitFor(() => receiver.of('notification.delivered').length === 1);
+  await sleep(200);
+  t.equal(receiver.requests.length, 1, 'replayed twice, reported once');
+  t.match(receiver.requests[0]!.payload.data, { user: 'gina', notificationId: id });
+  t.equal((await s.request('GET', '/notifications', 'gina')).body.items[0].deliveredAt, receiver.requests[0]!.payload.data.deliveredAt);
+});
+
 t.test('a failed attempt is retried with the same webhook-id until it succeeds', async (t) => {
   const receiver = await receiverFor(t);
   receiver.answer = (r) => (r.attempt < 3 ? 500 : 200);
