@@ -70,7 +70,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   bus.useLogger?.(app.log.child({ component: 'bus' }));
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
-  const webhooks = new Webhooks(store, bus, config.webhooks, secrets.webhookSecret ?? config.webhooks.secret, metrics, app.log.child({ component: 'webhooks' }));
+  const webhookSecret = secrets.webhookSecret ?? config.webhooks.secret;
+  const webhooks = new Webhooks(store, bus, config.webhooks, webhookSecret, metrics, app.log.child({ component: 'webhooks' }));
   const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, webhooks.receipts);
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
   hub.startAfter(await store.lastId());
