@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS read_all_log (
   read_at  timestamptz NOT NULL,
   PRIMARY KEY (user_id, up_to)
 );
+-- Retention drops the entries below the age horizon: they cover no notification any more.
+CREATE INDEX IF NOT EXISTS read_all_log_up_to ON read_all_log (up_to);
 
 -- Outgoing webhooks not yet delivered: written in the transaction of the change they report, sent
 -- at least once by the dispatcher. A delivered job's row is deleted; one out of attempts stays, dead.

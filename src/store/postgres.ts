@@ -122,7 +122,8 @@ const sql = {
   pruneOld: `WITH doomed AS (SELECT id FROM notifications WHERE created_at < $2 ORDER BY id LIMIT ${pruneBatch} FOR UPDATE SKIP LOCKED),
     keys AS (DELETE FROM idempotency_keys WHERE notification_id IN (SELECT id FROM doomed)),
     gone AS (DELETE FROM notifications WHERE id IN (SELECT id FROM doomed) RETURNING id),
-    mark AS (${raiseHorizon('gone')})
+    mark AS (${raiseHorizon('gone')}),
+    log AS (DELETE FROM read_all_log WHERE up_to <= (SELECT max(id) FROM gone))
     SELECT count(*) AS n FROM gone`,
   usersOverCap: `SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > $1`,
   // The newest of a user's direct notifications beyond their cap: it and everything below it go.

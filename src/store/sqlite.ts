@@ -167,6 +167,7 @@ export class SqliteStore implements Store {
       lastId: db.prepare(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notifications'), 0) AS id`),
       oldIds: db.prepare(`SELECT id FROM notifications WHERE created_at < ? LIMIT ${pruneBatch}`),
       deleteNotifications: db.prepare(`DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))`),
+      pruneReadAllLog: db.prepare(`DELETE FROM read_all_log WHERE up_to <= ?`),
       deleteKeys: db.prepare(`DELETE FROM idempotency_keys WHERE notification_id IN (SELECT value FROM json_each(?))`),
       usersOverCap: db.prepare(`SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > ?`),
       // The newest of a user's direct notifications beyond their cap: it and everything below it go.
@@ -194,6 +195,7 @@ export class SqliteStore implements Store {
       // recipients and user_state rows go with them (ON DELETE CASCADE).
       this.stmts.deleteNotifications.run(json);
       this.stmts.raiseHorizon.run(everyone, Math.max(...ids));
+      this.stmts.pruneReadAllLog.run(Math.max(...ids));
       return ids.length;
     });
     const pruneUser = db.transaction((user: string, upTo: number) => {

@@ -129,7 +129,8 @@ export interface Store {
   /**
    * Retention. Deletes notifications created before `olderThan`, and removes from each user's view
    * their direct notifications beyond the newest `perUser` (the row itself goes once no recipient is
-   * left), with their read/deleted state and idempotency keys. In the same transaction as each removal
+   * left), with their read/deleted state, receipts and idempotency keys (by age, also the mark-all-read
+   * times the age horizon passed, which cover nothing left). In the same transaction as each removal
    * it raises the horizon `prunedUpTo` reports. Works in bounded batches so publishes keep flowing.
    * Resolves with the number of notifications deleted.
    */

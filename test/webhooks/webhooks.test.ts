@@ -2,6 +2,8 @@
 // Herald, a loopback receiver that verifies every signature with `standardwebhooks`, real SQLite
 // files and a real PostgreSQL (+ Redis for two instances).
 import { rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../../support/backends.js';
@@ -84,6 +86,32 @@ async function receiptsAndEvents(t: Test, store: Record<string, string>): Promis
 }
 
 t.test('SQLite: delivered, read, read-all and deleted webhooks, signed; receipts in history', (t) => receiptsAndEvents(t, {}));
+
+/** Retention by age drops the read-all times it passed: they cover no notification any more. */
+async function readAllTimesPruned(t: Test, store: Record<string, string>, count: (s: Server) => Promise<number>): Promise<void> {
+  const s = await startServer({ env: store });
+  t.teardown(() => s.close());
+  await s.publish({ user: 'hana', title: 'old' });
+  await s.request('POST', '/notifications/read-all', 'hana');
+  await s.request('POST', '/notifications/read-all', 'ivan');
+  t.equal(await count(s), 2, 'one row per read-all');
+  await s.store.prune({ olderThan: new Date(Date.now() + 60_000) });
+  t.equal(await count(s), 0, 'gone with the notifications they covered');
+  const kept = (await s.publish({ user: 'hana', title: 'new' })).body.id as number;
+  await s.request('POST', '/notifications/read-all', 'hana');
+  t.equal(await count(s), 1);
+  t.match((await s.request('GET', '/notifications', 'hana')).body.items, [{ id: kept, read: true, readAt: String }]);
+}
+
+t.test('SQLite: retention drops the read-all times it passed', (t) =>
+  readAllTimesPruned(t, {}, async (s) => {
+    const db = new Database(s.config.store.location, { readonly: true });
+    try {
+      return (db.prepare('SELECT count(*) AS c FROM read_all_log').get() as { c: number }).c;
+    } finally {
+      db.close();
+    }
+  }));
 
 t.test('a direct notification replayed on a resume is delivered then, once', async (t) => {
   const receiver = await receiverFor(t);
@@ -222,6 +250,19 @@ t.test('PostgreSQL', async (t) => {
   });
 
   t.test('receipts and events, as on SQLite', async (t) => receiptsAndEvents(t, { HERALD_STORE: await postgres.newDatabase() }));
+
+  t.test('retention drops the read-all times it passed, as on SQLite', async (t) => {
+    const url = await postgres.newDatabase();
+    await readAllTimesPruned(t, { HERALD_STORE: url }, async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return Number((await c.query<{ c: string }>('SELECT count(*) AS c FROM read_all_log')).rows[0]!.c);
+      } finally {
+        await c.end();
+      }
+    });
+  });
 
   t.test('two instances on PostgreSQL + Redis send each webhook once', async (t) => {
     const receiver = await receiverFor(t);
