@@ -1,107 +1,19 @@
 // Signed webhooks from the durable outbox and per-recipient receipts, against real servers: a real
-// Herald, a loopback receiver that verifies every signature with `standardwebhooks`, real SQLite
-// files and a real PostgreSQL (+ Redis for two instances).
+// Herald on SQLite, a loopback receiver that verifies every signature with `standardwebhooks`.
+// PostgreSQL (and two instances on PostgreSQL + Redis): webhooks-postgres.test.ts.
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import pg from 'pg';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../../support/backends.js';
 import { sleep, tempDir } from '../../support/util.js';
 import type { Json } from '../support/http.js';
-import { spawnServer, startServer, type Server } from '../support/server.js';
+import { spawnServer } from '../support/server.js';
 import { connect } from '../support/sse.js';
-import { publisherKey, tokenFor } from '../support/tokens.js';
-import { startReceiver, webhookSecret, type Receiver } from '../support/webhook-receiver.js';
-
-/** Quick polls and retries, so a test sees several attempts in well under a second. */
-const quick = {
-  HERALD_WEBHOOK_SECRET: webhookSecret,
-  HERALD_WEBHOOK_ALLOW_HTTP: 'true',
-  HERALD_WEBHOOK_POLL_MS: '50',
-  HERALD_WEBHOOK_RETRY_BASE_MS: '50',
-  HERALD_WEBHOOK_TIMEOUT_MS: '1000',
-  HERALD_RECEIPT_FLUSH_MS: '20',
-};
-
-async function receiverFor(t: Test): Promise<Receiver> {
-  const r = await startReceiver();
-  t.teardown(() => r.close());
-  return r;
-}
-
-async function serverFor(t: Test, receiver: Receiver, env: Record<string, string> = {}): Promise<Server> {
-  const s = await startServer({ env: { ...quick, HERALD_WEBHOOKS: receiver.url, ...env } });
-  t.teardown(() => s.close());
-  return s;
-}
-
-const publisher = { authorization: `Bearer ${publisherKey}` };
-const adminGet = async (s: Server, path: string): Promise<{ status: number; body: Json }> => {
-  const res = await fetch(s.url + path, { headers: publisher });
-  return { status: res.status, body: await res.json() };
-};
-
-/** The user actions and delivery of one notification, reported and recorded: the same on either store. */
-async function receiptsAndEvents(t: Test, store: Record<string, string>): Promise<void> {
-  const receiver = await receiverFor(t);
-  const s = await serverFor(t, receiver, store);
-  const stream = await connect(s, 'alice');
-  t.teardown(() => stream.close());
-
-  const direct = (await s.publish({ user: 'alice', title: 'direct' })).body.id as number;
-  const other = (await s.publish({ users: ['alice', 'bob'], title: 'to two' })).body.id as number;
-  const broadcast = (await s.publish({ broadcast: true, title: 'everyone' })).body.id as number;
-  await stream.waitFor((evs) => evs.filter((e) => e.type === 'notification').length === 3);
-  await receiver.waitFor(() => receiver.of('notification.delivered').length === 2);
-  const delivered = receiver.of('notification.delivered').map((r) => r.payload.data);
-  t.same(
-    delivered.map((d: Json) => d.notificationId).sort(),
-    [direct, other].sort(),
-    'a delivered webhook for each direct notification a stream of alice got; none for bob (no stream) nor the broadcast',
-  );
-  t.ok(delivered.every((d: Json) => d.user === 'alice' && typeof d.deliveredAt === 'string'));
-
-  t.equal((await s.request('POST', `/notifications/${direct}/read`, 'alice')).status, 200);
-  t.equal((await s.request('DELETE', `/notifications/${other}`, 'alice')).status, 204);
-  const all = (await s.request('POST', '/notifications/read-all', 'alice')).body.upTo as number;
-  await receiver.waitFor(() => receiver.of('notification.read').length === 2 && receiver.of('notification.deleted').length === 1);
-  t.ok(receiver.requests.every((r) => r.verified), 'every request verifies with standardwebhooks');
-  const [read, readAll] = receiver.of('notification.read').map((r) => r.payload.data);
-  t.match(read, { user: 'alice', notificationId: direct, readAt: String });
-  t.match(readAll, { user: 'alice', upTo: all, readAt: String }, 'mark-all-read: one event with the watermark');
-  t.notOk('notificationId' in readAll);
-  t.match(receiver.of('notification.deleted')[0]!.payload.data, { user: 'alice', notificationId: other, deletedAt: String });
-
-  const items = (await s.request('GET', '/notifications', 'alice')).body.items as Json[];
-  const byId = new Map(items.map((i) => [i.id, i]));
-  t.equal(byId.get(direct).deliveredAt, delivered.find((d: Json) => d.notificationId === direct).deliveredAt, 'deliveredAt in history');
-  t.equal(byId.get(direct).readAt, read.readAt, 'readAt of a single read: its time, not the later read-all');
-  t.equal(byId.get(broadcast).deliveredAt, null, 'no delivered receipt for a broadcast');
-  t.equal(byId.get(broadcast).readAt, readAll.readAt, 'readAt of an item under the watermark: the time of the read-all');
-  t.notOk(byId.has(other), 'deleted');
-
-  const bob = (await s.request('GET', '/notifications', 'bob')).body.items as Json[];
-  t.match(bob.find((i) => i.id === other), { deliveredAt: null, readAt: null, read: false }, "bob's receipts are his own");
-}
+import { tokenFor } from '../support/tokens.js';
+import { webhookSecret } from '../support/webhook-receiver.js';
+import { adminGet, publisher, quick, readAllTimesPruned, receiptsAndEvents, receiverFor, serverFor } from '../support/webhooks.js';
 
 t.test('SQLite: delivered, read, read-all and deleted webhooks, signed; receipts in history', (t) => receiptsAndEvents(t, {}));
-
-/** Retention by age drops the read-all times it passed: they cover no notification any more. */
-async function readAllTimesPruned(t: Test, store: Record<string, string>, count: (s: Server) => Promise<number>): Promise<void> {
-  const s = await startServer({ env: store });
-  t.teardown(() => s.close());
-  await s.publish({ user: 'hana', title: 'old' });
-  await s.request('POST', '/notifications/read-all', 'hana');
-  await s.request('POST', '/notifications/read-all', 'ivan');
-  t.equal(await count(s), 2, 'one row per read-all');
-  await s.store.prune({ olderThan: new Date(Date.now() + 60_000) });
-  t.equal(await count(s), 0, 'gone with the notifications they covered');
-  const kept = (await s.publish({ user: 'hana', title: 'new' })).body.id as number;
-  await s.request('POST', '/notifications/read-all', 'hana');
-  t.equal(await count(s), 1);
-  t.match((await s.request('GET', '/notifications', 'hana')).body.items, [{ id: kept, read: true, readAt: String }]);
-}
 
 t.test('SQLite: retention drops the read-all times it passed', (t) =>
   readAllTimesPruned(t, {}, async (s) => {
@@ -238,54 +150,3 @@ t.test('kill -9 mid-delivery: the restarted server sends it again, same webhook-
   t.match(receiver.requests[1]!.payload, { type: 'notification.read', data: { user: 'fay', notificationId: id } });
 });
 
-t.test('PostgreSQL', async (t) => {
-  let postgres: PostgresServer;
-  let redis: RedisServer;
-  t.before(async () => {
-    [postgres, redis] = await Promise.all([startPostgres(), startRedis()]);
-  });
-  t.teardown(async () => {
-    await redis?.stop();
-    await postgres?.stop();
-  });
-
-  t.test('receipts and events, as on SQLite', async (t) => receiptsAndEvents(t, { HERALD_STORE: await postgres.newDatabase() }));
-
-  t.test('retention drops the read-all times it passed, as on SQLite', async (t) => {
-    const url = await postgres.newDatabase();
-    await readAllTimesPruned(t, { HERALD_STORE: url }, async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
-        return Number((await c.query<{ c: string }>('SELECT count(*) AS c FROM read_all_log')).rows[0]!.c);
-      } finally {
-        await c.end();
-      }
-    });
-  });
-
-  t.test('two instances on PostgreSQL + Redis send each webhook once', async (t) => {
-    const receiver = await receiverFor(t);
-    const env = { HERALD_STORE: await postgres.newDatabase(), HERALD_BUS: redis.url };
-    const a = await serverFor(t, receiver, env);
-    const b = await serverFor(t, receiver, env);
-    // A stream of each user on each instance: both hubs see every delivery and race to record it.
-    const users = ['u1', 'u2', 'u3'];
-    for (const s of [a, b]) {
-      for (const u of users) {
-        const c = await connect(s, u);
-        t.teardown(() => c.close());
-      }
-    }
-    const ids: number[] = [];
-    for (let i = 0; i < 20; i++) ids.push((await (i % 2 ? a : b).publish({ users, title: `n${i}` })).body.id);
-    for (const [i, id] of ids.entries()) await (i % 2 ? b : a).request('POST', `/notifications/${id}/read`, users[i % 3]!);
-    await receiver.waitFor(() => receiver.of('notification.delivered').length >= 60 && receiver.of('notification.read').length >= 20);
-    await sleep(500);
-    const delivered = receiver.of('notification.delivered').map((r) => `${r.payload.data.user}:${r.payload.data.notificationId}`);
-    t.equal(delivered.length, 60, 'one delivered webhook per (user, notification), though two instances delivered each');
-    t.equal(new Set(delivered).size, 60);
-    t.equal(receiver.requests.length, 80, 'no webhook sent twice: each claimed by one instance');
-    t.equal(new Set(receiver.requests.map((r) => r.id)).size, 80);
-  });
-});
