@@ -77,3 +77,42 @@ CREATE TABLE IF NOT EXISTS pruned_marks (
   user_id  text   PRIMARY KEY,
   up_to    bigint NOT NULL
 );
+
+-- Receipts of one user for one notification: when one of their streams first got it (direct
+-- notifications only: see the README's "Webhooks and receipts") and when they read it by itself.
+CREATE TABLE IF NOT EXISTS receipts (
+  user_id          text        NOT NULL,
+  notification_id  bigint      NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  delivered_at     timestamptz,
+  read_at          timestamptz,
+  PRIMARY KEY (user_id, notification_id)
+);
+CREATE INDEX IF NOT EXISTS receipts_notification ON receipts (notification_id);
+
+-- Every "mark all read" of a user, with its time: the read time of a notification it covered is that
+-- of the first one whose watermark reached it (read_marks keeps only the latest watermark).
+CREATE TABLE IF NOT EXISTS read_all_log (
+  user_id  text        NOT NULL,
+  up_to    bigint      NOT NULL,
+  read_at  timestamptz NOT NULL,
+  PRIMARY KEY (user_id, up_to)
+);
+-- Retention drops the entries below the age horizon: they cover no notification any more.
+CREATE INDEX IF NOT EXISTS read_all_log_up_to ON read_all_log (up_to);
+
+-- Outgoing webhooks not yet delivered: written in the transaction of the change they report, sent
+-- at least once by the dispatcher. A delivered job's row is deleted; one out of attempts stays, dead.
+-- Instances claim due jobs with FOR UPDATE SKIP LOCKED, so each attempt is made by one of them.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+  id               text    PRIMARY KEY,               -- the webhook-id of every attempt
+  endpoint         text    NOT NULL,
+  event            text    NOT NULL,
+  payload          text    NOT NULL,                  -- the exact body signed and sent
+  status           text    NOT NULL DEFAULT 'pending', -- pending | dead
+  attempts         integer NOT NULL DEFAULT 0,
+  next_attempt_at  bigint  NOT NULL,                  -- ms since the epoch; a claim moves it to its lease's end
+  last_error       text,
+  created_at       bigint  NOT NULL                   -- ms since the epoch
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_outbox_status ON webhook_outbox (status, created_at);

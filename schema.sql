@@ -67,3 +67,41 @@ CREATE TABLE IF NOT EXISTS pruned_marks (
   user_id  TEXT    PRIMARY KEY,
   up_to    INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Receipts of one user for one notification: when one of their streams first got it (direct
+-- notifications only: see the README's "Webhooks and receipts") and when they read it by itself.
+CREATE TABLE IF NOT EXISTS receipts (
+  user_id          TEXT    NOT NULL,
+  notification_id  INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  delivered_at     TEXT,                   -- ISO 8601, UTC
+  read_at          TEXT,
+  PRIMARY KEY (user_id, notification_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receipts_notification ON receipts (notification_id);
+
+-- Every "mark all read" of a user, with its time: the read time of a notification it covered is that
+-- of the first one whose watermark reached it (read_marks keeps only the latest watermark).
+CREATE TABLE IF NOT EXISTS read_all_log (
+  user_id  TEXT    NOT NULL,
+  up_to    INTEGER NOT NULL,
+  read_at  TEXT    NOT NULL,
+  PRIMARY KEY (user_id, up_to)
+) WITHOUT ROWID;
+-- Retention drops the entries below the age horizon: they cover no notification any more.
+CREATE INDEX IF NOT EXISTS read_all_log_up_to ON read_all_log (up_to);
+
+-- Outgoing webhooks not yet delivered: written in the transaction of the change they report, sent
+-- at least once by the dispatcher. A delivered job's row is deleted; one out of attempts stays, dead.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+  id               TEXT    PRIMARY KEY,               -- the webhook-id of every attempt
+  endpoint         TEXT    NOT NULL,
+  event            TEXT    NOT NULL,
+  payload          TEXT    NOT NULL,                  -- the exact body signed and sent
+  status           TEXT    NOT NULL DEFAULT 'pending', -- pending | dead
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER NOT NULL,                  -- ms since the epoch; a claim moves it to its lease's end
+  last_error       TEXT,
+  created_at       INTEGER NOT NULL                   -- ms since the epoch
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_outbox_status ON webhook_outbox (status, created_at);

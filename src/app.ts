@@ -25,14 +25,17 @@ import { opsRoutes } from './routes/ops.js';
 import { ResumeLimiter } from './stream/limits.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { wsRoutes } from './routes/ws.js';
+import { Webhooks } from './webhooks/index.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
 import { validatorCompiler } from './http/validation.js';
 
 export interface AppDeps {
   config: Config;
-  secrets: Pick<Secrets, 'jwtSecret' | 'publisherKey'>;
+  /** The webhook secret as resolved (configured or generated); without it, HERALD_WEBHOOK_SECRET is used. */
+  secrets: Pick<Secrets, 'jwtSecret' | 'publisherKey'> & Partial<Pick<Secrets, 'webhookSecret'>>;
   store: Store;
   bus: Bus;
 }
@@ -67,7 +70,9 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   bus.useLogger?.(app.log.child({ component: 'bus' }));
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
-  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, { store, log: app.log.child({ component: 'hub' }) });
+  const webhookSecret = secrets.webhookSecret ?? config.webhooks.secret;
+  const webhooks = new Webhooks(store, bus, config.webhooks, webhookSecret, metrics, app.log.child({ component: 'webhooks' }));
+  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, { store, log: app.log.child({ component: 'hub' }) }, webhooks.receipts);
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
   hub.startAfter(await store.lastId());
   app.decorate('hub', hub);
@@ -80,6 +85,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     closing = true;
     hub.close();
   });
+  app.addHook('onReady', async () => webhooks.start());
+  app.addHook('onClose', async () => webhooks.close());
   // A request that arrives once the stop has begun (on a kept-alive connection) is refused at once.
   app.addHook('onRequest', async () => {
     if (closing) throw errors.shuttingDown();
@@ -116,13 +123,14 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(rateLimit, { global: false });
   const publisher = new Publisher(store, bus, metrics, app.log);
   await app.register(publishRoutes, { ...config.publish, publisher, metrics });
-  const inbox = new Inbox(store, bus, app.log);
+  const inbox = new Inbox(store, bus, app.log, webhooks.userEventOutbox);
   await app.register(historyRoutes, { store, inbox, maxTopics: config.stream.maxTopics });
   // One resume limiter for both transports: switching between them does not double a client's rate.
   const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
   const stream = { ...config.stream, store, hub, metrics, resumes };
   await app.register(eventRoutes, stream);
   await app.register(wsRoutes, { ...stream, ...config.ws, inbox, corsOrigins: config.cors.origins });
+  await app.register(webhookRoutes, { store, wake: () => webhooks.wake() });
   await app.register(pageRoutes);
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
   if (config.demo.enabled) await app.register(demoRoutes, { maxTopics: config.stream.maxTopics });

@@ -115,6 +115,33 @@ export interface OpsConfig {
   metricsToken: string | undefined;
 }
 
+/** What a webhook reports; an endpoint may ask for some of them only. */
+export const webhookEvents = ['notification.delivered', 'notification.read', 'notification.deleted'] as const;
+export type WebhookEvent = (typeof webhookEvents)[number];
+
+export interface WebhookEndpoint {
+  url: string;
+  /** The events sent to it; null for all. */
+  events: WebhookEvent[] | null;
+}
+
+/** Outgoing webhooks and the delivered receipts they report. */
+export interface WebhooksConfig {
+  endpoints: WebhookEndpoint[];
+  /** Standard Webhooks signing secret (`whsec_` + base64); undefined means "generate one and keep it in the data dir". */
+  secret: string | undefined;
+  /** Attempts of one webhook before it is dead (kept, listed by the admin endpoint, retried by hand). */
+  maxAttempts: number;
+  /** The first retry's delay; each next one doubles, up to an hour, with jitter. */
+  retryBaseMs: number;
+  /** How long one attempt may take, the answer's head included. */
+  timeoutMs: number;
+  /** How often the dispatcher looks for due webhooks when it found none. */
+  pollMs: number;
+  /** Delivered receipts are buffered this long and written in one transaction. */
+  receiptFlushMs: number;
+}
+
 /** Every setting, grouped by what consumes it: each group is handed as it is to its plugin or factory. */
 export interface Config {
   /** Where the SQLite file (by default) and generated secrets live. */
@@ -131,6 +158,7 @@ export interface Config {
   store: StoreConfig;
   bus: BusConfig;
   ops: OpsConfig;
+  webhooks: WebhooksConfig;
 }
 
 export class ConfigError extends Error {}
@@ -228,6 +256,57 @@ function demoMode(env: Env, host: string, nothingConfigured: boolean): boolean {
   return demo;
 }
 
+/** One endpoint of HERALD_WEBHOOKS: an https URL (or http with HERALD_WEBHOOK_ALLOW_HTTP=true), and its events. */
+function webhookEndpoint(entry: unknown, allowHttp: boolean): WebhookEndpoint {
+  const { url, events, ...rest } = (typeof entry === 'string' ? { url: entry } : (entry ?? {})) as { url?: unknown; events?: unknown };
+  const extra = Object.keys(rest);
+  if (typeof entry !== 'string' && (typeof entry !== 'object' || Array.isArray(entry) || extra.length > 0)) {
+    throw new ConfigError(`HERALD_WEBHOOKS entries are URLs or { "url": ..., "events": [...] }, got ${JSON.stringify(entry)}`);
+  }
+  if (typeof url !== 'string' || !URL.canParse(url)) throw new ConfigError(`HERALD_WEBHOOKS: not a URL: ${JSON.stringify(url)}`);
+  const protocol = new URL(url).protocol;
+  // Payloads name users and what they did: in clear text anyone on the path reads them, and may replay
+  // a captured request (signed, so accepted) within the receiver's timestamp tolerance.
+  if (protocol !== 'https:' && !(protocol === 'http:' && allowHttp)) {
+    throw new ConfigError(`HERALD_WEBHOOKS: ${printable(url)} is not https (set HERALD_WEBHOOK_ALLOW_HTTP=true for a local http receiver)`);
+  }
+  if (events === undefined) return { url, events: null };
+  const known: readonly unknown[] = webhookEvents;
+  if (!Array.isArray(events) || events.length === 0 || !events.every((e) => known.includes(e))) {
+    throw new ConfigError(`HERALD_WEBHOOKS: "events" of ${printable(url)} must be a non-empty list of ${webhookEvents.join(', ')}`);
+  }
+  return { url, events: [...new Set(events as WebhookEvent[])] };
+}
+
+/** HERALD_WEBHOOKS: a comma-separated list of URLs, or a JSON list of URLs and { "url", "events" } objects. */
+function webhookEndpoints(env: Env): WebhookEndpoint[] {
+  const raw = (str(env, 'HERALD_WEBHOOKS') ?? '').trim();
+  const allowHttp = bool(env, 'HERALD_WEBHOOK_ALLOW_HTTP', false);
+  let entries: unknown[];
+  if (raw.startsWith('[')) {
+    try {
+      entries = JSON.parse(raw) as unknown[];
+    } catch (err) {
+      throw new ConfigError(`HERALD_WEBHOOKS is not valid JSON: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(entries)) throw new ConfigError('HERALD_WEBHOOKS must be a JSON list');
+  } else {
+    entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  const endpoints = entries.map((e) => webhookEndpoint(e, allowHttp));
+  const urls = endpoints.map((e) => e.url);
+  const twice = urls.find((u, i) => urls.indexOf(u) !== i);
+  if (twice !== undefined) throw new ConfigError(`HERALD_WEBHOOKS lists ${printable(twice)} twice`);
+  return endpoints;
+}
+
+/** The Standard Webhooks secret format: `whsec_` and the key in base64, 24 to 64 bytes. */
+export function isWebhookSecret(secret: string): boolean {
+  const m = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(secret);
+  const bytes = m ? Buffer.from(m[1]!, 'base64').length : 0;
+  return bytes >= 24 && bytes <= 64;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = str(env, 'HERALD_DATA_DIR') ?? './data';
   const jwtSecret = str(env, 'HERALD_JWT_SECRET');
@@ -241,6 +320,10 @@ export function loadConfig(env: Env = process.env): Config {
   const metricsToken = str(env, 'HERALD_METRICS_TOKEN');
   if (metricsToken !== undefined && metricsToken.length < 16) {
     throw new ConfigError('HERALD_METRICS_TOKEN must be at least 16 characters');
+  }
+  const webhookSecret = str(env, 'HERALD_WEBHOOK_SECRET');
+  if (webhookSecret !== undefined && !isWebhookSecret(webhookSecret)) {
+    throw new ConfigError('HERALD_WEBHOOK_SECRET must be whsec_ followed by 24 to 64 bytes in base64');
   }
   const production = env.NODE_ENV === 'production';
   const corsOrigins = origins(env);
@@ -315,5 +398,14 @@ export function loadConfig(env: Env = process.env): Config {
       resyncMs: int(env, 'HERALD_BUS_RESYNC_MS', 1000, 100, 3_600_000),
     },
     ops: { metricsToken },
+    webhooks: {
+      endpoints: webhookEndpoints(env),
+      secret: webhookSecret,
+      maxAttempts: int(env, 'HERALD_WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
+      retryBaseMs: int(env, 'HERALD_WEBHOOK_RETRY_BASE_MS', 5_000, 10, 3_600_000),
+      timeoutMs: int(env, 'HERALD_WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
+      pollMs: int(env, 'HERALD_WEBHOOK_POLL_MS', 1_000, 10, 60_000),
+      receiptFlushMs: int(env, 'HERALD_RECEIPT_FLUSH_MS', 200, 1, 60_000),
+    },
   };
 }

@@ -47,6 +47,7 @@ export const errorCodes = {
   idempotency_conflict: 422,
   stream_already_started: 409,
   too_many_topics: 400,
+  webhook_delivery_not_found: 404,
   // Limits
   publish_rate_limited: 429,
   too_many_streams: 429,
@@ -136,6 +137,7 @@ export const errors = {
   idempotencyConflict: () => heraldError('idempotency_conflict', 'this Idempotency-Key was already used for a different request'),
   streamAlreadyStarted: () =>
     heraldError('stream_already_started', 'the stream has already started: resume must be the first message (or reconnect with ?lastEventId=)'),
+  webhookDeliveryNotFound: (id: string) => heraldError('webhook_delivery_not_found', `no dead webhook delivery ${id}`),
   tooManyTopics: (max: number) => heraldError('too_many_topics', `at most ${max} topics per stream`),
 
   publishRateLimited: (limit: number, windowMs: number, retryIn: string) =>

@@ -19,6 +19,7 @@ export class Metrics {
   private readonly slowConsumers: Counter;
   private readonly publishSeconds: Histogram;
   private readonly deliverySeconds: Histogram;
+  private readonly webhookAttempts: Counter<'result'>;
 
   /** `openStreams` is read at scrape time only, so opening and closing streams costs nothing here. */
   constructor(openStreams: () => number) {
@@ -69,12 +70,38 @@ export class Metrics {
       buckets: latencyBuckets,
       registers,
     });
+    this.webhookAttempts = new Counter({
+      name: 'herald_webhook_attempts_total',
+      help: 'Webhook attempts made by this instance, by result: delivered, failed (to be retried), dead (the last attempt failed)',
+      labelNames: ['result'],
+      registers,
+    });
     this.deliverySeconds = new Histogram({
       name: 'herald_delivery_latency_seconds',
       help: "From a notification's createdAt (set as the store accepts the POST) to its write to this instance's streams",
       buckets: latencyBuckets,
       registers,
     });
+  }
+
+  /** The webhook outbox's size by state, read from the store when scraped. */
+  watchOutbox(counts: () => Promise<Record<string, number>>): void {
+    new Gauge({
+      name: 'herald_webhook_outbox',
+      help: 'Webhooks in the outbox (shared by every instance of a deployment): pending (to be attempted) or dead (out of attempts)',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        // A store that does not answer must not take /metrics down with it: the last counts stay.
+        const now = await counts().catch(() => ({}));
+        for (const [status, n] of Object.entries(now)) this.set({ status }, n);
+      },
+    });
+  }
+
+  /** One attempt to send a webhook, by this instance: delivered, failed (to be retried) or dead (its last). */
+  webhookAttempt(result: 'delivered' | 'failed' | 'dead'): void {
+    this.webhookAttempts.inc({ result });
   }
 
   notificationPublished(target: Target): void {

@@ -95,8 +95,13 @@ export const storedNotificationSchema = {
 /** What a subscriber sees in their history: no other recipients, plus their own read state. */
 export const inboxItemSchema = {
   type: 'object',
-  required: [...Object.keys(notificationProperties), 'read'],
-  properties: { ...notificationProperties, read: { type: 'boolean' } },
+  required: [...Object.keys(notificationProperties), 'read', 'deliveredAt', 'readAt'],
+  properties: {
+    ...notificationProperties,
+    read: { type: 'boolean' },
+    deliveredAt: { type: ['string', 'null'] },
+    readAt: { type: ['string', 'null'] },
+  },
 } as const;
 
 export const errorResponses = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema } as const;

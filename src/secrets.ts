@@ -6,9 +6,13 @@ import type { Config } from './config.js';
 export interface Secrets {
   jwtSecret: string;
   publisherKey: string;
+  /** Signs outgoing webhooks; undefined when none is configured and no webhook endpoint is either. */
+  webhookSecret: string | undefined;
   /** Which of them were generated (and kept in the data dir) rather than configured. */
-  generated: { jwtSecret: boolean; publisherKey: boolean };
+  generated: { jwtSecret: boolean; publisherKey: boolean; webhookSecret: boolean };
 }
+
+type Kept = Partial<Record<'jwtSecret' | 'publisherKey' | 'webhookSecret', string>>;
 
 /** Where generated secrets are kept. */
 export const secretsFile = (config: Pick<Config, 'dataDir'>): string => join(config.dataDir, 'secrets.json');
@@ -31,7 +35,7 @@ function keep(file: string, text: string): void {
  */
 export function loadSecrets(config: Config): Secrets {
   const file = secretsFile(config);
-  let kept: Partial<Record<'jwtSecret' | 'publisherKey', string>> = {};
+  let kept: Kept = {};
   try {
     kept = JSON.parse(readFileSync(file, 'utf8')) as typeof kept;
   } catch (err) {
@@ -39,16 +43,23 @@ export function loadSecrets(config: Config): Secrets {
   }
   const jwtSecret = config.auth.jwtSecret ?? kept.jwtSecret ?? randomBytes(32).toString('base64url');
   const publisherKey = config.auth.publisherKey ?? kept.publisherKey ?? `hpk_${randomBytes(24).toString('base64url')}`;
-  const generated = { jwtSecret: config.auth.jwtSecret === undefined, publisherKey: config.auth.publisherKey === undefined };
-  if (generated.jwtSecret || generated.publisherKey) {
-    const toKeep = {
-      ...(generated.jwtSecret ? { jwtSecret } : {}),
-      ...(generated.publisherKey ? { publisherKey } : {}),
-    };
-    if (toKeep.jwtSecret !== kept.jwtSecret || toKeep.publisherKey !== kept.publisherKey) {
-      mkdirSync(config.dataDir, { recursive: true });
-      keep(file, JSON.stringify(toKeep, null, 2) + '\n');
-    }
+  // Generated only once there is something to sign: an instance without webhooks keeps its file as it was.
+  const wantsWebhookSecret = config.webhooks.secret === undefined && (config.webhooks.endpoints.length > 0 || kept.webhookSecret !== undefined);
+  const webhookSecret = config.webhooks.secret ?? (wantsWebhookSecret ? (kept.webhookSecret ?? `whsec_${randomBytes(32).toString('base64')}`) : undefined);
+  const generated = {
+    jwtSecret: config.auth.jwtSecret === undefined,
+    publisherKey: config.auth.publisherKey === undefined,
+    webhookSecret: wantsWebhookSecret,
+  };
+  const toKeep: Kept = {
+    ...(generated.jwtSecret ? { jwtSecret } : {}),
+    ...(generated.publisherKey ? { publisherKey } : {}),
+    ...(generated.webhookSecret ? { webhookSecret } : {}),
+  };
+  const names = ['jwtSecret', 'publisherKey', 'webhookSecret'] as const;
+  if (names.some((k) => toKeep[k] !== undefined) && names.some((k) => toKeep[k] !== kept[k])) {
+    mkdirSync(config.dataDir, { recursive: true });
+    keep(file, JSON.stringify(toKeep, null, 2) + '\n');
   }
-  return { jwtSecret, publisherKey, generated };
+  return { jwtSecret, publisherKey, webhookSecret, generated };
 }

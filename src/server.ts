@@ -34,6 +34,7 @@ function demoLines(config: Config, secrets: Secrets, file: string, base: string,
       ? []
       : [`Warning: demo mode on ${config.server.host} lets anyone who reaches this port act as any user; set HERALD_DEMO=false to turn it off`]),
     ...(secrets.generated.publisherKey ? [`Publisher key (kept in ${file}) and a token for user "${demoUser}", valid 24 h (more: npm run token -- <user>);`] : [`A token for user "${demoUser}", valid 24 h (more: npm run token -- <user>);`]),
+    ...(secrets.generated.webhookSecret ? [`Webhook signing secret (kept in ${file}): ${secrets.webhookSecret}`] : []),
     'paste these lines into your shell:',
     ...(secrets.generated.publisherKey ? [`  KEY=${secrets.publisherKey}`] : []),
     `  TOKEN=${token}`,
@@ -49,6 +50,7 @@ function credentialLines(secrets: Secrets, file: string): string[] {
           `  KEY=$(node -p 'require(${JSON.stringify(file)}).publisherKey')`,
         ]
       : []),
+    ...(secrets.generated.webhookSecret ? [`Webhook signing secret: generated and kept in ${file}, as webhookSecret`] : []),
     secrets.generated.jwtSecret
       ? `Subscriber tokens: no HERALD_JWT_SECRET is set, so one was generated and kept in ${file}; a token to try it:`
       : 'Subscriber tokens: your app signs them with HERALD_JWT_SECRET; a token to try it:',

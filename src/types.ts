@@ -43,6 +43,10 @@ export interface StoredNotification extends Notification {
 /** A notification in one user's history. */
 export interface InboxItem extends Notification {
   read: boolean;
+  /** When one of the user's streams first got it (direct notifications only); null when unknown. */
+  deliveredAt: string | null;
+  /** When the user read it (one read, or the mark-all-read that covered it); null when unread. */
+  readAt: string | null;
 }
 
 export interface NewNotification {

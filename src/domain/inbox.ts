@@ -1,7 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
-import type { Store } from '../store/store.js';
+import type { Store, WebhookJob } from '../store/store.js';
 import type { UserEvent } from '../types.js';
+
+/** The webhook jobs that report a user's change made at `at`: committed with the change. */
+export type UserEventOutbox = (e: UserEvent, at: string) => WebhookJob[];
 
 /**
  * A user's changes to their own notifications (read, read all, delete), whichever transport asks:
@@ -12,6 +15,7 @@ export class Inbox {
     private readonly store: Store,
     private readonly bus: Bus,
     private readonly log: FastifyBaseLogger,
+    private readonly outbox: UserEventOutbox = () => [],
   ) {}
 
   /** The change is committed whatever the bus does: a failed announce costs the other tabs a refresh, nothing more. */
@@ -21,21 +25,24 @@ export class Inbox {
 
   /** False if the user may not see the notification (or deleted it). */
   async markRead(user: string, id: number): Promise<boolean> {
-    if (!(await this.store.markRead(user, id))) return false;
+    const at = new Date().toISOString();
+    if (!(await this.store.markRead(user, id, { at, outbox: this.outbox({ kind: 'read', user, ids: [id] }, at) }))) return false;
     await this.announce({ kind: 'read', user, ids: [id] });
     return true;
   }
 
   /** Returns the watermark: every notification up to it is now read. */
   async markAllRead(user: string): Promise<number> {
-    const upTo = await this.store.markAllRead(user);
+    const at = new Date().toISOString();
+    const upTo = await this.store.markAllRead(user, { at, outbox: (upTo) => this.outbox({ kind: 'read-all', user, upTo }, at) });
     await this.announce({ kind: 'read-all', user, upTo });
     return upTo;
   }
 
   /** False if the user may not see the notification. */
   async remove(user: string, id: number): Promise<boolean> {
-    if (!(await this.store.remove(user, id))) return false;
+    const at = new Date().toISOString();
+    if (!(await this.store.remove(user, id, { at, outbox: this.outbox({ kind: 'deleted', user, id }, at) }))) return false;
     await this.announce({ kind: 'deleted', user, id });
     return true;
   }

@@ -5,8 +5,21 @@ import { projectFile } from '../paths.js';
 import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
-import { created, newRow, type NewRow, type Publish } from './rows.js';
-import type { CatchUp, CountQuery, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import { created, newRow, outboxEntry, unreported, unreportedAll, type NewRow, type OutboxRow, type Publish } from './rows.js';
+import type {
+  CatchUp,
+  CountQuery,
+  DeliveredReceipt,
+  IdempotencyKey,
+  InsertResult,
+  ListQuery,
+  OutboxEntry,
+  PruneOptions,
+  Store,
+  UserAction,
+  WebhookJob,
+  WebhookStatus,
+} from './store.js';
 
 /** What pg returns for a notification: `created_at` as a Date; `data` and `users` are parsed already. */
 type Row = Omit<StoredNotification, 'createdAt'> & { created_at: Date };
@@ -81,6 +94,28 @@ function setFlag(flag: 'read' | 'deleted'): string {
     RETURNING 1`;
 }
 
+/** A user's receipts of n: the read time is that of their own read or of the first read-all that covered n, whichever came first. */
+const receipts = `(SELECT delivered_at FROM receipts rc WHERE rc.user_id = $1 AND rc.notification_id = n.id) AS delivered_at,
+  (SELECT min(t) FROM (SELECT read_at AS t FROM receipts rc WHERE rc.user_id = $1 AND rc.notification_id = n.id
+    UNION ALL (SELECT read_at FROM read_all_log l WHERE l.user_id = $1 AND l.up_to >= n.id ORDER BY l.up_to LIMIT 1)) r) AS read_at`;
+
+/**
+ * Inserts webhook jobs given as column arrays from $first on (id, endpoint, event, payload, then the
+ * time in ms), when `cond` holds: in the statement of the change they report, so they commit with it.
+ */
+function insertJobs(first: number, cond: string): string {
+  const [id, endpoint, event, payload, now] = [0, 1, 2, 3, 4].map((i) => `$${first + i}`);
+  return `INSERT INTO webhook_outbox (id, endpoint, event, payload, next_attempt_at, created_at)
+    SELECT j.id, j.endpoint, j.event, j.payload, ${now}::bigint, ${now}::bigint
+    FROM unnest(${id}::text[], ${endpoint}::text[], ${event}::text[], ${payload}::text[]) AS j (id, endpoint, event, payload)
+    WHERE ${cond}`;
+}
+
+/** The column arrays `insertJobs` takes. */
+function jobColumns(jobs: readonly WebhookJob[]): unknown[] {
+  return [jobs.map((j) => j.id), jobs.map((j) => j.endpoint), jobs.map((j) => j.event), jobs.map((j) => j.payload), Date.now()];
+}
+
 /** Raises a horizon in `pruned_marks` ($1 = `everyone` for the age horizon, or a user) to the max id of `ids`. */
 const raiseHorizon = (ids: string) => `INSERT INTO pruned_marks (user_id, up_to) SELECT $1, max(id) FROM ${ids} HAVING count(*) > 0
     ON CONFLICT (user_id) DO UPDATE SET up_to = greatest(pruned_marks.up_to, excluded.up_to)`;
@@ -95,7 +130,8 @@ const sql = {
   pruneOld: `WITH doomed AS (SELECT id FROM notifications WHERE created_at < $2 ORDER BY id LIMIT ${pruneBatch} FOR UPDATE SKIP LOCKED),
     keys AS (DELETE FROM idempotency_keys WHERE notification_id IN (SELECT id FROM doomed)),
     gone AS (DELETE FROM notifications WHERE id IN (SELECT id FROM doomed) RETURNING id),
-    mark AS (${raiseHorizon('gone')})
+    mark AS (${raiseHorizon('gone')}),
+    log AS (DELETE FROM read_all_log WHERE up_to <= (SELECT max(id) FROM gone))
     SELECT count(*) AS n FROM gone`,
   usersOverCap: `SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > $1`,
   // The newest of a user's direct notifications beyond their cap: it and everything below it go.
@@ -106,6 +142,7 @@ const sql = {
                               ORDER BY notification_id LIMIT ${pruneBatch}),
     unlinked AS (DELETE FROM recipients WHERE user_id = $1 AND notification_id IN (SELECT id FROM doomed) RETURNING notification_id AS id),
     state AS (DELETE FROM user_state WHERE user_id = $1 AND notification_id IN (SELECT id FROM doomed)),
+    receipts AS (DELETE FROM receipts WHERE user_id = $1 AND notification_id IN (SELECT id FROM doomed)),
     orphans AS (SELECT d.id FROM doomed d
                 WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.notification_id = d.id AND r.user_id <> $1)),
     keys AS (DELETE FROM idempotency_keys WHERE notification_id IN (SELECT id FROM orphans)),
@@ -124,23 +161,57 @@ const sql = {
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
   // [everything the audience sees, its topics only]
   list: [false, true].map(
-    (topicsOnly) => `SELECT ${columns}, ${isRead} AS read FROM notifications n
+    (topicsOnly) => `SELECT ${columns}, ${isRead} AS read, ${receipts} FROM notifications n
     WHERE n.id IN (${visibleIds('x.id < $3', 'DESC', '$4', topicsOnly)}) ORDER BY n.id DESC LIMIT $4`,
   ),
   listUnread: [false, true].map(
-    (topicsOnly) => `SELECT ${columns}, false AS read FROM notifications n
+    (topicsOnly) => `SELECT ${columns}, false AS read, ${receipts} FROM notifications n
     WHERE n.id IN (${visibleIds(`x.id < $3 AND ${unreadX}`, 'DESC', '$4', topicsOnly)}) ORDER BY n.id DESC LIMIT $4`,
   ),
   // $3: only ids up to it.
   unreadCount: [false, true].map((topicsOnly) => `SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND x.id <= $3`, 'ASC', 'ALL', topicsOnly)}) v`),
-  setRead: setFlag('read'),
-  setDeleted: setFlag('deleted'),
+  // $3 the read time, then the jobs' columns: all or nothing, with the flag.
+  markRead: `WITH flagged AS (${setFlag('read')}),
+    receipt AS (INSERT INTO receipts (user_id, notification_id, read_at) SELECT $1, $2, $3::timestamptz FROM flagged
+                ON CONFLICT (user_id, notification_id) DO UPDATE SET read_at = coalesce(receipts.read_at, excluded.read_at)),
+    jobs AS (${insertJobs(4, 'EXISTS (SELECT 1 FROM flagged)')})
+    SELECT count(*) AS n FROM flagged`,
+  remove: `WITH flagged AS (${setFlag('deleted')}),
+    jobs AS (${insertJobs(3, 'EXISTS (SELECT 1 FROM flagged)')})
+    SELECT count(*) AS n FROM flagged`,
+  // Jobs for every receipt given ($4 on, with $9 users and $10 ids): only those of the receipts recorded now are kept.
+  recordDelivered: `WITH fresh AS (
+      INSERT INTO receipts (user_id, notification_id, delivered_at)
+      SELECT v.u, v.i, v.a FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS v (u, i, a)
+      WHERE EXISTS (SELECT 1 FROM notifications n WHERE n.id = v.i)
+      ON CONFLICT (user_id, notification_id) DO UPDATE SET delivered_at = excluded.delivered_at WHERE receipts.delivered_at IS NULL
+      RETURNING user_id, notification_id
+    ), jobs AS (
+      INSERT INTO webhook_outbox (id, endpoint, event, payload, next_attempt_at, created_at)
+      SELECT j.id, j.endpoint, j.event, j.payload, $8::bigint, $8::bigint
+      FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $9::text[], $10::bigint[]) AS j (id, endpoint, event, payload, u, i)
+      JOIN fresh f ON f.user_id = j.u AND f.notification_id = j.i
+    )
+    SELECT count(*) AS n FROM fresh`,
+  // SKIP LOCKED: instances claiming at once take different jobs instead of queueing on each other.
+  claimWebhooks: `UPDATE webhook_outbox o SET attempts = o.attempts + 1, next_attempt_at = $2
+    FROM (SELECT id FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $1
+          ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
+    WHERE o.id = due.id
+    RETURNING o.*`,
+  webhookDone: `DELETE FROM webhook_outbox WHERE id = $1`,
+  webhookRetryAt: `UPDATE webhook_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3`,
+  webhookDead: `UPDATE webhook_outbox SET status = 'dead', last_error = $1 WHERE id = $2`,
+  listWebhooks: `SELECT * FROM webhook_outbox WHERE status = $1 ORDER BY created_at, id LIMIT $2`,
+  retryWebhook: `UPDATE webhook_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1 WHERE id = $2 AND status = 'dead'`,
+  webhookCounts: `SELECT status, count(*) AS c FROM webhook_outbox GROUP BY status`,
   // One statement, so the watermark and the cleanup agree on one head. Per-notification read rows at
   // or below the watermark say nothing more: they go.
   markAllRead: `WITH head AS (SELECT last_id FROM id_counter),
     mark AS (INSERT INTO read_marks (user_id, read_up_to) SELECT $1, last_id FROM head
              ON CONFLICT (user_id) DO UPDATE SET read_up_to = greatest(read_marks.read_up_to, excluded.read_up_to)),
-    cleared AS (DELETE FROM user_state WHERE user_id = $1 AND notification_id <= (SELECT last_id FROM head) AND NOT deleted)
+    cleared AS (DELETE FROM user_state WHERE user_id = $1 AND notification_id <= (SELECT last_id FROM head) AND NOT deleted),
+    logged AS (INSERT INTO read_all_log (user_id, up_to, read_at) SELECT $1, last_id, $2 FROM head ON CONFLICT DO NOTHING)
     SELECT last_id FROM head`,
   // The counter is updated in the transaction that inserts, so its committed value is the newest committed id.
   lastId: `SELECT last_id FROM id_counter`,
@@ -369,8 +440,13 @@ export class PostgresStore implements Store {
       audience.topics,
       q.before ?? Number.MAX_SAFE_INTEGER,
       q.limit,
-    ])) as (Row & { read: boolean })[];
-    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read }));
+    ])) as (Row & { read: boolean; delivered_at: Date | null; read_at: Date | null })[];
+    return rows.map((r) => ({
+      ...publicView(fromRow(r)),
+      read: r.read,
+      deliveredAt: r.delivered_at?.toISOString() ?? null,
+      readAt: r.read_at?.toISOString() ?? null,
+    }));
   }
 
   async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
@@ -382,17 +458,75 @@ export class PostgresStore implements Store {
     return rows[0]!.c;
   }
 
-  async markRead(user: string, id: number): Promise<boolean> {
-    return ((await this.pool.query(sql.setRead, [user, id])).rowCount ?? 0) > 0;
+  private async count(text: string, values: unknown[]): Promise<number> {
+    return (await this.pool.query<{ n: number }>(text, values)).rows[0]!.n;
   }
 
-  async markAllRead(user: string): Promise<number> {
-    const { rows } = await this.pool.query<{ last_id: number }>(sql.markAllRead, [user]);
-    return rows[0]!.last_id;
+  async markRead(user: string, id: number, action: UserAction = unreported()): Promise<boolean> {
+    return (await this.count(sql.markRead, [user, id, action.at, ...jobColumns(action.outbox)])) > 0;
   }
 
-  async remove(user: string, id: number): Promise<boolean> {
-    return ((await this.pool.query(sql.setDeleted, [user, id])).rowCount ?? 0) > 0;
+  async markAllRead(user: string, action = unreportedAll()): Promise<number> {
+    // The jobs are made from the watermark, known only once it is set: a transaction around both.
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const upTo = (await client.query<{ last_id: number }>(sql.markAllRead, [user, action.at])).rows[0]!.last_id;
+      const jobs = action.outbox(upTo);
+      if (jobs.length > 0) await client.query(insertJobs(1, 'true'), jobColumns(jobs));
+      await client.query('COMMIT');
+      return upTo;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async remove(user: string, id: number, action: UserAction = unreported()): Promise<boolean> {
+    return (await this.count(sql.remove, [user, id, ...jobColumns(action.outbox)])) > 0;
+  }
+
+  async recordDelivered(receipts: readonly DeliveredReceipt[], outbox: (r: DeliveredReceipt) => WebhookJob[]): Promise<void> {
+    const jobs = receipts.flatMap((r) => outbox(r).map((job) => ({ job, r })));
+    await this.pool.query(sql.recordDelivered, [
+      receipts.map((r) => r.user),
+      receipts.map((r) => r.id),
+      receipts.map((r) => r.at),
+      ...jobColumns(jobs.map((j) => j.job)),
+      jobs.map((j) => j.r.user),
+      jobs.map((j) => j.r.id),
+    ]);
+  }
+
+  async claimWebhooks(limit: number, leaseMs: number): Promise<OutboxEntry[]> {
+    const now = Date.now();
+    return (await this.pool.query<OutboxRow>(sql.claimWebhooks, [now, now + leaseMs, limit])).rows.map(outboxEntry);
+  }
+
+  async webhookDelivered(id: string): Promise<void> {
+    await this.pool.query(sql.webhookDone, [id]);
+  }
+
+  async webhookFailed(id: string, error: string, retryAt: number | null): Promise<void> {
+    if (retryAt === null) await this.pool.query(sql.webhookDead, [error, id]);
+    else await this.pool.query(sql.webhookRetryAt, [retryAt, error, id]);
+  }
+
+  async listWebhooks(status: WebhookStatus, limit: number): Promise<OutboxEntry[]> {
+    return (await this.pool.query<OutboxRow>(sql.listWebhooks, [status, limit])).rows.map(outboxEntry);
+  }
+
+  async retryWebhook(id: string): Promise<boolean> {
+    return ((await this.pool.query(sql.retryWebhook, [Date.now(), id])).rowCount ?? 0) > 0;
+  }
+
+  async webhookCounts(): Promise<Record<WebhookStatus, number>> {
+    const counts = { pending: 0, dead: 0 };
+    for (const r of (await this.pool.query<{ status: WebhookStatus; c: number }>(sql.webhookCounts)).rows) counts[r.status] = r.c;
+    return counts;
   }
 
   async lastId(): Promise<number> {

@@ -1,5 +1,5 @@
 import type { NewNotification, StoredNotification } from '../types.js';
-import type { IdempotencyKey } from './store.js';
+import type { IdempotencyKey, OutboxEntry, UserAction, WebhookJob, WebhookStatus } from './store.js';
 
 /** One publish, as it waits for its transaction. */
 export interface Publish {
@@ -43,3 +43,34 @@ export function newRow(n: NewNotification): NewRow {
 export function created({ dataJson: _d, actorJson: _a, actionsJson: _b, ...fields }: NewRow, id: number): StoredNotification {
   return { id, ...fields };
 }
+
+/** An outbox row as both stores read it (PostgreSQL's int8 columns are parsed to numbers). */
+export interface OutboxRow {
+  id: string;
+  endpoint: string;
+  event: string;
+  payload: string;
+  status: WebhookStatus;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+}
+
+export function outboxEntry(r: OutboxRow): OutboxEntry {
+  return {
+    id: r.id,
+    endpoint: r.endpoint,
+    event: r.event,
+    payload: r.payload,
+    status: r.status,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+  };
+}
+
+/** What a caller that reports no webhook asks of the store: the change, now, and nothing to send. */
+export const unreported = (): UserAction => ({ at: new Date().toISOString(), outbox: [] });
+export const unreportedAll = (): UserAction<(upTo: number) => WebhookJob[]> => ({ at: new Date().toISOString(), outbox: () => [] });

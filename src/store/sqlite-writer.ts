@@ -3,9 +3,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../paths.js';
 import { everyone, pruneBatch } from './prune.js';
-import { created, newRow, type Publish } from './rows.js';
+import { created, newRow, type OutboxRow, type Publish } from './rows.js';
 import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
-import type { InsertResult } from './store.js';
+import type { DeliveredReceipt, InsertResult, UserAction, WebhookJob } from './store.js';
 
 /**
  * The one connection that writes, in WAL mode, with the schema applied. It belongs to the writer
@@ -80,11 +80,34 @@ export class SqliteWriter {
         `INSERT INTO read_marks (user_id, read_up_to) VALUES (?, ?)
          ON CONFLICT (user_id) DO UPDATE SET read_up_to = max(read_up_to, excluded.read_up_to)`,
       ),
+      receiptRead: db.prepare(
+        `INSERT INTO receipts (user_id, notification_id, read_at) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, notification_id) DO UPDATE SET read_at = coalesce(read_at, excluded.read_at)`,
+      ),
+      // Only a notification still stored: retention may have deleted it since its delivery.
+      receiptDelivered: db.prepare(
+        `INSERT INTO receipts (user_id, notification_id, delivered_at) SELECT @user, @id, @at WHERE EXISTS (SELECT 1 FROM notifications WHERE id = @id)
+         ON CONFLICT (user_id, notification_id) DO UPDATE SET delivered_at = excluded.delivered_at WHERE delivered_at IS NULL`,
+      ),
+      logReadAll: db.prepare(`INSERT OR IGNORE INTO read_all_log (user_id, up_to, read_at) VALUES (?, ?, ?)`),
+      enqueue: db.prepare(
+        `INSERT INTO webhook_outbox (id, endpoint, event, payload, next_attempt_at, created_at) VALUES (@id, @endpoint, @event, @payload, @now, @now)`,
+      ),
+      claim: db.prepare(
+        `UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = @until
+         WHERE id IN (SELECT id FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT @limit)
+         RETURNING *`,
+      ),
+      webhookDone: db.prepare(`DELETE FROM webhook_outbox WHERE id = ?`),
+      webhookRetryAt: db.prepare(`UPDATE webhook_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?`),
+      webhookDead: db.prepare(`UPDATE webhook_outbox SET status = 'dead', last_error = ? WHERE id = ?`),
+      retryWebhook: db.prepare(`UPDATE webhook_outbox SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ? AND status = 'dead'`),
       // Per-notification read rows at or below the watermark say nothing more: drop them.
       clearReads: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id <= ? AND deleted = 0`),
       lastId: db.prepare(lastIdSql),
       oldIds: db.prepare(`SELECT id FROM notifications WHERE created_at < ? LIMIT ${pruneBatch}`),
       deleteNotifications: db.prepare(`DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))`),
+      pruneReadAllLog: db.prepare(`DELETE FROM read_all_log WHERE up_to <= ?`),
       deleteKeys: db.prepare(`DELETE FROM idempotency_keys WHERE notification_id IN (SELECT value FROM json_each(?))`),
       usersOverCap: db.prepare(`SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > ?`),
       // The newest of a user's direct notifications beyond their cap: it and everything below it go.
@@ -94,6 +117,7 @@ export class SqliteWriter {
       ),
       deleteRecipients: db.prepare(`DELETE FROM recipients WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
       deleteUserState: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
+      deleteReceipts: db.prepare(`DELETE FROM receipts WHERE user_id = ? AND notification_id IN (SELECT value FROM json_each(?))`),
       orphans: db.prepare(
         `SELECT value AS id FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.notification_id = value)`,
       ),
@@ -135,23 +159,55 @@ export class SqliteWriter {
     return { status: 'created', notification: created(row, id) };
   }
 
-  markRead(user: string, id: number): boolean {
+  private enqueue(jobs: readonly WebhookJob[]): void {
+    const now = Date.now();
+    for (const job of jobs) this.stmts.enqueue.run({ ...job, now });
+  }
+
+  markRead(user: string, id: number, action: UserAction): boolean {
     if (!this.stmts.visible.get({ user, id })) return false;
     this.stmts.setRead.run(user, id);
+    this.stmts.receiptRead.run(user, id, action.at);
+    this.enqueue(action.outbox);
     return true;
   }
 
-  markAllRead(user: string): number {
-    const upTo = (this.stmts.lastId.get() as { id: number }).id;
+  /** `upTo` is the caller's newest answered id (the jobs that report it were made from it). */
+  markAllRead(user: string, upTo: number, at: string, jobs: WebhookJob[]): void {
     this.stmts.setReadMark.run(user, upTo);
     this.stmts.clearReads.run(user, upTo);
-    return upTo;
+    this.stmts.logReadAll.run(user, upTo, at);
+    this.enqueue(jobs);
   }
 
-  remove(user: string, id: number): boolean {
+  remove(user: string, id: number, action: UserAction): boolean {
     if (!this.stmts.visible.get({ user, id })) return false;
     this.stmts.setDeleted.run(user, id);
+    this.enqueue(action.outbox);
     return true;
+  }
+
+  /** Each receipt with the jobs that report it, kept only when the receipt is recorded now (the first time). */
+  recordDelivered(receipts: { receipt: DeliveredReceipt; jobs: WebhookJob[] }[]): void {
+    for (const { receipt, jobs } of receipts) if (this.stmts.receiptDelivered.run(receipt).changes > 0) this.enqueue(jobs);
+  }
+
+  claimWebhooks(limit: number, leaseMs: number): OutboxRow[] {
+    const now = Date.now();
+    return this.stmts.claim.all({ now, until: now + leaseMs, limit }) as OutboxRow[];
+  }
+
+  webhookDelivered(id: string): void {
+    this.stmts.webhookDone.run(id);
+  }
+
+  webhookFailed(id: string, error: string, retryAt: number | null): void {
+    if (retryAt === null) this.stmts.webhookDead.run(error, id);
+    else this.stmts.webhookRetryAt.run(retryAt, error, id);
+  }
+
+  retryWebhook(id: string): boolean {
+    return this.stmts.retryWebhook.run(Date.now(), id).changes > 0;
   }
 
   /** One retention batch by age (`PruneSteps.oldBatch`); `cutoff` is an ISO 8601 instant. */
@@ -163,6 +219,7 @@ export class SqliteWriter {
     // recipients and user_state rows go with them (ON DELETE CASCADE).
     this.stmts.deleteNotifications.run(json);
     this.stmts.raiseHorizon.run(everyone, Math.max(...ids));
+    this.stmts.pruneReadAllLog.run(Math.max(...ids));
     return ids.length;
   }
 
@@ -182,6 +239,7 @@ export class SqliteWriter {
     const json = JSON.stringify(ids);
     this.stmts.deleteRecipients.run(user, json);
     this.stmts.deleteUserState.run(user, json);
+    this.stmts.deleteReceipts.run(user, json);
     // A notification to several users stays while any of them still has it.
     const orphans = JSON.stringify((this.stmts.orphans.all(json) as { id: number }[]).map((r) => r.id));
     this.stmts.deleteKeys.run(orphans);

@@ -3,7 +3,21 @@ import { publicView, type Audience, type InboxItem, type NewNotification, type S
 import { Checkpointer } from './checkpointer.js';
 import { everyone, prune, type PruneSteps } from './prune.js';
 import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
-import type { CatchUp, CountQuery, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import { outboxEntry, unreported, unreportedAll, type OutboxRow } from './rows.js';
+import type {
+  CatchUp,
+  CountQuery,
+  DeliveredReceipt,
+  IdempotencyKey,
+  InsertResult,
+  ListQuery,
+  OutboxEntry,
+  PruneOptions,
+  Store,
+  UserAction,
+  WebhookJob,
+  WebhookStatus,
+} from './store.js';
 import { WriterThread } from './writer-thread.js';
 
 /**
@@ -27,6 +41,10 @@ function visibleIds(cond: string, order: 'ASC' | 'DESC', topicsOnly = false): st
 const checkpointMs = 250;
 
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
+/** A user's receipts of n: the read time is that of their own read or of the first read-all that covered n, whichever came first. */
+const receipts = `(SELECT delivered_at FROM receipts rc WHERE rc.user_id = @user AND rc.notification_id = n.id) AS delivered_at,
+  (SELECT min(t) FROM (SELECT read_at AS t FROM receipts rc WHERE rc.user_id = @user AND rc.notification_id = n.id
+    UNION ALL SELECT (SELECT read_at FROM read_all_log l WHERE l.user_id = @user AND l.up_to >= n.id ORDER BY l.up_to LIMIT 1))) AS read_at`;
 const unreadX = `x.id > @readUpTo AND x.id <= @upTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
 
 /**
@@ -60,19 +78,21 @@ export class SqliteStore implements Store {
       // [everything the audience sees, its topics only]
       list: [false, true].map((topicsOnly) =>
         db.prepare(
-          `SELECT ${columns}, ${isRead} AS read FROM notifications n
+          `SELECT ${columns}, ${isRead} AS read, ${receipts} FROM notifications n
            WHERE n.id IN (${visibleIds('x.id < @before', 'DESC', topicsOnly)}) ORDER BY n.id DESC LIMIT @limit`,
         ),
       ),
       listUnread: [false, true].map((topicsOnly) =>
         db.prepare(
-          `SELECT ${columns}, 0 AS read FROM notifications n
+          `SELECT ${columns}, 0 AS read, ${receipts} FROM notifications n
            WHERE n.id IN (${visibleIds(`x.id < @before AND ${unreadX}`, 'DESC', topicsOnly)}) ORDER BY n.id DESC LIMIT @limit`,
         ),
       ),
       unreadCount: [false, true].map((topicsOnly) => db.prepare(`SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC', topicsOnly)})`)),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
       lastId: db.prepare(lastIdSql),
+      listWebhooks: db.prepare(`SELECT * FROM webhook_outbox WHERE status = ? ORDER BY created_at, id LIMIT ?`),
+      webhookCounts: db.prepare(`SELECT status, count(*) AS c FROM webhook_outbox GROUP BY status`),
       horizon: db.prepare(`SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', ?)`),
     };
     const inTransaction = db.transaction((read: () => unknown) => read());
@@ -141,9 +161,9 @@ export class SqliteStore implements Store {
           upTo: Number.MAX_SAFE_INTEGER,
           limit: q.limit,
           readUpTo: this.readUpTo(audience.user),
-        }) as (Row & { read: number })[],
+        }) as (Row & { read: number; delivered_at: string | null; read_at: string | null })[],
     );
-    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1 }));
+    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1, deliveredAt: r.delivered_at, readAt: r.read_at }));
   }
 
   async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
@@ -159,16 +179,53 @@ export class SqliteStore implements Store {
     return r.c;
   }
 
-  markRead(user: string, id: number): Promise<boolean> {
-    return this.writer.call('markRead', user, id);
+  markRead(user: string, id: number, action: UserAction = unreported()): Promise<boolean> {
+    return this.writer.call('markRead', user, id, action);
   }
 
-  markAllRead(user: string): Promise<number> {
-    return this.writer.call('markAllRead', user);
+  async markAllRead(user: string, action = unreportedAll()): Promise<number> {
+    // "Up to now" is every id already answered: the reader sees each of them, and the writer only raises
+    // a watermark, so a later read-all with a higher id still wins. The jobs need the id before the write,
+    // since a function cannot cross into the writer thread.
+    const upTo = (this.stmts.lastId.get() as { id: number }).id;
+    await this.writer.call('markAllRead', user, upTo, action.at, action.outbox(upTo));
+    return upTo;
   }
 
-  remove(user: string, id: number): Promise<boolean> {
-    return this.writer.call('remove', user, id);
+  remove(user: string, id: number, action: UserAction = unreported()): Promise<boolean> {
+    return this.writer.call('remove', user, id, action);
+  }
+
+  recordDelivered(receipts: readonly DeliveredReceipt[], outbox: (r: DeliveredReceipt) => WebhookJob[]): Promise<void> {
+    // Each receipt's jobs are made here (a function cannot cross threads); the writer keeps those of the
+    // receipts it records now, and drops the rest.
+    return this.writer.call('recordDelivered', receipts.map((r) => ({ receipt: r, jobs: outbox(r) })));
+  }
+
+  async claimWebhooks(limit: number, leaseMs: number): Promise<OutboxEntry[]> {
+    return (await this.writer.call('claimWebhooks', limit, leaseMs)).map(outboxEntry);
+  }
+
+  webhookDelivered(id: string): Promise<void> {
+    return this.writer.call('webhookDelivered', id);
+  }
+
+  webhookFailed(id: string, error: string, retryAt: number | null): Promise<void> {
+    return this.writer.call('webhookFailed', id, error, retryAt);
+  }
+
+  async listWebhooks(status: WebhookStatus, limit: number): Promise<OutboxEntry[]> {
+    return (this.stmts.listWebhooks.all(status, limit) as OutboxRow[]).map(outboxEntry);
+  }
+
+  retryWebhook(id: string): Promise<boolean> {
+    return this.writer.call('retryWebhook', id);
+  }
+
+  async webhookCounts(): Promise<Record<WebhookStatus, number>> {
+    const counts = { pending: 0, dead: 0 };
+    for (const r of this.stmts.webhookCounts.all() as { status: WebhookStatus; c: number }[]) counts[r.status] = r.c;
+    return counts;
   }
 
   async lastId(): Promise<number> {

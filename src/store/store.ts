@@ -38,6 +38,43 @@ export interface CountQuery {
   topicsOnly?: boolean;
 }
 
+/**
+ * One outgoing webhook as the outbox holds it: written in the transaction of the change it reports,
+ * sent (and retried) by the dispatcher. `id` is the `webhook-id` of every attempt; `payload` is the
+ * exact body signed and sent.
+ */
+export interface WebhookJob {
+  id: string;
+  endpoint: string;
+  event: string;
+  payload: string;
+}
+
+export type WebhookStatus = 'pending' | 'dead';
+
+/** An outbox row: a job, where it stands, and why its last attempt failed. */
+export interface OutboxEntry extends WebhookJob {
+  status: WebhookStatus;
+  attempts: number;
+  /** When the next attempt is due (ms since the epoch); a claim moves it to the end of its lease. */
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: number;
+}
+
+/** A user's change to one notification (or to all, read-all): when, and the webhooks that report it. */
+export interface UserAction<T = WebhookJob[]> {
+  at: string;
+  outbox: T;
+}
+
+/** The first time one of a user's streams was handed one of their direct notifications. */
+export interface DeliveredReceipt {
+  user: string;
+  id: number;
+  at: string;
+}
+
 export interface PruneOptions {
   /** Delete every notification created before this instant (whoever it was for). */
   olderThan?: Date;
@@ -68,18 +105,42 @@ export interface Store {
   list(audience: Audience, query: ListQuery): Promise<InboxItem[]>;
   /** How many of what the audience may see are unread and not deleted. */
   unreadCount(audience: Audience, query?: CountQuery): Promise<number>;
-  /** Marks one notification read; false if the user may not see it (or deleted it). */
-  markRead(user: string, id: number): Promise<boolean>;
-  /** Marks everything up to now read; returns the watermark. */
-  markAllRead(user: string): Promise<number>;
-  /** Hides one notification from this user only; false if the user may not see it. */
-  remove(user: string, id: number): Promise<boolean>;
+  /**
+   * Marks one notification read; false if the user may not see it (or deleted it). The read time and
+   * the action's webhook jobs are committed with it, or (when false) not at all.
+   */
+  markRead(user: string, id: number, action?: UserAction): Promise<boolean>;
+  /** Marks everything up to now read; returns the watermark. The jobs, made from the watermark, commit with it. */
+  markAllRead(user: string, action?: UserAction<(upTo: number) => WebhookJob[]>): Promise<number>;
+  /** Hides one notification from this user only; false if the user may not see it. Jobs as for `markRead`. */
+  remove(user: string, id: number, action?: UserAction): Promise<boolean>;
+  /**
+   * Delivered receipts, in one transaction: a receipt already recorded (by this instance or another)
+   * is kept as it was; for each one recorded now, the jobs `outbox` makes commit with it.
+   */
+  recordDelivered(receipts: readonly DeliveredReceipt[], outbox: (r: DeliveredReceipt) => WebhookJob[]): Promise<void>;
+  /**
+   * Takes up to `limit` due pending jobs for one attempt each: counts the attempt and moves the job's
+   * next attempt to `now + leaseMs`, so a job whose claimer dies is due again once the lease is over.
+   * On PostgreSQL, instances claiming at once take different jobs.
+   */
+  claimWebhooks(limit: number, leaseMs: number): Promise<OutboxEntry[]>;
+  /** The job was delivered: it leaves the outbox. */
+  webhookDelivered(id: string): Promise<void>;
+  /** The attempt failed: due again at `retryAt` (ms), or dead when `retryAt` is null. */
+  webhookFailed(id: string, error: string, retryAt: number | null): Promise<void>;
+  /** Jobs in one state, oldest first. */
+  listWebhooks(status: WebhookStatus, limit: number): Promise<OutboxEntry[]>;
+  /** A dead job is pending again, due now, its attempts counted from zero; false if no dead job has this id. */
+  retryWebhook(id: string): Promise<boolean>;
+  webhookCounts(): Promise<Record<WebhookStatus, number>>;
   /** The newest id ever committed (0 when none), even if retention has since deleted it. */
   lastId(): Promise<number>;
   /**
    * Retention. Deletes notifications created before `olderThan`, and removes from each user's view
    * their direct notifications beyond the newest `perUser` (the row itself goes once no recipient is
-   * left), with their read/deleted state and idempotency keys. In the same transaction as each removal
+   * left), with their read/deleted state, receipts and idempotency keys (by age, also the mark-all-read
+   * times the age horizon passed, which cover nothing left). In the same transaction as each removal
    * it raises the horizon `prunedUpTo` reports. Works in bounded batches so publishes keep flowing.
    * Resolves with the number of notifications deleted.
    */

@@ -3,7 +3,7 @@ import type { Bus } from '../bus/bus.js';
 import { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import type { BusMessage } from '../types.js';
+import type { BusMessage, StoredNotification } from '../types.js';
 
 /** What the hub reads unread counts from, and where it says a read failed. */
 export interface UnreadCounts {
@@ -32,6 +32,15 @@ export interface Connection {
   heartbeat(): void;
   /** Closes the stream so the client reconnects (elsewhere, on shutdown). */
   end(): void;
+}
+
+/**
+ * Told when a direct (`user`/`users`) notification reaches a stream of one of its recipients, live or
+ * in a replay: delivered receipts. Never for topic and broadcast notifications, whose recipients are
+ * every open stream: a receipt each would cost more than the fan-out itself.
+ */
+export interface DeliveryReceipts {
+  delivered(user: string, n: StoredNotification): void;
 }
 
 function addTo<K>(map: Map<K, Set<Connection>>, key: K, c: Connection): void {
@@ -65,6 +74,7 @@ export class Hub {
     heartbeatMs: number,
     private readonly metrics: Metrics,
     private readonly counts: UnreadCounts,
+    private readonly receipts?: DeliveryReceipts,
   ) {
     this.unsubscribe = bus.subscribe((msg) => this.route(msg));
     this.heartbeatTimer = setInterval(() => {
@@ -145,8 +155,10 @@ export class Hub {
     } else if (n.users) {
       for (const u of n.users) {
         const set = this.byUser.get(u);
-        if (set) for (const c of set) c.deliver(ev);
-        streams += set?.size ?? 0;
+        if (!set) continue;
+        for (const c of set) c.deliver(ev);
+        streams += set.size;
+        this.receipts?.delivered(u, n);
       }
     }
     this.metrics.fannedOut(streams, n.createdAt);
@@ -203,6 +215,12 @@ export class Hub {
       // A stream still catching up then sends the count it reads once caught up instead.
       if (liveCountThen !== undefined) c.unread(counts[i]!, liveCountThen);
     });
+  }
+
+  /** A stream of `user` replayed `notifications` (catch-up): its direct ones are delivered. */
+  replayed(user: string, notifications: readonly StoredNotification[]): void {
+    if (!this.receipts) return;
+    for (const n of notifications) if (n.users !== null) this.receipts.delivered(user, n);
   }
 
   /** Ends every stream (shutdown) and stops listening to the bus. */

@@ -125,6 +125,7 @@ export class Subscription implements Connection {
     if (this.closed || missed.length === 0) return;
     await this.sink.sendMany(missed.map(OutEvent.notification));
     this.lastSent = missed[missed.length - 1]!.id;
+    if (!this.closed) this.deps.hub.replayed(this.user, missed);
   }
 
   /**

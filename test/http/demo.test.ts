@@ -211,3 +211,20 @@ t.test('secrets.json is made readable by its owner only, also when it existed wi
   t.equal(fileMode(file), 0o600);
   t.same(kept(dataDir), { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey }, 'the generated secrets are kept');
 });
+
+t.test('a webhook secret is generated once endpoints are configured: kept, printed in demo mode only', async (t) => {
+  const hooks = { HERALD_WEBHOOKS: 'https://hooks.example.invalid/herald' };
+  const demo = await spawned(t, { ...hooks, HERALD_JWT_SECRET: '', HERALD_PUBLISHER_KEY: '' });
+  const secret = (kept(demo.dataDir) as { webhookSecret?: string }).webhookSecret!;
+  t.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/, 'whsec_ and 32 bytes in base64');
+  t.match(demo.child.output(), `Webhook signing secret (kept in ${join(demo.dataDir, 'secrets.json')}): ${secret}`);
+
+  const quiet = await spawned(t, { ...hooks, HERALD_JWT_SECRET: '', HERALD_PUBLISHER_KEY: '', HERALD_DEMO: 'false' });
+  const other = (kept(quiet.dataDir) as { webhookSecret?: string }).webhookSecret!;
+  t.match(other, /^whsec_/);
+  t.notOk(quiet.child.output().includes(other), 'outside demo mode the secret is not printed');
+  t.match(quiet.child.output(), `Webhook signing secret: generated and kept in ${join(quiet.dataDir, 'secrets.json')}, as webhookSecret`);
+
+  const none = await spawned(t, { HERALD_JWT_SECRET: '', HERALD_PUBLISHER_KEY: '' });
+  t.notOk('webhookSecret' in kept(none.dataDir), 'no endpoint, no secret: secrets.json as it was');
+});

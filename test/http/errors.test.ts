@@ -99,6 +99,7 @@ const cases: Case[] = [
   { code: 'json_not_strict', method: 'POST', path: '/notifications', headers: asPublisher, body: '{"user":"bob","title":"t","user":"eve"}', message: 'body has a duplicate key "user"' },
   { code: 'validation_failed', method: 'POST', path: '/notifications', headers: asPublisher, body: '{"title":"t"}', message: /must name exactly one target/ },
   { code: 'notification_not_found', method: 'POST', path: '/notifications/999/read', headers: asUser('bob'), message: 'notification 999 not found' },
+  { code: 'webhook_delivery_not_found', method: 'POST', path: '/webhooks/deliveries/msg_nope/retry', headers: bearer(publisherKey), message: 'no dead webhook delivery msg_nope' },
 ];
 
 let s: Server;

@@ -161,6 +161,8 @@ t.test('the OpenAPI document lists every route with its schema, and the UI is se
     ['/health', 'get', [], '200'],
     ['/ready', 'get', [], '503'],
     ['/metrics', 'get', [], '200'],
+    ['/webhooks/deliveries', 'get', ['query:status', 'query:limit'], '401'],
+    ['/webhooks/deliveries/{id}/retry', 'post', ['path:id'], '404'],
   ];
   t.same(
     Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`)).sort(),

@@ -59,6 +59,16 @@ const cases: Case[] = [
   c('HERALD_RETENTION_INTERVAL_MS', '1000', 'retention.intervalMs', 1000),
   c('HERALD_STORE', postgres, 'store.location', postgres),
   c('HERALD_SQLITE_SYNC', 'normal', 'store.sqliteSync', 'normal'),
+  c('HERALD_WEBHOOKS', 'https://app.example.com/hooks', 'webhooks.endpoints', [{ url: 'https://app.example.com/hooks', events: null }]),
+  c('HERALD_WEBHOOK_ALLOW_HTTP', 'true', 'webhooks.endpoints', [{ url: 'http://127.0.0.1:8080/hooks', events: null }], {
+    HERALD_WEBHOOKS: 'http://127.0.0.1:8080/hooks',
+  }),
+  c('HERALD_WEBHOOK_SECRET', `whsec_${'A'.repeat(32)}`, 'webhooks.secret', `whsec_${'A'.repeat(32)}`),
+  c('HERALD_WEBHOOK_MAX_ATTEMPTS', '3', 'webhooks.maxAttempts', 3),
+  c('HERALD_WEBHOOK_RETRY_BASE_MS', '100', 'webhooks.retryBaseMs', 100),
+  c('HERALD_WEBHOOK_TIMEOUT_MS', '500', 'webhooks.timeoutMs', 500),
+  c('HERALD_WEBHOOK_POLL_MS', '20', 'webhooks.pollMs', 20),
+  c('HERALD_RECEIPT_FLUSH_MS', '50', 'webhooks.receiptFlushMs', 50),
   c('HERALD_BUS', 'redis://cache.internal:6379', 'bus.location', 'redis://cache.internal:6379', { HERALD_STORE: postgres }),
   c('HERALD_BUS_CHANNEL', 'staging:bus', 'bus.channel', 'staging:bus'),
   c('HERALD_BUS_RESYNC_MS', '250', 'bus.resyncMs', 250),
@@ -88,6 +98,10 @@ t.test('each environment variable lands in its consumer’s group, and nowhere e
     t.same(at(after, path), value, `${variable} sets ${path}`);
     if (variable === 'HERALD_DEMO_PUBLIC') {
       t.throws(() => loadConfig(without), { message: /set HERALD_DEMO_PUBLIC=true too/ }, 'without it, the start is refused');
+      continue;
+    }
+    if (variable === 'HERALD_WEBHOOK_ALLOW_HTTP') {
+      t.throws(() => loadConfig(without), { message: /is not https/ }, 'without it, an http endpoint is refused');
       continue;
     }
     const before = loadConfig(without);
