@@ -17,12 +17,12 @@ const targets = [{ user }, { users: [user, 'someone-else'] }, { topic }, { broad
 /** `user`'s token, allowed to read `topic`. */
 const reader = tokenFor(user, { topics: [topic] });
 
-/** Every notification `user` may see (with `topic`), through history, newest first, all pages. */
-async function history(url: string): Promise<Json[]> {
+/** One history listing of `user`, newest first, all pages (`query`: e.g. `&topic=...`). */
+async function historyPages(url: string, query: string): Promise<Json[]> {
   const items: Json[] = [];
   let before = '';
   for (let page = 0; page < 1000; page++) {
-    const res = await fetch(`${url}/notifications?limit=200&topic=${topic}${before}`, {
+    const res = await fetch(`${url}/notifications?limit=200${query}${before}`, {
       headers: { authorization: `Bearer ${reader}` },
     });
     const body = (await res.json()) as Json;
@@ -31,6 +31,11 @@ async function history(url: string): Promise<Json[]> {
     before = `&before=${body.nextCursor}`;
   }
   throw new Error('history did not end');
+}
+
+/** Every notification `user` may see: their own and broadcasts, then (`?topic=` lists a topic only) `topic`'s. */
+async function history(url: string): Promise<Json[]> {
+  return [...(await historyPages(url, '')), ...(await historyPages(url, `&topic=${topic}`))];
 }
 
 t.test('every 201 survives kill -9 mid-load, is replayed by catch-up, and ids are never reused', async (t) => {
