@@ -3,6 +3,7 @@
 import { sleep } from '../support/util.js';
 import { cpuMsOf, Histogram, nowMs, rssOf } from './lib.js';
 import { ClientPool, withPublisher, type PublishResult } from './load.js';
+import { loopWindow, type LoopStats } from './loop.js';
 import type { Options } from './options.js';
 import { log } from './report.js';
 import type { Server } from './servers.js';
@@ -21,6 +22,7 @@ export interface InstanceResult extends Percentiles {
   /** Null for user-targeted notifications spread over several servers (each goes to one random user). */
   expected: number | null;
   received: number;
+  loop: LoopStats | null;
 }
 
 /** What one run got, over all its servers. */
@@ -42,6 +44,8 @@ export interface DeliveryResult extends Percentiles {
   rssMiB: number;
   /** The unmeasured run before it (`--warmup`), null without one. */
   warmup: WarmupResult | null;
+  /** The first server's event loop during the measured run (null for the peer). */
+  loop: LoopStats | null;
   /** Per server, the first being the one published to. */
   instances: InstanceResult[];
 }
@@ -115,6 +119,7 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
       await Promise.all(pools.map((pool) => pool.reset()));
       const serverCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid), 0);
       const clientCpuMs = () => pools.reduce((a, pool) => a + pool.cpuMs(), 0);
+      const loops = await Promise.all(servers.map(loopWindow));
       const cpu0 = serverCpuMs();
       const clientCpu0 = clientCpuMs();
       const t0 = nowMs();
@@ -126,6 +131,7 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
       const received = receivedOf(st);
       const elapsed = nowMs() - t0;
       const serverCpuUsed = serverCpuMs() - cpu0;
+      const loop = await Promise.all(loops.map((end) => end()));
       // From the first publish to the last delivery: the rate the clients actually got events at.
       const span = (Math.max(...st.map((x) => x.lastAt)) - t0) / 1000;
       return {
@@ -144,11 +150,13 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
         clientCpu: (clientCpuMs() - clientCpu0) / elapsed,
         rssMiB: servers.reduce((a, s) => a + rssOf(s.pid), 0) / 1048576,
         warmup,
+        loop: loop[0]!,
         instances: servers.map((s, i) => ({
           port: s.port,
           opened: opened[i]!.opened,
           expected: target === 'broadcast' ? published * opened[i]!.opened : servers.length === 1 ? published : null,
           received: st[i]!.received,
+          loop: loop[i]!,
           ...percentiles(st[i]!.hist),
         })),
       };
