@@ -21,6 +21,14 @@ function fanoutRows(x: DeliveryResult, p: DeliveryResult | null, label = ''): Ro
     { scenario: '', metric: metric('delivered / expected'), herald: (x.received / x.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
     {
       scenario: '',
+      metric: metric('server write syscalls per delivered event'),
+      herald: x.writesPerEvent,
+      peer: p?.writesPerEvent ?? null,
+      unit: '',
+      text: [x.writesPerEvent.toFixed(3), p ? p.writesPerEvent.toFixed(3) : '–'],
+    },
+    {
+      scenario: '',
       metric: metric('server CPU per delivered event'),
       herald: x.serverCpuUsPerEvent,
       peer: p?.serverCpuUsPerEvent ?? null,

@@ -52,6 +52,8 @@ t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', asyn
     t.ok(l.gcCount >= 0 && l.gcTotalMs >= 0 && (l.gcCount === 0 || l.gcMaxMs > 0), `${name}: GC pauses read`);
   }
   t.equal(raw.latency.peer.loop, null, 'the peer has no such figures');
+  t.ok(raw.fanout[0].herald.writesPerEvent > 0 && raw.fanout[0].peer.writesPerEvent > 0, 'write syscalls per delivered event counted');
+  t.match(stdout, /\| server write syscalls per delivered event \| \d\.\d{3} \| \d\.\d{3} \|/, 'and reported for both');
   t.match(stdout, /\| server event-loop delay p50 \/ p99 \/ max \| [\d.]+ ms \/ [\d.]+ ms \/ [\d.]+ ms \| – \|/, 'the table has the event-loop delay');
   t.match(stdout, /\| server GC pauses: total \(count\) \/ longest \| [\d.]+ ms \(\d+\) \/ ≤ /, 'the table has the GC pauses');
   t.match(stdout, /Herald over its WebSocket: server event-loop delay/, 'and the same for each transport');
