@@ -24,7 +24,7 @@ export const closeCode = {
 const closeHandshakeMs = 1000;
 
 /** A whole unfragmented text frame, as a server sends it (unmasked): header, then `payload`. */
-export function textFrame(payload: Buffer): Buffer {
+function textFrame(payload: Buffer): Buffer {
   const n = payload.length;
   const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(head + n);
@@ -65,7 +65,7 @@ export class WsSink implements Sink {
     /**
      * The TCP socket under `socket` (the upgraded request's): held by the flusher as SSE sockets are,
      * and written to directly with whole frames. That keeps frame order with what `ws` itself writes
-     * (pings, command replies, the close frame) because `ws` writes each frame at once when it is not
+     * (pings, pongs, the close frame) because `ws` writes each frame at once when it is not
      * compressing, and Herald never enables permessage-deflate.
      */
     private readonly raw: Writable,
@@ -114,6 +114,7 @@ export class WsSink implements Sink {
     if (chunk.length > 0) await this.writeReplay(chunk);
   }
 
+  /** One piece of a replay, paced by the socket draining as SSE replays are; false once the socket is not open. */
   private async writeReplay(frames: Buffer[]): Promise<boolean> {
     if (this.socket.readyState !== WebSocket.OPEN) return false;
     return writeAndDrain(this.raw, Buffer.concat(frames));
