@@ -1,8 +1,9 @@
 // The measurement under the latency and fan-out scenarios: streams held on one or more servers, a
 // publisher at a fixed rate, and what the clients got (counts, POST→client latency, server CPU).
 import { sleep } from '../support/util.js';
-import { cpuMsOf, Histogram, nowMs, rssOf } from './lib.js';
+import { cpuMsOf, Histogram, nowMs, rssOf, writeSyscallsOf } from './lib.js';
 import { ClientPool, withPublisher, type PublishResult } from './load.js';
+import { loopWindow, type LoopStats } from './loop.js';
 import type { Options } from './options.js';
 import { log } from './report.js';
 import type { Server } from './servers.js';
@@ -21,6 +22,7 @@ export interface InstanceResult extends Percentiles {
   /** Null for user-targeted notifications spread over several servers (each goes to one random user). */
   expected: number | null;
   received: number;
+  loop: LoopStats | null;
 }
 
 /** What one run got, over all its servers. */
@@ -39,9 +41,13 @@ export interface DeliveryResult extends Percentiles {
   /** Server CPU time per delivered event (publish and commit included): what it costs, whatever the machine's load. */
   serverCpuUsPerEvent: number;
   clientCpu: number;
+  /** The servers' write syscalls per delivered event: below 1 when one write carries several events. */
+  writesPerEvent: number;
   rssMiB: number;
   /** The unmeasured run before it (`--warmup`), null without one. */
   warmup: WarmupResult | null;
+  /** The first server's event loop during the measured run (null for the peer). */
+  loop: LoopStats | null;
   /** Per server, the first being the one published to. */
   instances: InstanceResult[];
 }
@@ -115,6 +121,9 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
       await Promise.all(pools.map((pool) => pool.reset()));
       const serverCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid), 0);
       const clientCpuMs = () => pools.reduce((a, pool) => a + pool.cpuMs(), 0);
+      const loops = await Promise.all(servers.map(loopWindow));
+      const serverWrites = () => servers.reduce((a, s) => a + writeSyscallsOf(s.pid), 0);
+      const writes0 = serverWrites();
       const cpu0 = serverCpuMs();
       const clientCpu0 = clientCpuMs();
       const t0 = nowMs();
@@ -126,6 +135,8 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
       const received = receivedOf(st);
       const elapsed = nowMs() - t0;
       const serverCpuUsed = serverCpuMs() - cpu0;
+      const writesUsed = serverWrites() - writes0;
+      const loop = await Promise.all(loops.map((end) => end()));
       // From the first publish to the last delivery: the rate the clients actually got events at.
       const span = (Math.max(...st.map((x) => x.lastAt)) - t0) / 1000;
       return {
@@ -142,13 +153,16 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
         serverCpu: serverCpuUsed / elapsed,
         serverCpuUsPerEvent: (serverCpuUsed * 1000) / Math.max(1, received),
         clientCpu: (clientCpuMs() - clientCpu0) / elapsed,
+        writesPerEvent: writesUsed / Math.max(1, received),
         rssMiB: servers.reduce((a, s) => a + rssOf(s.pid), 0) / 1048576,
         warmup,
+        loop: loop[0]!,
         instances: servers.map((s, i) => ({
           port: s.port,
           opened: opened[i]!.opened,
           expected: target === 'broadcast' ? published * opened[i]!.opened : servers.length === 1 ? published : null,
           received: st[i]!.received,
+          loop: loop[i]!,
           ...percentiles(st[i]!.hist),
         })),
       };

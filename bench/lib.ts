@@ -31,6 +31,13 @@ export function cpuMsOf(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
+/** Write-like syscalls a process has made so far (`write`, `writev`, `sendmsg`...; Linux /proc). */
+export function writeSyscallsOf(pid: number): number {
+  const m = /syscw:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  if (!m) throw new Error(`no syscw for pid ${pid}`);
+  return Number(m[1]);
+}
+
 /**
  * Latency histogram with fixed 0.1 ms buckets up to 60 s (beyond lands in the last bucket; the exact
  * max is kept apart). Mergeable across processes, so percentiles cover every client together.

@@ -5,6 +5,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import type { DeliveryResult, Percentiles } from './delivery.js';
 import { hardFdLimit } from './lib.js';
+import type { LoopStats } from './loop.js';
 import type { Options } from './options.js';
 
 export interface Row {
@@ -55,6 +56,26 @@ export const lat = (x: Percentiles) => `${fmt(x.p50, 'ms')} / ${fmt(x.p99, 'ms')
 export const warm = (x: DeliveryResult) => (x.warmup ? lat(x.warmup) : '–');
 
 export const rtt = (x: DeliveryResult) => `${fmt(x.publishRttP50, 'ms')} / ${fmt(x.publishRttP99, 'ms')}`;
+
+/**
+ * The server's event loop beside a run's latency: how late it ran (p50 / p99 / max) and its GC pauses
+ * (total, count, longest); `label` prefixes the metric names. The peer has no such figures.
+ */
+export function loopRows(x: LoopStats | null, label = ''): Row[] {
+  const metric = (m: string) => (label ? `${label}: ${m}` : m);
+  const text = (s: string): [string, string] => [x ? s : '–', '–'];
+  return [
+    { scenario: '', metric: metric('server event-loop delay p50 / p99 / max'), herald: null, peer: null, unit: '', text: text(x ? `${fmt(x.delayP50, 'ms')} / ${fmt(x.delayP99, 'ms')} / ${fmt(x.delayMax, 'ms')}` : '') },
+    {
+      scenario: '',
+      metric: metric('server GC pauses: total (count) / longest'),
+      herald: null,
+      peer: null,
+      unit: '',
+      text: text(x ? `${fmt(x.gcTotalMs, 'ms')} (${x.gcCount.toLocaleString('en-US')}) / ≤ ${fmt(x.gcMaxMs, 'ms')}` : ''),
+    },
+  ];
+}
 
 export const ratio = (h: number | null, p: number | null): string => (h === null || p === null || !p ? '' : `${(h / p).toFixed(2)}×`);
 

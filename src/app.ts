@@ -11,6 +11,7 @@ import { limitConnections } from './http/connections.js';
 import { drainUnreadBody } from './http/drain.js';
 import { errors } from './errors.js';
 import { errorServerOptions, errorsPlugin } from './http/errors.js';
+import { Flusher } from './stream/cork.js';
 import { Hub } from './stream/hub.js';
 import { jsonBodyPlugin } from './http/json-body.js';
 import { loggingOptions } from './http/logging.js';
@@ -73,6 +74,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const webhookSecret = secrets.webhookSecret ?? config.webhooks.secret;
   const webhooks = new Webhooks(store, bus, config.webhooks, webhookSecret, metrics, app.log.child({ component: 'webhooks' }));
   const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, { store, log: app.log.child({ component: 'hub' }) }, webhooks.receipts);
+  // One for both transports: whether the loop is busy is this process's, whatever the stream.
+  const flusher = new Flusher(config.stream.coalesceMs);
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
   hub.startAfter(await store.lastId());
   app.decorate('hub', hub);
@@ -84,6 +87,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   app.addHook('preClose', async () => {
     closing = true;
     hub.close();
+    flusher.close();
   });
   app.addHook('onReady', async () => webhooks.start());
   app.addHook('onClose', async () => webhooks.close());
@@ -127,7 +131,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(historyRoutes, { store, inbox, maxTopics: config.stream.maxTopics });
   // One resume limiter for both transports: switching between them does not double a client's rate.
   const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
-  const stream = { ...config.stream, store, hub, metrics, resumes };
+  const stream = { ...config.stream, store, hub, metrics, resumes, flusher };
   await app.register(eventRoutes, stream);
   await app.register(wsRoutes, { ...stream, ...config.ws, inbox, corsOrigins: config.cors.origins });
   await app.register(webhookRoutes, { store, wake: () => webhooks.wake() });

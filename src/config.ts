@@ -65,6 +65,8 @@ export interface StreamConfig {
   maxTopics: number;
   /** Bytes a stream may have queued unsent before it is closed as a slow consumer. */
   maxPendingBytes: number;
+  /** Under load, how long a stream's writes may be held to leave in one syscall (see stream/cork.ts); 0: one tick only. */
+  coalesceMs: number;
   /** Stream opens with a resume point (Last-Event-ID) per user per minute, in bursts of as many; 0 means no limit. */
   resumeRatePerUser: number;
   /** The same per client address. */
@@ -373,6 +375,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
       maxTopics: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
       maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      coalesceMs: int(env, 'HERALD_WRITE_COALESCE_MS', 4, 0, 50),
       resumeRatePerUser: int(env, 'HERALD_RESUME_RATE_PER_USER', 60, 0, 1_000_000),
       resumeRatePerIp: int(env, 'HERALD_RESUME_RATE_PER_IP', 1000, 0, 1_000_000),
     },

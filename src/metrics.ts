@@ -4,6 +4,9 @@ import type { Target } from './types.js';
 /** Seconds: from a fraction of a millisecond (memory bus) to seconds (a store under fsync pressure). */
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Seconds: GC pauses, from a scavenge (tenths of a ms) to a full mark-compact of a large heap. */
+const gcBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1];
+
 /**
  * Herald's Prometheus metrics, one registry per app (tests run several apps in one process).
  * The fan-out path counts once per fan-out, never once per stream: a broadcast to 10,000 streams
@@ -24,7 +27,9 @@ export class Metrics {
   /** `openStreams` is read at scrape time only, so opening and closing streams costs nothing here. */
   constructor(openStreams: () => number) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    // Pauses from a tenth of a millisecond up: prom-client's default buckets start at 1 ms and jump
+    // to 10 ms, which cannot tell a 2 ms pause (a tail-latency suspect) from a 9 ms one.
+    collectDefaultMetrics({ register: this.registry, gcDurationBuckets: gcBuckets });
     new Gauge({
       name: 'herald_open_streams',
       help: 'Streams open on this instance',

@@ -1,7 +1,7 @@
 // Fan-out: broadcasts to N streams at `offered / N` per second, for each --sizes N, on every contender.
 import { measureDelivery, type DeliveryResult } from '../delivery.js';
 import type { Options } from '../options.js';
-import { lat, ratio, type Row, type Section } from '../report.js';
+import { lat, loopRows, ratio, type Row, type Section } from '../report.js';
 import { eachContender, withServer, type Contenders } from '../servers.js';
 
 /** Fan-out rows of one Herald run against the peer's; `label` names the transport when it is not SSE. */
@@ -17,7 +17,16 @@ function fanoutRows(x: DeliveryResult, p: DeliveryResult | null, label = ''): Ro
       ratio: ratio(x.deliveredPerSec, p?.deliveredPerSec ?? null),
     },
     { scenario: '', metric: metric('POST→client p50 / p99 / max'), herald: null, peer: null, unit: '', text: [lat(x), p ? lat(p) : '–'] },
+    ...loopRows(x.loop, label),
     { scenario: '', metric: metric('delivered / expected'), herald: (x.received / x.expected) * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
+    {
+      scenario: '',
+      metric: metric('server write syscalls per delivered event'),
+      herald: x.writesPerEvent,
+      peer: p?.writesPerEvent ?? null,
+      unit: '',
+      text: [x.writesPerEvent.toFixed(3), p ? p.writesPerEvent.toFixed(3) : '–'],
+    },
     {
       scenario: '',
       metric: metric('server CPU per delivered event'),

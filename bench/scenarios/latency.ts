@@ -2,7 +2,7 @@
 // delay on every contender, and on Herald again with synchronous=NORMAL.
 import { measureDelivery } from '../delivery.js';
 import type { Options } from '../options.js';
-import { lat, log, rtt, warm, type Row, type Section } from '../report.js';
+import { lat, log, loopRows, rtt, warm, type Row, type Section } from '../report.js';
 import { eachContender, startHerald, withServer, type Contenders } from '../servers.js';
 
 export async function latency(o: Options, c: Contenders): Promise<Section> {
@@ -22,8 +22,10 @@ export async function latency(o: Options, c: Contenders): Promise<Section> {
   rows.push(
     { scenario: scen, metric: 'POST→client p99', herald: h.p99, peer: p?.p99 ?? null, unit: 'ms', target: '< 20 ms', met: h.p99 < 20 },
     { scenario: '', metric: 'POST→client p50 / p99 / max', herald: null, peer: null, unit: '', text: [lat(h), p ? lat(p) : '–'] },
+    ...loopRows(h.loop),
     { scenario: '', metric: 'the same, Herald with synchronous=NORMAL', herald: null, peer: null, unit: '', text: [lat(normal), '–'] },
-    ...(w ? [{ scenario: '', metric: 'the same, Herald over its WebSocket', herald: null, peer: null, unit: '', text: [lat(w), '–'] as [string, string] }] : []),
+    ...loopRows(normal.loop, 'synchronous=NORMAL'),
+    ...(w ? [{ scenario: '', metric: 'the same, Herald over its WebSocket', herald: null, peer: null, unit: '', text: [lat(w), '–'] as [string, string] }, ...loopRows(w.loop, 'WebSocket')] : []),
     { scenario: '', metric: `the ${o.warmup} s warm-up before, just started (not counted above)`, herald: null, peer: null, unit: '', text: [warm(h), p ? warm(p) : '–'] },
     { scenario: '', metric: 'POST round trip p50 / p99', herald: null, peer: null, unit: '', text: [rtt(h), p ? rtt(p) : '–'] },
     { scenario: '', metric: 'delivered / expected', herald: h.received / h.expected * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },

@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { StreamConfig } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import { corkForTick } from './cork.js';
+import { HeldSocket, writeAndDrain, type Flusher } from './cork.js';
 import { detachFromHttp } from '../http/detach.js';
 import type { Hub } from './hub.js';
 import type { OutEvent } from './out-event.js';
@@ -67,6 +67,7 @@ export interface SseOptions extends StreamConfig {
   store: Store;
   hub: Hub;
   metrics: Metrics;
+  flusher: Flusher;
 }
 
 const heartbeat = Buffer.from(sseComment('heartbeat'));
@@ -74,21 +75,26 @@ const heartbeat = Buffer.from(sseComment('heartbeat'));
 /**
  * Writes to one SSE stream: straight to its socket (taken out of node:http, see detach.ts, and not
  * chunked, see below), so a fan-out costs one shared buffer and at most one syscall per stream per
- * tick. A client that stops reading would make its queued output grow without bound; past
+ * flush (a tick, or a few ms under load: see cork.ts). A client that stops reading would make its queued output grow without bound; past
  * `maxPending` bytes the stream is cut instead, and the client resumes by Last-Event-ID.
  */
 class SseSink implements Sink {
+  private readonly held: HeldSocket;
+
   constructor(
     /** The detached socket; the response itself only where node:http could not let it go. */
     private readonly out: Writable,
     private readonly maxPending: number,
     private readonly metrics: Metrics,
-  ) {}
+    private readonly flusher: Flusher,
+  ) {
+    this.held = new HeldSocket(out);
+  }
 
   private write(chunk: Buffer | string): void {
     const out = this.out;
     if (out.destroyed) return;
-    corkForTick(out);
+    this.flusher.hold(this.held);
     out.write(chunk);
     if (out.writableLength > this.maxPending) {
       this.metrics.slowConsumerDropped();
@@ -105,32 +111,14 @@ class SseSink implements Sink {
     for (const ev of evs) {
       chunk += sseFrame(ev);
       if (chunk.length < replayChunkBytes) continue;
-      if (!(await this.writeAndDrain(chunk))) return;
+      if (!(await writeAndDrain(this.out, chunk))) return;
       chunk = '';
     }
-    if (chunk) await this.writeAndDrain(chunk);
+    if (chunk) await writeAndDrain(this.out, chunk);
   }
 
   resumePoint(id: number): void {
     this.write(sseId(id));
-  }
-
-  /** Resolves true once `chunk` is handed to the socket, false if the stream closed first. */
-  private async writeAndDrain(chunk: string): Promise<boolean> {
-    const out = this.out;
-    if (out.destroyed) return false;
-    if (!out.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          out.off('drain', done);
-          out.off('close', done);
-          resolve();
-        };
-        out.on('drain', done);
-        out.on('close', done);
-      });
-    }
-    return !out.destroyed;
   }
 
   heartbeat(): void {
@@ -178,7 +166,7 @@ export async function openSseStream(
   res.write(sseRetry(opts.retryMs));
   res.socket?.setNoDelay(true);
   const out = detachFromHttp(res) ?? res;
-  const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(out, opts.maxPendingBytes, opts.metrics));
+  const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(out, opts.maxPendingBytes, opts.metrics, opts.flusher));
   out.on('close', () => sub.close());
   try {
     await sub.start(lastEventId(request.headers['last-event-id'], request.query.lastEventId));

@@ -9,6 +9,7 @@ import { jsonProblem } from '../http/json-body.js';
 import { topicSchema } from '../schemas.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
+import type { Flusher } from './cork.js';
 import type { Hub } from './hub.js';
 import { RateBound, type ResumeLimiter } from './limits.js';
 import { Subscription } from './subscription.js';
@@ -22,6 +23,7 @@ export interface WsOptions extends StreamConfig, WsConfig {
   corsOrigins: readonly string[];
   metrics: Metrics;
   resumes: ResumeLimiter;
+  flusher: Flusher;
 }
 
 /** A notification id or resume point: what `idString` allows, as a JSON number. */
@@ -99,7 +101,7 @@ export class WsSession {
   ) {
     this.log = request.log;
     this.rate = new RateBound(opts.maxMessagesPerSecond);
-    this.sink = new WsSink(socket, request.raw.socket, opts.maxPendingBytes, opts.metrics, () => this.onHeartbeat());
+    this.sink = new WsSink(socket, request.raw.socket, opts.maxPendingBytes, opts.metrics, opts.flusher, () => this.onHeartbeat());
     this.sub = new Subscription(opts, request.userId, request.query.topic ?? [], this.sink);
     socket.on('close', () => this.sub.close());
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));

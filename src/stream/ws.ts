@@ -1,7 +1,7 @@
 // WebSocket side of a stream: writing frames to one socket, and telling live peers from dead ones.
 import type { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
-import { corkForTick } from './cork.js';
+import { HeldSocket, writeAndDrain, type Flusher } from './cork.js';
 import type { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
 import { replayChunkBytes, type Sink } from './subscription.js';
@@ -23,16 +23,32 @@ export const closeCode = {
 /** How long a closing socket waits for the peer's close frame before it is cut. */
 const closeHandshakeMs = 1000;
 
-/**
- * An event's WebSocket frame payload: the same JSON as the SSE `data:` line, wrapped with its name and
- * id, as bytes encoded once; every socket sends this same buffer.
- */
-function wsFrame(ev: OutEvent): Buffer {
-  return (ev.frames.ws ??= Buffer.from(`{"event":"${ev.event}"${ev.id === undefined ? '' : `,"id":${ev.id}`},"data":${ev.json}}`));
+/** A whole unfragmented text frame, as a server sends it (unmasked): header, then `payload`. */
+function textFrame(payload: Buffer): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + n);
+  frame[0] = 0x81; // FIN, opcode 1 (text)
+  if (n < 126) frame[1] = n;
+  else if (n < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(n), 2);
+  }
+  payload.copy(frame, head);
+  return frame;
 }
 
-/** `send` options for a text frame whose UTF-8 bytes are already encoded (a Buffer is binary by default). */
-const textFrame = { binary: false } as const;
+/**
+ * An event's whole WebSocket frame: the same JSON as the SSE `data:` line, wrapped with its name and
+ * id. Server frames are not masked, so the frame is the same bytes for every socket: encoded once,
+ * then written to each socket as SSE frames are, with no per-socket framing by `ws`.
+ */
+function wsFrame(ev: OutEvent): Buffer {
+  return (ev.frames.ws ??= textFrame(Buffer.from(`{"event":"${ev.event}"${ev.id === undefined ? '' : `,"id":${ev.id}`},"data":${ev.json}}`)));
+}
 
 /**
  * Writes to one WebSocket. A client that stops reading would make its queued output grow without
@@ -42,48 +58,66 @@ const textFrame = { binary: false } as const;
  */
 export class WsSink implements Sink {
   private answered = true;
+  private readonly held: HeldSocket;
 
   constructor(
     private readonly socket: WebSocket,
-    /** The TCP socket under `socket` (the upgraded request's), corked per tick as SSE streams are. */
+    /**
+     * The TCP socket under `socket` (the upgraded request's): held by the flusher as SSE sockets are,
+     * and written to directly with whole frames. That keeps frame order with what `ws` itself writes
+     * (pings, pongs, the close frame) because `ws` writes each frame at once when it is not
+     * compressing, and Herald never enables permessage-deflate.
+     */
     private readonly raw: Writable,
     private readonly maxPending: number,
     private readonly metrics: Metrics,
+    private readonly flusher: Flusher,
     /** Called on every hub heartbeat the peer survives. */
     private readonly onHeartbeat: () => void,
   ) {
+    this.held = new HeldSocket(raw);
     socket.on('pong', () => (this.answered = true));
   }
 
-  /** Writes one text frame; also used for command replies, so they count against the same bound. */
-  write(text: string | Buffer): void {
+  /** Writes one whole frame; also used for command replies, so they count against the same bound. */
+  private writeFrame(frame: Buffer): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
-    corkForTick(this.raw);
-    this.socket.send(text, textFrame);
+    this.flusher.hold(this.held);
+    this.raw.write(frame);
     if (this.socket.bufferedAmount > this.maxPending) {
       this.metrics.slowConsumerDropped();
       this.socket.terminate();
     }
   }
 
+  /** A text message (a command reply). */
+  write(text: string): void {
+    this.writeFrame(textFrame(Buffer.from(text)));
+  }
+
   send(ev: OutEvent): void {
-    this.write(wsFrame(ev));
+    this.writeFrame(wsFrame(ev));
   }
 
   async sendMany(evs: readonly OutEvent[]): Promise<void> {
+    let chunk: Buffer[] = [];
     let bytes = 0;
     for (const ev of evs) {
-      if (this.socket.readyState !== WebSocket.OPEN) return;
       const frame = wsFrame(ev);
+      chunk.push(frame);
       bytes += frame.length;
-      if (bytes < replayChunkBytes) {
-        this.socket.send(frame, textFrame);
-        continue;
-      }
+      if (bytes < replayChunkBytes) continue;
+      if (!(await this.writeReplay(chunk))) return;
+      chunk = [];
       bytes = 0;
-      // The callback runs once the frame is handed to the socket, or with an error once it closed.
-      await new Promise<void>((resolve) => this.socket.send(frame, textFrame, () => resolve()));
     }
+    if (chunk.length > 0) await this.writeReplay(chunk);
+  }
+
+  /** One piece of a replay, paced by the socket draining as SSE replays are; false once the socket is not open. */
+  private async writeReplay(frames: Buffer[]): Promise<boolean> {
+    if (this.socket.readyState !== WebSocket.OPEN) return false;
+    return writeAndDrain(this.raw, Buffer.concat(frames));
   }
 
   /** `ready`, shaped like the other frames: a client that saves every `id` it sees resumes from here. */

@@ -44,6 +44,19 @@ t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', asyn
   t.equal(raw.fanout[0].heraldWs.received, raw.fanout[0].heraldWs.expected, 'WebSocket: every broadcast reached every stream');
   t.equal(raw.idle.heraldWs.opened, 30, 'WebSocket: idle streams opened');
   t.match(stdout, /Herald over its WebSocket: delivered events\/s/, 'the table has the WebSocket rows');
+  // The server's event loop beside every measured run's latency: Herald's, read from its /metrics.
+  const runs = { latency: raw.latency.herald, 'latency NORMAL': raw.latency.heraldSyncNormal, 'latency ws': raw.latency.heraldWs, fanout: raw.fanout[0].herald, 'fanout ws': raw.fanout[0].heraldWs };
+  for (const [name, run] of Object.entries(runs) as [string, { loop: Record<string, number> }][]) {
+    const l = run.loop;
+    t.ok(l.delayP50 >= 0 && l.delayP99 >= l.delayP50 && l.delayMax >= l.delayP99, `${name}: event-loop delay percentiles in order`);
+    t.ok(l.gcCount >= 0 && l.gcTotalMs >= 0 && (l.gcCount === 0 || l.gcMaxMs > 0), `${name}: GC pauses read`);
+  }
+  t.equal(raw.latency.peer.loop, null, 'the peer has no such figures');
+  t.ok(raw.fanout[0].herald.writesPerEvent > 0 && raw.fanout[0].peer.writesPerEvent > 0, 'write syscalls per delivered event counted');
+  t.match(stdout, /\| server write syscalls per delivered event \| \d\.\d{3} \| \d\.\d{3} \|/, 'and reported for both');
+  t.match(stdout, /\| server event-loop delay p50 \/ p99 \/ max \| [\d.]+ ms \/ [\d.]+ ms \/ [\d.]+ ms \| – \|/, 'the table has the event-loop delay');
+  t.match(stdout, /\| server GC pauses: total \(count\) \/ longest \| [\d.]+ ms \(\d+\) \/ ≤ /, 'the table has the GC pauses');
+  t.match(stdout, /Herald over its WebSocket: server event-loop delay/, 'and the same for each transport');
   t.equal(raw.catchup.received, 100, 'catch-up replays exactly the events missed');
   t.equal(raw.catchup.times.length, 5);
 });

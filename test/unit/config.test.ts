@@ -48,6 +48,7 @@ const cases: Case[] = [
   c('HERALD_MAX_STREAMS_PER_USER', '3', 'stream.maxStreamsPerUser', 3),
   c('HERALD_MAX_TOPICS_PER_STREAM', '4', 'stream.maxTopics', 4),
   c('HERALD_MAX_PENDING_BYTES', '4096', 'stream.maxPendingBytes', 4096),
+  c('HERALD_WRITE_COALESCE_MS', '0', 'stream.coalesceMs', 0),
   c('HERALD_RESUME_RATE_PER_USER', '5', 'stream.resumeRatePerUser', 5),
   c('HERALD_RESUME_RATE_PER_IP', '7', 'stream.resumeRatePerIp', 7),
   c('HERALD_WS_MAX_MESSAGE_BYTES', '256', 'ws.maxMessageBytes', 256),
