@@ -58,6 +58,8 @@ export interface StreamConfig {
   retryMs: number;
   /** Most notifications replayed on a resume; beyond, the client is told to reload. */
   catchupLimit: number;
+  /** Notifications of every audience kept in memory to answer resumes (stream/recent.ts); 0 for none. */
+  replayRing: number;
   maxStreamsPerUser: number;
   /** Topics one stream, or one history query, may name. */
   maxTopics: number;
@@ -281,6 +283,7 @@ export function loadConfig(env: Env = process.env): Config {
       heartbeatMs: int(env, 'HERALD_HEARTBEAT_MS', 15_000, 100, 3_600_000),
       retryMs: int(env, 'HERALD_RETRY_MS', 2_000, 0, 3_600_000),
       catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
+      replayRing: int(env, 'HERALD_REPLAY_RING', 10_000, 0, 1_000_000),
       maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
       maxTopics: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
       maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),

@@ -7,7 +7,7 @@ import { Checkpointer } from './checkpointer.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
 import { created, newRow, type Publish } from './rows.js';
-import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, ReplayState, Store } from './store.js';
 
 interface Row {
   id: number;
@@ -144,6 +144,14 @@ export class SqliteStore implements Store {
          ON CONFLICT (user_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)`,
       ),
       horizon: db.prepare(`SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', ?)`),
+      // One statement, so one snapshot for every user asked for.
+      replayStates: db.prepare(
+        `SELECT u.value AS user_id,
+           (SELECT coalesce(max(up_to), 0) FROM pruned_marks WHERE user_id IN ('${everyone}', u.value)) AS up_to,
+           (SELECT json_group_array(notification_id) FROM (SELECT notification_id FROM user_state
+              WHERE user_id = u.value AND notification_id > ? AND deleted = 1 ORDER BY notification_id)) AS deleted
+         FROM json_each(?) u`,
+      ),
     };
     const pruneOld = db.transaction((cutoff: string) => {
       const ids = (this.stmts.oldIds.all(cutoff) as { id: number }[]).map((r) => r.id);
@@ -239,6 +247,11 @@ export class SqliteStore implements Store {
 
   async range(afterId: number, upTo: number): Promise<StoredNotification[]> {
     return (this.stmts.range.all(afterId, upTo) as Row[]).map(fromRow);
+  }
+
+  async replayStates(users: readonly string[], afterId: number): Promise<Map<string, ReplayState>> {
+    const rows = this.stmts.replayStates.all(afterId, JSON.stringify(users)) as { user_id: string; up_to: number; deleted: string }[];
+    return new Map(rows.map((r) => [r.user_id, { prunedUpTo: r.up_to, deleted: JSON.parse(r.deleted) as number[] }]));
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
