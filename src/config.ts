@@ -13,6 +13,12 @@ export interface ServerConfig {
   requestTimeoutMs: number;
   /** How long a graceful stop waits for in-flight requests before cutting their connections. */
   shutdownGraceMs: number;
+  /**
+   * Connections the kernel queues before the server accepts them (capped by net.core.somaxconn). Past
+   * it, connects are dropped and retried by the client's TCP after 1, 3, 7, 15 s...: a reconnect storm
+   * after a restart would take that long (Node's default is 511).
+   */
+  backlog: number;
   logLevel: string;
   /** Whether the OpenAPI document and its UI are served at /docs. */
   docs: boolean;
@@ -264,6 +270,7 @@ export function loadConfig(env: Env = process.env): Config {
       bodyLimit: int(env, 'HERALD_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
       requestTimeoutMs: int(env, 'HERALD_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
       shutdownGraceMs: int(env, 'HERALD_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+      backlog: int(env, 'HERALD_LISTEN_BACKLOG', 4096, 1, 1_000_000),
       logLevel: str(env, 'LOG_LEVEL') ?? 'info',
       docs: bool(env, 'HERALD_DOCS', true),
     },

@@ -11,6 +11,9 @@ import { reaches } from './hub.js';
  */
 export type Replay = Pick<Store, 'catchUp'>;
 
+/** How long a batch gathers resumes: a small delay to a resume, far fewer store reads in a storm. */
+const batchMs = 5;
+
 interface Request {
   audience: Audience;
   afterId: number;
@@ -38,8 +41,8 @@ function firstAbove(entries: readonly StoredNotification[], end: number, id: num
  * It holds every notification with `from < id <= newest`: seeded with one `range` read at start, then
  * fed by the bus, which delivers every committed notification in id order (a Redis bus repairs its own
  * gaps from the store before it passes a later id on), so it never has a hole. Resumes are answered in
- * batches, one batch at a time: everything asked while a batch is read waits for the next one, and a
- * batch costs at most two store reads whatever its size: the rows below the ring that its misses need
+ * batches, one batch at a time: a batch gathers the resumes of a few milliseconds (everything asked
+ * while one is read waits for the next), and costs at most two store reads whatever its size: the rows below the ring that its misses need
  * (one `range`, kept in the ring afterwards), and what `since` hides per user that memory cannot know
  * for sure (deletions, pruning horizons, possibly changed on another instance) in one `replayStates`.
  * Each answer is what `catchUp` would give: the same audience rule as the hub, the same page.
@@ -116,8 +119,9 @@ export class RecentRing implements Replay {
   private schedule(): void {
     if (this.busy) return;
     this.busy = true;
-    // The rest of this turn's resumes (one per connection the poll phase accepted) join the batch.
-    setImmediate(() => void this.answerBatch());
+    // Reconnecting clients arrive spread over their retry interval, a few per turn of the event loop:
+    // a short wait gathers many of them into one batch (one read of their users' state).
+    setTimeout(() => void this.answerBatch(), batchMs);
   }
 
   private async answerBatch(): Promise<void> {
