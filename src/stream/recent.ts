@@ -111,7 +111,8 @@ export class RecentRing implements Replay {
       return this.store.catchUp(audience, afterId, limit);
     }
     return new Promise((resolve, reject) => {
-      this.pending.push({ audience, afterId, limit, resolve, reject });
+      // The audience as it is now, as the store would read it (a subscription's topics are a getter).
+      this.pending.push({ audience: { user: audience.user, topics: audience.topics }, afterId, limit, resolve, reject });
       this.schedule();
     });
   }
