@@ -1,16 +1,20 @@
 // The recent-events ring (src/stream/recent.ts) against a real SQLite store and the in-process bus:
 // whatever was published, deleted and pruned, and however small the ring, a resume answered by the
-// ring is exactly what the store's catchUp answers; a batch of resumes costs at most two store reads.
+// ring is exactly what the store's catchUp answers; a batch of resumes costs at most two store reads;
+// a Redis bus's gap repair leaves no hole in it.
 import { deepStrictEqual } from 'node:assert/strict';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import fc from 'fast-check';
 import t from 'tap';
+import { startRedis } from '../../support/backends.js';
 import { tempDir } from '../../support/util.js';
 import { MemoryBus } from '../../src/bus/memory.js';
+import { RedisBus } from '../../src/bus/redis.js';
 import { Metrics } from '../../src/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { RecentRing } from '../../src/stream/recent.js';
+import { waitUntil } from '../support/wait.js';
 import type { Audience, Target } from '../../src/types.js';
 
 const users = ['ann', 'bob', 'cyd'];
@@ -157,4 +161,36 @@ t.test('with a capacity of 0 there is no ring: every resume reads the store', as
     [2, 3],
   );
   t.equal(await counter(s.metrics, 'herald_replay_ring_total', 'bypass'), 1);
+});
+
+t.test('a Redis bus repairing a gap from the store leaves no hole in the ring', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const store = new SqliteStore(join(tempDir('herald-ring-'), 'h.db'), 'normal');
+  // A resync period longer than the test: only the next message reveals the gap.
+  const bus = await RedisBus.open(redis.url, store, 3_600_000, 'ring-test');
+  const metrics = new Metrics(() => 0);
+  const ring = new RecentRing(store, bus, 100, metrics);
+  await ring.seed();
+  t.teardown(async () => {
+    ring.close();
+    await bus.close();
+    await store.close();
+  });
+  const insert = async (target: Target) => {
+    const r = await store.insert({ title: 't', target });
+    if (r.status !== 'created') throw new Error(r.status);
+    return r.notification;
+  };
+  // Committed, but their messages never reached Redis (their publisher lost it just then).
+  await insert({ broadcast: true });
+  await insert({ users: ['ann'] });
+  await insert({ topic: 'red' });
+  const fourth = await insert({ broadcast: true });
+  await bus.publish({ kind: 'notification', notification: fourth });
+  const ann = { user: 'ann', topics: ['red'] };
+  await waitUntil('the fourth routed', async () => (await ring.catchUp(ann, 3, 10)).missed.length === 1);
+  const hits = await counter(metrics, 'herald_replay_ring_total', 'hit');
+  t.same(await ring.catchUp(ann, 0, 10), await store.catchUp(ann, 0, 10), 'the repaired notifications are in the ring, in order');
+  t.equal(await counter(metrics, 'herald_replay_ring_total', 'hit'), hits + 1, 'answered from the ring');
 });
