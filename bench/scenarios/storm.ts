@@ -89,9 +89,13 @@ export async function storm(o: Options): Promise<Section> {
       }
     })();
     let stats: StormStats[] = [];
+    let loggedAt = restartedAt;
     caught = await until('every stream caught up', caughtUpWithinMs, async () => {
       stats = await call({ op: 'stats' });
-      if (process.env.STORM_DEBUG) log(`storm: +${(nowMs() - restartedAt).toFixed(0)} ms: ${JSON.stringify(stats.map((s) => [s.connected, s.minLast, s.reconnects]))}`);
+      if (nowMs() - loggedAt > 5000) {
+        loggedAt = nowMs();
+        log(`storm: +${(loggedAt - restartedAt).toFixed(0)} ms: ${sum(stats, 'connected')} streams open, lowest last id ${Math.min(...stats.map((s) => s.minLast))}`);
+      }
       return stats.every((s) => s.caughtUpAt > 0);
     });
     await probe;
