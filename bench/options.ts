@@ -14,8 +14,11 @@ const usage = `usage: npm run bench -- [options]
   --catchup 10000       events behind for the catch-up scenario
   --fanout2-streams 2000  fan-out on two instances (PostgreSQL + Redis): streams, split across them
   --fanout2-rate 0      its broadcasts/s, all to one instance (0 = offered / streams)
+  --storm-streams 15000 reconnect storm: streams (one in --storm-ws-every 10 over WebSocket), kill -9, restart
+  --storm-rate 100      its publishes/s through the outage
+  --storm-ring 10000    its HERALD_REPLAY_RING (0: every resume reads the store, for an A/B)
   --clients 2           load processes holding streams
-  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup (default all)
+  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup,storm (default all)
   --no-peer             skip the Socket.IO peer
   --no-ws               skip the runs over Herald's WebSocket (latency, fan-out, idle)
   --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
@@ -59,8 +62,12 @@ export function parseArgs(argv: string[]) {
     catchup: num('catchup', 10_000),
     fanout2Streams: Math.max(2, num('fanout2-streams', quick ? 1000 : 2000)),
     fanout2Rate: num('fanout2-rate', 0),
+    stormStreams: num('storm-streams', quick ? 2000 : 15_000),
+    stormWsEvery: num('storm-ws-every', 10),
+    stormRate: num('storm-rate', 100),
+    stormRing: num('storm-ring', 10_000),
     clients: Math.max(1, num('clients', 2)),
-    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup').split(',')),
+    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup,storm').split(',')),
     peer: !argv.includes('--no-peer'),
     ws: !argv.includes('--no-ws'),
     cpuProf: argv.includes('--cpu-prof'),

@@ -24,6 +24,7 @@ import { eventRoutes } from './routes/events.js';
 import { historyRoutes } from './routes/history.js';
 import { opsRoutes } from './routes/ops.js';
 import { ResumeLimiter } from './stream/limits.js';
+import { RecentRing } from './stream/recent.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -78,6 +79,8 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const flusher = new Flusher(config.stream.coalesceMs);
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
   hub.startAfter(await store.lastId());
+  const replay = new RecentRing(store, bus, config.stream.replayRing, metrics);
+  await replay.seed();
   app.decorate('hub', hub);
   app.decorate('metrics', metrics);
   // The id in every log line of a request, handed back so a caller can quote it in a report.
@@ -88,6 +91,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
     closing = true;
     hub.close();
     flusher.close();
+    replay.close();
   });
   app.addHook('onReady', async () => webhooks.start());
   app.addHook('onClose', async () => webhooks.close());
@@ -131,7 +135,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(historyRoutes, { store, inbox, maxTopics: config.stream.maxTopics });
   // One resume limiter for both transports: switching between them does not double a client's rate.
   const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
-  const stream = { ...config.stream, store, hub, metrics, resumes, flusher };
+  const stream = { ...config.stream, replay, hub, metrics, resumes, flusher };
   await app.register(eventRoutes, stream);
   await app.register(wsRoutes, { ...stream, ...config.ws, inbox, corsOrigins: config.cors.origins });
   await app.register(webhookRoutes, { store, wake: () => webhooks.wake() });

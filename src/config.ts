@@ -13,6 +13,12 @@ export interface ServerConfig {
   requestTimeoutMs: number;
   /** How long a graceful stop waits for in-flight requests before cutting their connections. */
   shutdownGraceMs: number;
+  /**
+   * Connections the kernel queues before the server accepts them (capped by net.core.somaxconn). Past
+   * it, connects are dropped and retried by the client's TCP after 1, 3, 7, 15 s...: a reconnect storm
+   * after a restart would take that long (Node's default is 511).
+   */
+  backlog: number;
   logLevel: string;
   /** `pretty`: pino-pretty's lines for a person at a terminal; `json`: one JSON object a line, for machines. */
   logFormat: 'pretty' | 'json';
@@ -60,6 +66,8 @@ export interface StreamConfig {
   retryMs: number;
   /** Most notifications replayed on a resume; beyond, the client is told to reload. */
   catchupLimit: number;
+  /** Notifications of every audience kept in memory to answer resumes (stream/recent.ts); 0 for none. */
+  replayRing: number;
   maxStreamsPerUser: number;
   /** Topics one stream, or one history query, may name. */
   maxTopics: number;
@@ -352,6 +360,7 @@ export function loadConfig(env: Env = process.env): Config {
       bodyLimit: int(env, 'HERALD_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
       requestTimeoutMs: int(env, 'HERALD_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
       shutdownGraceMs: int(env, 'HERALD_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+      backlog: int(env, 'HERALD_LISTEN_BACKLOG', 4096, 1, 1_000_000),
       logLevel: str(env, 'LOG_LEVEL') ?? 'info',
       logFormat,
       docs: bool(env, 'HERALD_DOCS', true),
@@ -372,6 +381,7 @@ export function loadConfig(env: Env = process.env): Config {
       heartbeatMs: int(env, 'HERALD_HEARTBEAT_MS', 15_000, 100, 3_600_000),
       retryMs: int(env, 'HERALD_RETRY_MS', 2_000, 0, 3_600_000),
       catchupLimit: int(env, 'HERALD_CATCHUP_LIMIT', 10_000, 1, 1_000_000),
+      replayRing: int(env, 'HERALD_REPLAY_RING', 10_000, 0, 1_000_000),
       maxStreamsPerUser: int(env, 'HERALD_MAX_STREAMS_PER_USER', 20, 1, 100_000),
       maxTopics: int(env, 'HERALD_MAX_TOPICS_PER_STREAM', 50, 1, 10_000),
       maxPendingBytes: int(env, 'HERALD_MAX_PENDING_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),

@@ -20,6 +20,8 @@ export class Metrics {
   private readonly catchupSize: Histogram;
   private readonly catchupReloads: Counter<'reason'>;
   private readonly slowConsumers: Counter;
+  private readonly replays: Counter<'answer'>;
+  private readonly replayReads: Counter<'read'>;
   private readonly publishSeconds: Histogram;
   private readonly deliverySeconds: Histogram;
   private readonly webhookAttempts: Counter<'result'>;
@@ -62,6 +64,18 @@ export class Metrics {
       name: 'herald_catchup_reloads_total',
       help: 'Reconnects told to reload history instead of replaying (catchup-limit, ahead-of-server)',
       labelNames: ['reason'],
+      registers,
+    });
+    this.replays = new Counter({
+      name: 'herald_replay_ring_total',
+      help: 'Resumes by how the recent-events ring answered: hit (from memory), miss (older rows from one shared store read), bypass (a store catch-up of its own: ring off or not yet seeded, client ahead of it or too far behind)',
+      labelNames: ['answer'],
+      registers,
+    });
+    this.replayReads = new Counter({
+      name: 'herald_replay_store_reads_total',
+      help: 'Store reads made for resumes: catchup (one per bypassing resume), range and states (one each per batch of resumes answered by the ring)',
+      labelNames: ['read'],
       registers,
     });
     this.slowConsumers = new Counter({
@@ -132,6 +146,15 @@ export class Metrics {
 
   catchupReload(reason: string): void {
     this.catchupReloads.inc({ reason });
+  }
+
+  /** `count` resumes answered by the ring as `answer`. */
+  replayed(answer: 'hit' | 'miss' | 'bypass', count = 1): void {
+    this.replays.inc({ answer }, count);
+  }
+
+  replayRead(read: 'catchup' | 'range' | 'states'): void {
+    this.replayReads.inc({ read });
   }
 
   slowConsumerDropped(): void {

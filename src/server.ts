@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const store = await createStore(config.store);
   const bus = await createBus(config.bus, store);
   const app = await buildApp({ config, secrets, store, bus });
-  await app.listen({ port: config.server.port, host: config.server.host });
+  await app.listen({ port: config.server.port, host: config.server.host, backlog: config.server.backlog });
 
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;

@@ -15,6 +15,7 @@ import type {
   ListQuery,
   OutboxEntry,
   PruneOptions,
+  ReplayState,
   Store,
   UserAction,
   WebhookJob,
@@ -158,6 +159,12 @@ const sql = {
     LEFT JOIN LATERAL (${sinceQuery}) m ON true
     ORDER BY m.id ASC`,
   range: `SELECT ${columns} FROM notifications n WHERE n.id > $1 AND n.id <= $2 ORDER BY n.id ASC`,
+  // One statement, so one snapshot for every user asked for.
+  replayStates: `SELECT u AS user_id,
+      (SELECT coalesce(max(up_to), 0) FROM pruned_marks WHERE user_id IN ('${everyone}', u)) AS up_to,
+      ARRAY(SELECT notification_id FROM user_state WHERE user_id = u AND notification_id > $2 AND deleted
+            ORDER BY notification_id) AS deleted
+    FROM unnest($1::text[]) u`,
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
   // [everything the audience sees, its topics only]
   list: [false, true].map(
@@ -432,6 +439,12 @@ export class PostgresStore implements Store {
 
   async range(afterId: number, upTo: number): Promise<StoredNotification[]> {
     return (await this.rows(sql.range, [afterId, upTo])).map(fromRow);
+  }
+
+  async replayStates(users: readonly string[], afterId: number): Promise<Map<string, ReplayState>> {
+    // bigint[] elements arrive as text: the int8 parser applies to scalars only.
+    const { rows } = await this.pool.query<{ user_id: string; up_to: number; deleted: string[] }>(sql.replayStates, [users, afterId]);
+    return new Map(rows.map((r) => [r.user_id, { prunedUpTo: r.up_to, deleted: r.deleted.map(Number) }]));
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {

@@ -13,6 +13,7 @@ import type {
   ListQuery,
   OutboxEntry,
   PruneOptions,
+  ReplayState,
   Store,
   UserAction,
   WebhookJob,
@@ -94,6 +95,14 @@ export class SqliteStore implements Store {
       listWebhooks: db.prepare(`SELECT * FROM webhook_outbox WHERE status = ? ORDER BY created_at, id LIMIT ?`),
       webhookCounts: db.prepare(`SELECT status, count(*) AS c FROM webhook_outbox GROUP BY status`),
       horizon: db.prepare(`SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', ?)`),
+      // One statement, so one snapshot for every user asked for.
+      replayStates: db.prepare(
+        `SELECT u.value AS user_id,
+           (SELECT coalesce(max(up_to), 0) FROM pruned_marks WHERE user_id IN ('${everyone}', u.value)) AS up_to,
+           (SELECT json_group_array(notification_id) FROM (SELECT notification_id FROM user_state
+              WHERE user_id = u.value AND notification_id > ? AND deleted = 1 ORDER BY notification_id)) AS deleted
+         FROM json_each(?) u`,
+      ),
     };
     const inTransaction = db.transaction((read: () => unknown) => read());
     this.snapshot = <T>(read: () => T) => inTransaction(read) as T;
@@ -148,6 +157,11 @@ export class SqliteStore implements Store {
 
   async range(afterId: number, upTo: number): Promise<StoredNotification[]> {
     return (this.stmts.range.all(afterId, upTo) as Row[]).map(fromRow);
+  }
+
+  async replayStates(users: readonly string[], afterId: number): Promise<Map<string, ReplayState>> {
+    const rows = this.stmts.replayStates.all(afterId, JSON.stringify(users)) as { user_id: string; up_to: number; deleted: string }[];
+    return new Map(rows.map((r) => [r.user_id, { prunedUpTo: r.up_to, deleted: JSON.parse(r.deleted) as number[] }]));
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {

@@ -22,6 +22,14 @@ export interface CatchUp {
   prunedUpTo: number;
 }
 
+/** What a replay must know of one user besides the notifications: what `since` hides from them. */
+export interface ReplayState {
+  /** What `prunedUpTo` reports for the user. */
+  prunedUpTo: number;
+  /** Ids above the asked one that the user deleted (`remove`), ascending. */
+  deleted: number[];
+}
+
 export interface ListQuery {
   /** Only ids below this (cursor pagination, newest first). */
   before?: number;
@@ -101,6 +109,12 @@ export interface Store {
   catchUp(audience: Audience, afterId: number, limit: number): Promise<CatchUp>;
   /** Notifications with afterId < id <= upTo, oldest first, whoever they are for (for bus gap repair). */
   range(afterId: number, upTo: number): Promise<StoredNotification[]>;
+  /**
+   * `prunedUpTo` and the deletions above `afterId` of many users in one call, from one snapshot: what
+   * a replay answered from memory (stream/recent.ts) needs to give exactly what `since` would.
+   * Every user asked for is in the map.
+   */
+  replayStates(users: readonly string[], afterId: number): Promise<Map<string, ReplayState>>;
   /** One user's history, newest first. */
   list(audience: Audience, query: ListQuery): Promise<InboxItem[]>;
   /** How many of what the audience may see are unread and not deleted. */

@@ -3,7 +3,7 @@ import type { Bus } from '../bus/bus.js';
 import { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import type { BusMessage, StoredNotification } from '../types.js';
+import type { Audience, BusMessage, StoredNotification, Target } from '../types.js';
 
 /** What the hub reads unread counts from, and where it says a read failed. */
 export interface UnreadCounts {
@@ -41,6 +41,24 @@ export interface Connection {
  */
 export interface DeliveryReceipts {
   delivered(user: string, n: StoredNotification): void;
+}
+
+/**
+ * Who a notification is for: the targeting rule, written once. The hub routes live events by it and
+ * the recent-events ring (recent.ts) filters replays by it; the stores' audience queries are its SQL form.
+ */
+export function targetOf(n: StoredNotification): Target {
+  if (n.broadcast) return { broadcast: true };
+  if (n.topic !== null) return { topic: n.topic };
+  return { users: n.users ?? [] };
+}
+
+/** Whether a stream of `a` receives `n`. */
+export function reaches(n: StoredNotification, a: Audience): boolean {
+  const t = targetOf(n);
+  if ('broadcast' in t) return true;
+  if ('topic' in t) return a.topics.includes(t.topic);
+  return t.users.includes(a.user);
 }
 
 function addTo<K>(map: Map<K, Set<Connection>>, key: K, c: Connection): void {
@@ -144,16 +162,17 @@ export class Hub {
     const n = msg.notification;
     if (n.id > this.newest) this.newest = n.id;
     const ev = OutEvent.notification(n);
+    const t = targetOf(n);
     let streams = 0;
-    if (n.broadcast) {
+    if ('broadcast' in t) {
       for (const c of this.all) c.deliver(ev);
       streams = this.all.size;
-    } else if (n.topic !== null) {
-      const set = this.byTopic.get(n.topic);
+    } else if ('topic' in t) {
+      const set = this.byTopic.get(t.topic);
       if (set) for (const c of set) c.deliver(ev);
       streams = set?.size ?? 0;
-    } else if (n.users) {
-      for (const u of n.users) {
+    } else {
+      for (const u of t.users) {
         const set = this.byUser.get(u);
         if (!set) continue;
         for (const c of set) c.deliver(ev);
@@ -171,6 +190,11 @@ export class Hub {
    * While a read is in flight, further changes are folded into one more read after it, so counts
    * reach a stream in order and a burst of reads costs two store reads, not one each.
    */
+  /** A stream's first count, read where every later one is. */
+  unreadCount(audience: Audience, upTo: number): Promise<number> {
+    return this.counts.store.unreadCount(audience, { upTo });
+  }
+
   recount(user: string): void {
     if (!this.byUser.has(user)) return;
     const state = this.counting.get(user);

@@ -1,5 +1,7 @@
 import { publicView, type StoredNotification, type UserEvent } from '../types.js';
 
+const encoded = new WeakMap<StoredNotification, OutEvent>();
+
 /**
  * One event on its way to clients, serialised lazily and at most once per format however many
  * streams receive it (its JSON here, its frames by each transport): fan-out to 10,000 streams costs one JSON.stringify, not 10,000.
@@ -23,8 +25,15 @@ export class OutEvent {
     return (this.jsonText ??= JSON.stringify(this.payload));
   }
 
+  /**
+   * The same event for the same notification object: the hub's live fan-out and every replay from the
+   * recent-events ring share one serialisation and one frame per format, so a storm of resumes encodes
+   * each notification once, not once per client.
+   */
   static notification(n: StoredNotification): OutEvent {
-    return new OutEvent(n.id, 'notification', publicView(n));
+    let ev = encoded.get(n);
+    if (!ev) encoded.set(n, (ev = new OutEvent(n.id, 'notification', publicView(n))));
+    return ev;
   }
 
   static user(e: UserEvent): OutEvent {

@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { StreamConfig } from '../config.js';
 import type { Metrics } from '../metrics.js';
-import type { Store } from '../store/store.js';
+import type { Replay } from './recent.js';
 import { HeldSocket, writeAndDrain, type Flusher } from './cork.js';
 import { detachFromHttp } from '../http/detach.js';
 import type { Hub } from './hub.js';
@@ -64,7 +64,7 @@ export const sseHeaders = {
 } as const;
 
 export interface SseOptions extends StreamConfig {
-  store: Store;
+  replay: Replay;
   hub: Hub;
   metrics: Metrics;
   flusher: Flusher;

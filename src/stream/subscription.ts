@@ -1,7 +1,7 @@
 import type { Connection, Hub } from './hub.js';
 import { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
-import type { Store } from '../store/store.js';
+import type { Replay } from './recent.js';
 
 /** Where a subscription writes: an SSE response or a WebSocket. */
 export interface Sink {
@@ -28,7 +28,8 @@ export interface Sink {
 export const replayChunkBytes = 64 * 1024;
 
 export interface SubscriptionDeps {
-  store: Store;
+  /** The store's catch-up, or the recent-events ring in front of it. */
+  replay: Replay;
   hub: Hub;
   catchupLimit: number;
   metrics: Metrics;
@@ -111,9 +112,9 @@ export class Subscription implements Connection {
   }
 
   private async catchUp(lastId: number): Promise<void> {
-    const { store, catchupLimit, metrics } = this.deps;
+    const { replay, catchupLimit, metrics } = this.deps;
     // One store call per replay page: the head, the page and the pruned horizon from one snapshot.
-    const { head, missed, prunedUpTo } = await store.catchUp(this, lastId, catchupLimit + 1);
+    const { head, missed, prunedUpTo } = await replay.catchUp(this, lastId, catchupLimit + 1);
     // A client ahead of the store (a reset database, or an id from elsewhere) would otherwise wait
     // silently until ids caught up with it; one too far behind would get an unbounded replay.
     if (lastId > head) return this.reload(head, 'ahead-of-server');
@@ -137,7 +138,7 @@ export class Subscription implements Connection {
   private async sendFirstCount(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       this.recount = false;
-      const count = await this.deps.store.unreadCount(this, { upTo: this.lastSent });
+      const count = await this.deps.hub.unreadCount(this, this.lastSent);
       if (this.closed) return;
       // As part of the replay (paced by the socket draining): the replay's last bytes may still be
       // queued, past the live bound a `send` would cut the client at.

@@ -8,7 +8,7 @@ import { topicAccessOf } from '../http/auth.js';
 import { jsonProblem } from '../http/json-body.js';
 import { topicSchema } from '../schemas.js';
 import type { Metrics } from '../metrics.js';
-import type { Store } from '../store/store.js';
+import type { Replay } from './recent.js';
 import type { Flusher } from './cork.js';
 import type { Hub } from './hub.js';
 import { RateBound, type ResumeLimiter } from './limits.js';
@@ -16,7 +16,7 @@ import { Subscription } from './subscription.js';
 import { closeCode, WsSink } from './ws.js';
 
 export interface WsOptions extends StreamConfig, WsConfig {
-  store: Store;
+  replay: Replay;
   hub: Hub;
   inbox: Inbox;
   /** HERALD_CORS_ORIGINS: the browser origins allowed to open a socket. */

@@ -289,6 +289,27 @@ for (const kind of kinds) {
       t.equal((await store.catchUp({ user: 'bob', topics: [] }, 0, 10)).missed[0]?.id, b, "bob's untouched");
     });
 
+    t.test('replayStates: each user asked for, their deletions above an id and their pruned horizon', async (t) => {
+      const { store } = await setup(t);
+      t.same([...(await store.replayStates(['alice', 'bob'], 0))], [
+        ['alice', { prunedUpTo: 0, deleted: [] }],
+        ['bob', { prunedUpTo: 0, deleted: [] }],
+      ]);
+      const a = await created(store, to('alice'));
+      const b = await created(store, { title: 'all', target: { broadcast: true } });
+      const c = await created(store, to('alice'));
+      await created(store, to('alice'));
+      await store.remove('alice', c);
+      await store.remove('alice', b);
+      await store.remove('alice', a);
+      await store.remove('bob', b);
+      await store.prune({ perUser: 2 });
+      const states = await store.replayStates(['alice', 'bob', 'carol'], a);
+      t.same(states.get('alice'), { prunedUpTo: a, deleted: [b, c] }, 'ascending, above the id asked; the pruned one is gone with its state');
+      t.same(states.get('bob'), { prunedUpTo: 0, deleted: [b] });
+      t.same(states.get('carol'), { prunedUpTo: 0, deleted: [] }, 'a user with no state');
+    });
+
     t.test('prune: by age for everyone, by per-user cap for direct ones, with horizons', async (t) => {
       const { store } = await setup(t);
       const alice = await Promise.all(Array.from({ length: 5 }, () => created(store, to('alice'))));

@@ -129,8 +129,7 @@ function setup(t: Test, catchupLimit = 100, metrics = new Metrics(() => 0)) {
     route: (n: StoredNotification) => void bus.publish({ kind: 'notification', notification: n }),
     stream: (user = 'alice', topics: string[] = []) => {
       const sink = new RecordingSink();
-      // Subscription reads the store only through catchUp (the rest of Store is never called).
-      const sub = new Subscription({ store: store as unknown as Store, hub, catchupLimit, metrics }, user, topics, sink);
+      const sub = new Subscription({ replay: store, hub, catchupLimit, metrics }, user, topics, sink);
       return { sub, sink };
     },
     reloads: async (reason: string) => {
