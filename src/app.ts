@@ -25,7 +25,8 @@ import { opsRoutes } from './routes/ops.js';
 import { ResumeLimiter } from './stream/limits.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
-import { wsRoutes } from './routes/ws.js';
+import { pusherRoutes } from './routes/pusher.js';
+import { websocketPlugin, wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
 import { validatorCompiler } from './http/validation.js';
@@ -122,7 +123,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
   const stream = { ...config.stream, store, hub, metrics, resumes };
   await app.register(eventRoutes, stream);
+  await websocketPlugin(app, config.ws.maxMessageBytes);
   await app.register(wsRoutes, { ...stream, ...config.ws, inbox, corsOrigins: config.cors.origins });
+  // Mounted only with an app configured: without, /app/* and /apps/* are plain 404s.
+  if (config.pusher.apps.length > 0) await app.register(pusherRoutes, { ...stream, ...config.ws, ...config.pusher, bus, publisher });
   await app.register(pageRoutes);
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
   if (config.demo.enabled) await app.register(demoRoutes, { maxTopics: config.stream.maxTopics });

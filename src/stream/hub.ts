@@ -1,7 +1,7 @@
 import type { Bus } from '../bus/bus.js';
 import { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
-import type { BusMessage } from '../types.js';
+import type { BusMessage, StoredNotification } from '../types.js';
 
 /** One open stream (SSE or WebSocket) as the hub sees it. */
 export interface Connection {
@@ -11,6 +11,8 @@ export interface Connection {
   deliver(ev: OutEvent): void;
   /** A read/deleted change of this stream's user, from any of their tabs on any instance. */
   userEvent(ev: OutEvent): void;
+  /** An event of one of this stream's topics that is not stored (Pusher client events, presence changes). */
+  ephemeral(ev: OutEvent): void;
   heartbeat(): void;
   /** Closes the stream so the client reconnects (elsewhere, on shutdown). */
   end(): void;
@@ -92,6 +94,16 @@ export class Hub {
     if (this.all.has(c)) removeFrom(this.byTopic, topic, c);
   }
 
+  /** Open streams of one topic on this instance. */
+  streamsOn(topic: string): number {
+    return this.byTopic.get(topic)?.size ?? 0;
+  }
+
+  /** The topics starting with `prefix` that have open streams on this instance, with how many each. */
+  *topicsUnder(prefix: string): Iterable<[string, number]> {
+    for (const [topic, set] of this.byTopic) if (topic.startsWith(prefix)) yield [topic, set.size];
+  }
+
   /** Open streams of one user on this instance. */
   streamsOf(user: string): number {
     return this.byUser.get(user)?.size ?? 0;
@@ -101,17 +113,35 @@ export class Hub {
     return this.all.size;
   }
 
+  /** An event not stored to this instance's streams of `topic`: from the bus, or from the presence registry. */
+  ephemeral(topic: string, ev: OutEvent): void {
+    const set = this.byTopic.get(topic);
+    if (set) for (const c of set) c.ephemeral(ev);
+  }
+
   private route(msg: BusMessage): void {
-    if (msg.kind !== 'notification') {
-      const set = this.byUser.get(msg.user);
-      if (!set) return;
-      const ev = OutEvent.user(msg);
-      for (const c of set) c.userEvent(ev);
-      return;
+    switch (msg.kind) {
+      case 'notification':
+        return this.routeNotification(msg.notification, msg.exceptSocket);
+      case 'read':
+      case 'read-all':
+      case 'deleted': {
+        const set = this.byUser.get(msg.user);
+        if (!set) return;
+        const ev = OutEvent.user(msg);
+        for (const c of set) c.userEvent(ev);
+        return;
+      }
+      case 'ephemeral':
+        return this.ephemeral(msg.topic, OutEvent.ephemeral(msg));
+      default:
+      // Presence bookkeeping: the presence registry's, which tells the hub what to deliver.
     }
-    const n = msg.notification;
+  }
+
+  private routeNotification(n: StoredNotification, exceptSocket: string | undefined): void {
     if (n.id > this.newest) this.newest = n.id;
-    const ev = OutEvent.notification(n);
+    const ev = OutEvent.notification(n, exceptSocket);
     let streams = 0;
     if (n.broadcast) {
       for (const c of this.all) c.deliver(ev);

@@ -1,4 +1,4 @@
-import { publicView, type StoredNotification, type UserEvent } from '../types.js';
+import { publicView, type Ephemeral, type StoredNotification, type UserEvent } from '../types.js';
 
 /**
  * One event on its way to clients, serialised lazily and at most once per format however many
@@ -10,21 +10,28 @@ export class OutEvent {
    * This event's frame in each wire format, encoded by the transport that owns the format (sse.ts,
    * ws.ts) the first time a stream needs it; every other stream writes the same bytes.
    */
-  readonly frames: { sse?: string; sseBytes?: Buffer; ws?: Buffer } = {};
+  readonly frames: { sse?: string; sseBytes?: Buffer; ws?: Buffer; pusher?: Buffer } = {};
 
   constructor(
-    /** The notification id for `notification` and `reload` events; none for per-user state events. */
+    /** The notification id for `notification` and `reload` events; none for per-user state and ephemeral events. */
     readonly id: number | undefined,
-    readonly event: 'notification' | 'read' | 'deleted' | 'reload',
-    private readonly payload: unknown,
+    readonly event: 'notification' | 'read' | 'deleted' | 'reload' | 'ephemeral',
+    /** What is serialised: a `Notification` for `notification`, an `Ephemeral` for `ephemeral`. */
+    readonly payload: unknown,
+    /** A Pusher publish's `socket_id`: the socket this event is not written to live. */
+    readonly exceptSocket?: string,
   ) {}
 
   get json(): string {
     return (this.jsonText ??= JSON.stringify(this.payload));
   }
 
-  static notification(n: StoredNotification): OutEvent {
-    return new OutEvent(n.id, 'notification', publicView(n));
+  static notification(n: StoredNotification, exceptSocket?: string): OutEvent {
+    return new OutEvent(n.id, 'notification', publicView(n), exceptSocket);
+  }
+
+  static ephemeral(e: Ephemeral): OutEvent {
+    return new OutEvent(undefined, 'ephemeral', e);
   }
 
   static user(e: UserEvent): OutEvent {

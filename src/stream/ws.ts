@@ -70,11 +70,15 @@ export class WsSink implements Sink {
     this.write(wsFrame(ev));
   }
 
-  async sendMany(evs: readonly OutEvent[]): Promise<void> {
+  sendMany(evs: readonly OutEvent[]): Promise<void> {
+    return this.writeMany(evs.map(wsFrame));
+  }
+
+  /** Writes a replay's frames (of any protocol on this socket), paced by the socket draining. */
+  async writeMany(frames: readonly Buffer[]): Promise<void> {
     let bytes = 0;
-    for (const ev of evs) {
+    for (const frame of frames) {
       if (this.socket.readyState !== WebSocket.OPEN) return;
-      const frame = wsFrame(ev);
       bytes += frame.length;
       if (bytes < replayChunkBytes) {
         this.socket.send(frame, textFrame);
@@ -99,8 +103,9 @@ export class WsSink implements Sink {
     this.onHeartbeat();
   }
 
-  end(): void {
-    this.socket.close(closeCode.goingAway, 'server shutting down');
+  /** `code`: the Pusher protocol asks for its own (4200, reconnect at once). */
+  end(code: number = closeCode.goingAway): void {
+    this.socket.close(code, 'server shutting down');
     // `ws` waits 30 s for the peer's close frame; a peer that cannot answer would hold shutdown that long.
     setTimeout(() => this.socket.terminate(), closeHandshakeMs).unref();
   }
