@@ -2,9 +2,18 @@
 // clients in this process, and a tiny app server whose auth endpoint signs with the SDK.
 import { createServer, type Server as HttpServer } from 'node:http';
 import Pusher from 'pusher';
-import PusherJs from 'pusher-js';
+import pusherJsModule from 'pusher-js';
 import t from 'tap';
 import type { Server } from './server.js';
+
+/**
+ * pusher-js's class. Its types declare an ES default export, which in an ES module importing this
+ * CommonJS package would be `.default`; its Node build sets `module.exports` to the class itself.
+ */
+export const PusherJs = pusherJsModule as unknown as typeof pusherJsModule.default;
+export type PusherJs = InstanceType<typeof PusherJs>;
+/** The same class, typed as laravel-echo's `Pusher` option expects it (the same mismatch, the other way). */
+export const PusherForEcho = pusherJsModule;
 
 export const app1 = { id: 'app1', key: 'key1', secret: 'secret-one-0123456789' };
 export const app2 = { id: 'app2', key: 'key2', secret: 'secret-two-0123456789' };
