@@ -1,5 +1,6 @@
 // The Pusher side of a test: the official server SDK pointed at Herald, pusher-js and Laravel Echo
 // clients in this process, and a tiny app server whose auth endpoint signs with the SDK.
+import { readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import Pusher from 'pusher';
 import pusherJsModule from 'pusher-js';
@@ -29,11 +30,22 @@ export function serverSdk(server: { url: string }, app = app1): Pusher {
 
 /**
  * The app's own server: `POST /broadcasting/auth` signs with the SDK's `authorizeChannel`, as
- * Laravel's does. Presence members are the `user` form field, with `{ name }` as their info.
+ * Laravel's does. Presence members are the `user` form field, with `{ name }` as their info. `files`
+ * (URL path to file and content type) are served too: a browser test's page and scripts.
  */
-export async function authServer(server: { url: string }, app = app1): Promise<{ url: string; sdk: Pusher }> {
+export async function authServer(server: { url: string }, app = app1, files: Record<string, [string, string]> = {}): Promise<{ url: string; sdk: Pusher }> {
   const sdk = serverSdk(server, app);
   const http: HttpServer = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const file = files[path];
+    if (file) {
+      res.writeHead(200, { 'content-type': file[1] }).end(readFileSync(file[0]));
+      return;
+    }
+    if (req.method !== 'POST' || path !== '/broadcasting/auth') {
+      res.writeHead(404).end();
+      return;
+    }
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
