@@ -15,7 +15,8 @@ const usage = `usage: npm run bench -- [options]
   --fanout2-streams 2000  fan-out on two instances (PostgreSQL + Redis): streams, split across them
   --fanout2-rate 0      its broadcasts/s, all to one instance (0 = offered / streams)
   --clients 2           load processes holding streams
-  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup (default all)
+  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup,pusher (default all;
+                        pusher: fan-out over --sizes and --idle sockets over the Pusher protocol)
   --no-peer             skip the Socket.IO peer
   --no-ws               skip the runs over Herald's WebSocket (latency, fan-out, idle)
   --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
@@ -60,7 +61,7 @@ export function parseArgs(argv: string[]) {
     fanout2Streams: Math.max(2, num('fanout2-streams', quick ? 1000 : 2000)),
     fanout2Rate: num('fanout2-rate', 0),
     clients: Math.max(1, num('clients', 2)),
-    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup').split(',')),
+    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup,pusher').split(',')),
     peer: !argv.includes('--no-peer'),
     ws: !argv.includes('--no-ws'),
     cpuProf: argv.includes('--cpu-prof'),

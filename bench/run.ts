@@ -15,6 +15,7 @@ import { fanout2 } from './scenarios/fanout2.js';
 import { idle } from './scenarios/idle.js';
 import { ingest } from './scenarios/ingest.js';
 import { latency } from './scenarios/latency.js';
+import { pusher } from './scenarios/pusher.js';
 import { resultsDir, startHerald, startPeer, type Contenders } from './servers.js';
 
 /** Every scenario by its `--only` name, in the order they run and appear in the table. */
@@ -25,6 +26,7 @@ const scenarios: [string, (o: Options, c: Contenders) => Promise<Section>][] = [
   ['fanout2', fanout2],
   ['idle', idle],
   ['catchup', catchup],
+  ['pusher', pusher],
 ];
 
 async function main(): Promise<void> {
