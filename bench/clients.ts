@@ -7,18 +7,24 @@ import { createSigner } from 'fast-jwt';
 import { Histogram, nowMs, serve, type Msg } from './lib.js';
 
 interface Options {
-  proto: 'sse' | 'ws' | 'sio';
+  proto: 'sse' | 'ws' | 'sio' | 'pusher';
   port: number;
   /** Source address to bind, or '' to let the kernel pick (see ClientPool in load.ts). */
   localAddress: string;
   secret: string;
+  /** Pusher only: the app key and the channel to subscribe to. */
+  key?: string;
+  channel?: string;
 }
 
 const opts = JSON.parse(process.argv[2]!) as Options;
 const sign = createSigner({ key: opts.secret, algorithm: 'HS256' });
 
-/** Every bench notification carries `data: {"t": <publisher's nowMs()>}`: this finds each one. */
-const marker = Buffer.from('"t":');
+/**
+ * Every bench notification carries `data: {"t": <publisher's nowMs()>}`: this finds each one. A Pusher
+ * frame carries its data as a JSON string, so there the quotes are escaped.
+ */
+const marker = Buffer.from(opts.proto === 'pusher' ? '\\"t\\":' : '"t":');
 
 class Stats {
   received = 0;
@@ -219,8 +225,36 @@ function openHeraldWs(user: string, lastEventId?: number): Stream {
   return s;
 }
 
+/** `{"event":"pusher_internal:subscription_succeeded"`: Herald confirmed the channel. */
+const subscribedMarker = Buffer.from('{"event":"pusher_internal:subscription_succeeded"');
+
+/**
+ * A Pusher protocol client, as pusher-js is on the wire: `/app/<key>`, `pusher:subscribe` to the
+ * bench channel once `pusher:connection_established` arrives, ready at `subscription_succeeded`.
+ */
+function openPusher(): Stream {
+  const subscribe = wsText(JSON.stringify({ event: 'pusher:subscribe', data: { channel: opts.channel } }));
+  const s = openWebSocket(`/app/${opts.key}?protocol=7&client=js&version=8.6.0`, '', (s, _opcode, payload, ready) => {
+    if (payload.subarray(0, subscribedMarker.length).equals(subscribedMarker)) return ready();
+    const n = scan(payload, payload.length);
+    if (n > 0) {
+      s.count += n;
+      s.onEvents?.();
+    }
+  });
+  s.socket.once('data', () => s.socket.write(subscribe));
+  return s;
+}
+
 function open(user: string, lastEventId?: number): Stream {
-  const s = opts.proto === 'sse' ? openSse(user, lastEventId) : opts.proto === 'ws' ? openHeraldWs(user, lastEventId) : openSio(user);
+  const s =
+    opts.proto === 'sse'
+      ? openSse(user, lastEventId)
+      : opts.proto === 'ws'
+        ? openHeraldWs(user, lastEventId)
+        : opts.proto === 'pusher'
+          ? openPusher()
+          : openSio(user);
   s.ready.catch(() => undefined); // failures are counted where they are awaited
   return s;
 }

@@ -6,7 +6,7 @@ import { ClientPool, withPublisher, type PublishResult } from './load.js';
 import { loopWindow, type LoopStats } from './loop.js';
 import type { Options } from './options.js';
 import { log } from './report.js';
-import type { Server } from './servers.js';
+import { pusherBenchTopic, type Server } from './servers.js';
 
 /** POST→client latency of a run, ms. */
 export interface Percentiles {
@@ -90,6 +90,8 @@ async function awaitDeliveries(stats: () => Promise<PoolStats[]>, expected: numb
  * the stream count allow) are shared out among the servers, at least one each.
  */
 export async function measureDelivery(o: Options, servers: Server[], streams: number, rate: number, target: 'broadcast' | 'users'): Promise<DeliveryResult> {
+  // A Pusher socket gets no Herald broadcast, only its channels: the broadcast goes to the channel they all hold.
+  const topic = servers[0]!.proto === 'pusher' ? pusherBenchTopic : undefined;
   const workers = Math.max(1, Math.round(Math.min(o.clients, Math.max(1, Math.ceil(streams / 500))) / servers.length));
   /** Server i holds streams first(i) .. first(i + 1) - 1. */
   const first = (i: number) => Math.floor((streams * i) / servers.length);
@@ -106,7 +108,7 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
     const stats = () => Promise.all(pools.map((pool) => pool.stats()));
     /** An unanswered publish may still be delivered; a refused one is not. */
     const expectedOf = (pub: PublishResult) => (target === 'broadcast' ? (pub.ok + pub.unanswered) * openedAll : pub.ok + pub.unanswered);
-    const job = { rate, target, prefix: 'f', users: streams };
+    const job = { rate, target, prefix: 'f', users: streams, ...(topic && { topic }) };
     return await withPublisher(servers[0]!, async (run) => {
       // The same load, not measured, first: a server's first second after start runs its publish and
       // delivery paths unoptimised (V8 compiles them while they run), and that second alone would

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchScript, cpuMsOf, Histogram, nowMs, spawnNode, Worker, type Msg } from './lib.js';
 import type { Options } from './options.js';
-import { jwtSecret, publisherKey, resultsDir, type Server } from './servers.js';
+import { jwtSecret, publisherKey, pusherBench, resultsDir, type Server } from './servers.js';
 
 /**
  * Source addresses for a pool. Loopback has one address's worth of ephemeral ports (32768-60999 here)
@@ -25,7 +25,7 @@ export class ClientPool {
     this.workers = Array.from({ length: n }, (_, i) => {
       const localAddress = streams > portsPerAddress ? `127.0.${net}.${2 + i}` : '';
       return new Worker(
-        spawnNode(benchScript('clients'), [JSON.stringify({ proto: server.proto, port: server.port, localAddress, secret: jwtSecret })], {
+        spawnNode(benchScript('clients'), [JSON.stringify({ proto: server.proto, port: server.port, localAddress, secret: jwtSecret, key: pusherBench.key, channel: pusherBench.channel })], {
           ipc: true,
           nodeArgs: o.cpuProfClients ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
         }),

@@ -18,7 +18,8 @@ const usage = `usage: npm run bench -- [options]
   --storm-rate 100      its publishes/s through the outage
   --storm-ring 10000    its HERALD_REPLAY_RING (0: every resume reads the store, for an A/B)
   --clients 2           load processes holding streams
-  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup,storm (default all)
+  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup,storm,pusher (default all;
+                        pusher: fan-out over --sizes and --idle sockets over the Pusher protocol)
   --no-peer             skip the Socket.IO peer
   --no-ws               skip the runs over Herald's WebSocket (latency, fan-out, idle)
   --cpu-prof            run Herald under node --cpu-prof (profiles in bench/results/profiles)
@@ -67,7 +68,7 @@ export function parseArgs(argv: string[]) {
     stormRate: num('storm-rate', 100),
     stormRing: num('storm-ring', 10_000),
     clients: Math.max(1, num('clients', 2)),
-    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup,storm').split(',')),
+    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup,storm,pusher').split(',')),
     peer: !argv.includes('--no-peer'),
     ws: !argv.includes('--no-ws'),
     cpuProf: argv.includes('--cpu-prof'),

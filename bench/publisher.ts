@@ -14,6 +14,8 @@ interface PublishRun {
   connections: number;
   /** Broadcast, or each to one random user `${prefix}${0..users-1}`. */
   target: 'broadcast' | 'users';
+  /** Instead of a broadcast, to this topic (a Pusher channel's: every Pusher stream holds it). */
+  topic?: string;
   prefix: string;
   users: number;
   /** Keep the id of every 201 (to check them against the database afterwards). */
@@ -37,7 +39,12 @@ async function run(o: PublishRun): Promise<Msg> {
     new Promise<void>((resolve) => {
       sent++;
       inFlight++;
-      const target = o.target === 'broadcast' ? '"broadcast":true' : `"user":"${o.prefix}${Math.floor(Math.random() * o.users)}"`;
+      const target =
+        o.topic !== undefined
+          ? `"topic":"${o.topic}"`
+          : o.target === 'broadcast'
+            ? '"broadcast":true'
+            : `"user":"${o.prefix}${Math.floor(Math.random() * o.users)}"`;
       const t = nowMs();
       const body = `{${target},"title":"bench","body":"benchmark notification","data":{"t":${t}}}`;
       const req = http.request(

@@ -16,6 +16,7 @@ import { idle } from './scenarios/idle.js';
 import { ingest } from './scenarios/ingest.js';
 import { latency } from './scenarios/latency.js';
 import { storm } from './scenarios/storm.js';
+import { pusher } from './scenarios/pusher.js';
 import { resultsDir, startHerald, startPeer, type Contenders } from './servers.js';
 
 /** Every scenario by its `--only` name, in the order they run and appear in the table. */
@@ -27,6 +28,7 @@ const scenarios: [string, (o: Options, c: Contenders) => Promise<Section>][] = [
   ['idle', idle],
   ['catchup', catchup],
   ['storm', storm],
+  ['pusher', pusher],
 ];
 
 async function main(): Promise<void> {

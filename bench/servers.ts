@@ -16,7 +16,7 @@ export const resultsDir = projectFile('bench', 'results');
 
 export interface Server {
   name: 'herald' | 'peer';
-  proto: 'sse' | 'ws' | 'sio';
+  proto: 'sse' | 'ws' | 'sio' | 'pusher';
   port: number;
   pid: number;
   dataDir: string;
@@ -54,8 +54,15 @@ async function startProcess(proc: ChildProcess): Promise<{ port: number; stop: (
   };
 }
 
-/** Starts Herald; its streams are opened over SSE, or over its WebSocket with `proto: 'ws'`. */
-export async function startHerald(o: Options, env: Record<string, string> = {}, proto: 'sse' | 'ws' = 'sse'): Promise<Server> {
+/** The Pusher app of a bench run, and the channel every Pusher stream subscribes to. */
+export const pusherBench = { id: 'bench', key: 'benchkey', secret: 'bench-pusher-secret-0123456789', channel: 'bench' };
+export const pusherBenchTopic = `pusher/${pusherBench.id}/${pusherBench.channel}`;
+
+/**
+ * Starts Herald; its streams are opened over SSE, over its WebSocket with `proto: 'ws'`, or as
+ * pusher-js would with `proto: 'pusher'` (the bench's Pusher app configured).
+ */
+export async function startHerald(o: Options, env: Record<string, string> = {}, proto: 'sse' | 'ws' | 'pusher' = 'sse'): Promise<Server> {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
   const profDir = join(resultsDir, 'profiles');
   if (o.cpuProf) mkdirSync(profDir, { recursive: true });
@@ -70,6 +77,7 @@ export async function startHerald(o: Options, env: Record<string, string> = {}, 
       // Its load holds up to tens of thousands of streams from a few loopback addresses: no connection caps.
       HERALD_MAX_CONNECTIONS: '0',
       HERALD_MAX_CONNECTIONS_PER_IP: '0',
+      HERALD_PUSHER_APPS: `${pusherBench.id}:${pusherBench.key}:${pusherBench.secret}`,
       ...env,
     },
     nodeArgs: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],

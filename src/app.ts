@@ -27,8 +27,9 @@ import { ResumeLimiter } from './stream/limits.js';
 import { RecentRing } from './stream/recent.js';
 import { pageRoutes } from './routes/page.js';
 import { publishRoutes } from './routes/publish.js';
+import { pusherRoutes } from './routes/pusher.js';
 import { webhookRoutes } from './routes/webhooks.js';
-import { wsRoutes } from './routes/ws.js';
+import { websocketPlugin, wsRoutes } from './routes/ws.js';
 import { Webhooks } from './webhooks/index.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
@@ -137,8 +138,11 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
   const stream = { ...config.stream, replay, hub, metrics, resumes, flusher };
   await app.register(eventRoutes, stream);
+  await websocketPlugin(app, config.ws.maxMessageBytes);
   await app.register(wsRoutes, { ...stream, ...config.ws, inbox, corsOrigins: config.cors.origins });
   await app.register(webhookRoutes, { store, wake: () => webhooks.wake() });
+  // Mounted only with an app configured: without, /app/* and /apps/* are plain 404s.
+  if (config.pusher.apps.length > 0) await app.register(pusherRoutes, { ...stream, ...config.ws, ...config.pusher, bus, publisher });
   await app.register(pageRoutes);
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
   if (config.demo.enabled) await app.register(demoRoutes, { maxTopics: config.stream.maxTopics });

@@ -1,6 +1,7 @@
 // Every environment variable Herald reads is read here, validated once, and listed in the README.
 // Nothing else in src/ touches process.env.
 import { BlockList, isIP } from 'node:net';
+import { isChannelName, type PusherApp } from './domain/pusher.js';
 import { parsePatternList } from './domain/topics.js';
 
 /** The HTTP server: where it listens, what one request may take, how it stops. */
@@ -152,6 +153,16 @@ export interface WebhooksConfig {
   receiptFlushMs: number;
 }
 
+/** The Pusher protocol surface (WebSocket at /app/:key, HTTP API at /apps/:appId). */
+export interface PusherConfig {
+  /** HERALD_PUSHER_APPS; none turns the surface off (its routes answer 404). */
+  apps: PusherApp[];
+  /** HERALD_PUSHER_USER_CHANNEL: the channel of a user's notifications, `{id}` standing for the user id. */
+  userChannel: string;
+  /** Seconds of silence after which a client pings (told to it in `pusher:connection_established`). */
+  activityTimeoutSeconds: number;
+}
+
 /** Every setting, grouped by what consumes it: each group is handed as it is to its plugin or factory. */
 export interface Config {
   /** Where the SQLite file (by default) and generated secrets live. */
@@ -169,6 +180,7 @@ export interface Config {
   bus: BusConfig;
   ops: OpsConfig;
   webhooks: WebhooksConfig;
+  pusher: PusherConfig;
 }
 
 export class ConfigError extends Error {}
@@ -224,6 +236,43 @@ function bool(env: Env, name: string, def: boolean): boolean {
 function str(env: Env, name: string): string | undefined {
   const raw = env[name];
   return raw === undefined || raw === '' ? undefined : raw;
+}
+
+/**
+ * HERALD_PUSHER_APPS: `id:key:secret` entries, comma-separated, each optionally followed by
+ * `:client-events` to let its sockets send client events. Ids and keys are unique; a secret is never
+ * echoed in an error.
+ */
+function pusherApps(env: Env): PusherApp[] {
+  const entries = (str(env, 'HERALD_PUSHER_APPS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const apps = entries.map((entry, i) => {
+    const [id = '', key = '', secret = '', ...flags] = entry.split(':');
+    const where = `HERALD_PUSHER_APPS entry ${i + 1}`;
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new ConfigError(`${where}: the app id must be 1 to 64 letters, digits, _ or -`);
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(key)) throw new ConfigError(`${where}: the key must be 1 to 128 letters, digits, _ or -`);
+    if (secret.length < 16) throw new ConfigError(`${where}: the secret must be at least 16 characters`);
+    const unknown = flags.find((f) => f !== 'client-events');
+    if (unknown !== undefined) throw new ConfigError(`${where}: unknown flag "${unknown}" (the one flag is client-events)`);
+    return { id, key, secret, clientEvents: flags.includes('client-events') };
+  });
+  for (const field of ['id', 'key'] as const) {
+    const seen = new Set<string>();
+    for (const app of apps) {
+      if (seen.has(app[field])) throw new ConfigError(`HERALD_PUSHER_APPS: two apps have the ${field} "${app[field]}"`);
+      seen.add(app[field]);
+    }
+  }
+  return apps;
+}
+
+function userChannel(env: Env): string {
+  const pattern = str(env, 'HERALD_PUSHER_USER_CHANNEL') ?? 'private-App.Models.User.{id}';
+  const parts = pattern.split('{id}');
+  // A user's notifications are theirs: only a channel that needs the app's signature may carry them.
+  if (parts.length !== 2 || !pattern.startsWith('private-') || !isChannelName(parts.join('x'))) {
+    throw new ConfigError(`HERALD_PUSHER_USER_CHANNEL must be a private- channel name with {id} once in it, got "${pattern}"`);
+  }
+  return pattern;
 }
 
 function topicPatterns(env: Env, name: string): string[] {
@@ -419,6 +468,11 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: int(env, 'HERALD_WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
       pollMs: int(env, 'HERALD_WEBHOOK_POLL_MS', 1_000, 10, 60_000),
       receiptFlushMs: int(env, 'HERALD_RECEIPT_FLUSH_MS', 200, 1, 60_000),
+    },
+    pusher: {
+      apps: pusherApps(env),
+      userChannel: userChannel(env),
+      activityTimeoutSeconds: int(env, 'HERALD_PUSHER_ACTIVITY_TIMEOUT', 120, 1, 3600),
     },
   };
 }

@@ -31,6 +31,7 @@ export const errorCodes = {
   token_not_publisher: 403,
   metrics_token_required: 401,
   origin_forbidden: 403,
+  pusher_signature_invalid: 401,
   // Bodies and WebSocket messages
   content_type_unsupported: 415,
   charset_unsupported: 415,
@@ -44,6 +45,7 @@ export const errorCodes = {
   command_unknown: 400,
   // What a request asks for
   notification_not_found: 404,
+  pusher_app_not_found: 404,
   idempotency_conflict: 422,
   stream_already_started: 409,
   too_many_topics: 400,
@@ -120,6 +122,7 @@ export const errors = {
   publisherCredentialInvalid: () => heraldError('publisher_credential_invalid', 'the publisher key or token is invalid or expired'),
   tokenNotPublisher: () => heraldError('token_not_publisher', 'the token has no publish scope'),
   metricsTokenRequired: () => heraldError('metrics_token_required', 'a metrics token is required (Authorization: Bearer)'),
+  pusherSignatureInvalid: (problem: string) => heraldError('pusher_signature_invalid', `the Pusher request signature is invalid: ${problem}`),
   originForbidden: (origin: string) => heraldError('origin_forbidden', `origin ${origin} may not open a WebSocket (HERALD_CORS_ORIGINS)`),
 
   contentTypeUnsupported: () => heraldError('content_type_unsupported', 'request bodies must be JSON: content-type: application/json'),
@@ -133,6 +136,7 @@ export const errors = {
   messageNotText: () => heraldError('message_not_text', 'messages must be text frames holding JSON'),
   commandUnknown: (types: readonly string[]) => heraldError('command_unknown', `"type" must be one of ${types.map((t) => `"${t}"`).join(', ')}`),
 
+  pusherAppNotFound: (id: string) => heraldError('pusher_app_not_found', `no Pusher app with id "${id.slice(0, 64)}" (HERALD_PUSHER_APPS)`),
   notificationNotFound: (id: number) => heraldError('notification_not_found', `notification ${id} not found`),
   idempotencyConflict: () => heraldError('idempotency_conflict', 'this Idempotency-Key was already used for a different request'),
   streamAlreadyStarted: () =>

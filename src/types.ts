@@ -73,8 +73,44 @@ export type UserEvent =
   | { kind: 'read-all'; user: string; upTo: number }
   | { kind: 'deleted'; user: string; id: number };
 
+/**
+ * An event for one topic's open streams that is never stored: a Pusher client event, or a presence
+ * member joining or leaving. Delivered live only, like Pusher itself does.
+ */
+export interface Ephemeral {
+  topic: string;
+  /** The Pusher event name (`client-typing`, `pusher_internal:member_added`). */
+  event: string;
+  /** The Pusher `data`, as the string it travels as. */
+  data: string;
+  /** The presence member who sent a client event (Pusher's `user_id` field). */
+  userId?: string;
+  /** Not to this socket: the sender of a client event. */
+  exceptSocket?: string;
+  /** Not to this presence member's sockets: the member who joined or left. */
+  exceptUser?: string;
+}
+
+/** One instance's presence members, by topic, then user id, with each user's `user_info`. */
+export type PresenceMembers = Record<string, Record<string, unknown>>;
+
+/**
+ * Presence bookkeeping between instances: each instance announces its own members, and asks the
+ * others for theirs when it starts; `gone` when it stops, so the others forget its members.
+ */
+export type PresenceMessage =
+  | { kind: 'presence-member'; instance: string; topic: string; userId: string; userInfo: unknown; added: boolean }
+  | { kind: 'presence-hello'; instance: string }
+  | { kind: 'presence-state'; instance: string; members: PresenceMembers }
+  | { kind: 'presence-gone'; instance: string };
+
 /** Everything that travels on the bus between instances. */
-export type BusMessage = { kind: 'notification'; notification: StoredNotification } | UserEvent;
+export type BusMessage =
+  /** `exceptSocket`: a Pusher publish's `socket_id`, the one socket not to receive it live. */
+  | { kind: 'notification'; notification: StoredNotification; exceptSocket?: string }
+  | UserEvent
+  | ({ kind: 'ephemeral' } & Ephemeral)
+  | PresenceMessage;
 
 export function publicView(n: StoredNotification): Notification {
   return {

@@ -5,7 +5,7 @@ import { lat, loopRows, ratio, type Row, type Section } from '../report.js';
 import { eachContender, withServer, type Contenders } from '../servers.js';
 
 /** Fan-out rows of one Herald run against the peer's; `label` names the transport when it is not SSE. */
-function fanoutRows(x: DeliveryResult, p: DeliveryResult | null, label = ''): Row[] {
+export function fanoutRows(x: DeliveryResult, p: DeliveryResult | null, label = ''): Row[] {
   const metric = (m: string) => (label ? `${label}: ${m}` : m);
   return [
     {

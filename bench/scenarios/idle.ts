@@ -6,7 +6,7 @@ import type { Options } from '../options.js';
 import { log, ratio, type Row, type Section } from '../report.js';
 import { eachContender, withServer, type Contenders, type Server } from '../servers.js';
 
-interface IdleResult {
+export interface IdleResult {
   streams: number;
   opened: number;
   acceptMs: number;
@@ -20,7 +20,7 @@ interface IdleResult {
 }
 
 /** Opens `n` idle streams in two halves, reading the server's RSS before, between and after. */
-async function idleOne(o: Options, server: Server, n: number): Promise<IdleResult> {
+export async function idleOne(o: Options, server: Server, n: number): Promise<IdleResult> {
   await sleep(500);
   const base = rssOf(server.pid);
   const pool = new ClientPool(o, server, o.clients, n);

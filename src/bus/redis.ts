@@ -172,7 +172,7 @@ export class RedisBus implements Bus {
     if (n.id <= this.lastDelivered) return;
     // Some message did not arrive (yet): the store has every committed id below this one.
     if (n.id > this.lastDelivered + 1) await this.deliverUpTo(n.id - 1);
-    this.deliver(n);
+    this.deliver(n, msg.exceptSocket);
   }
 
   /** Delivers every notification after lastDelivered up to `upTo` from the store, in id order. */
@@ -185,9 +185,10 @@ export class RedisBus implements Bus {
     }
   }
 
-  private deliver(n: StoredNotification): void {
+  /** `exceptSocket` travels with the message only: a notification repaired from the store has none. */
+  private deliver(n: StoredNotification, exceptSocket?: string): void {
     this.lastDelivered = n.id;
-    this.emit({ kind: 'notification', notification: n });
+    this.emit({ kind: 'notification', notification: n, ...(exceptSocket && { exceptSocket }) });
   }
 
   private emit(msg: BusMessage): void {

@@ -41,16 +41,17 @@ export class Publisher {
   /**
    * With `idempotency`, a retry of the same request gets the first result (`replayed`) and a different
    * request under the same key gets `conflict`; neither is announced or counted again. `log` is the
-   * caller's (a request's, so the line carries its id).
+   * caller's (a request's, so the line carries its id). `exceptSocket` (a Pusher publish's `socket_id`)
+   * is the one socket not to receive it live.
    */
-  async publish(n: NewNotification, idempotency?: Idempotency, log: PublishLog = this.log): Promise<PublishResult> {
+  async publish(n: NewNotification, idempotency?: Idempotency, log: PublishLog = this.log, exceptSocket?: string): Promise<PublishResult> {
     // Over what is asked for, not the request's bytes: a retry that orders fields differently, sends
     // null for an absent field or `users: [x]` for `user: x` asks for the same notification.
     const key = idempotency && { ...idempotency, requestHash: createHash('sha256').update(canonicalJson(n)).digest('hex') };
     const result = await this.store.insert(n, key);
     if (result.status !== 'created') return result;
     // The row is committed: a failing bus costs live delivery only, and catch-up will still carry it.
-    await this.bus.publish({ kind: 'notification', notification: result.notification }).catch((err: unknown) => {
+    await this.bus.publish({ kind: 'notification', notification: result.notification, ...(exceptSocket && { exceptSocket }) }).catch((err: unknown) => {
       log.error({ err, id: result.notification.id }, 'bus publish failed; clients get it by catch-up');
     });
     this.metrics.notificationPublished(n.target);

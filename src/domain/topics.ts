@@ -1,6 +1,7 @@
 // Who may read which topic. The one rule, used wherever a subscriber names a topic: a stream's
 // `?topic=`, the WebSocket `subscribe` command, and the history filters. Pure: no Fastify, no config.
 import { topicSchema } from '../schemas.js';
+import { pusherTopicRoot } from './pusher.js';
 
 const topicName = new RegExp(topicSchema.pattern, 'u');
 
@@ -38,6 +39,13 @@ export function parsePatternList(raw: string): { patterns: string[] } | { proble
 export const topicRefusal = (topic: string) =>
   `may not read topic "${topic}": neither the token's topics claim nor HERALD_PUBLIC_TOPICS allows it`;
 
+/**
+ * Pusher channels live under this prefix (see domain/pusher.ts), private and presence ones included,
+ * which a Pusher socket may read only with the app's signature. A wildcard that does not itself start
+ * with the prefix (`*`, `p*`) never reaches into it: only a pattern naming it does (`pusher/1/*`).
+ */
+const reservedRoot = pusherTopicRoot;
+
 /** The topics one reader may read: those that any of its patterns allows. */
 export class TopicAccess {
   private readonly exact = new Set<string>();
@@ -52,7 +60,9 @@ export class TopicAccess {
   }
 
   mayRead(topic: string): boolean {
-    return this.exact.has(topic) || this.prefixes.some((prefix) => topic.startsWith(prefix));
+    if (this.exact.has(topic)) return true;
+    const reserved = topic.startsWith(reservedRoot);
+    return this.prefixes.some((prefix) => topic.startsWith(prefix) && (!reserved || prefix.startsWith(reservedRoot)));
   }
 
   /** The first of `topics` this reader may not read, if any. */

@@ -34,13 +34,20 @@ function decodedKey(key: string): string {
 const jwtLike = /eyJ[\w-]*(?:\.|%2e)[\w-]*(?:\.|%2e)[\w-]*/gi;
 
 /**
- * A URL as it may be logged: a `?token=` credential (a browser's EventSource cannot send headers) is
- * blanked, and so is anything that looks like a JWT anywhere in the URL (`?access_token=`, a path).
+ * Query parameters that are credentials: a browser's EventSource cannot send headers, so `?token=`;
+ * and a Pusher HTTP API request's `auth_signature`, which would let whoever reads the log send that
+ * same request again within its 600 s window.
+ */
+const credentialParams = new Set(['token', 'auth_signature']);
+
+/**
+ * A URL as it may be logged: a credential parameter is blanked, and so is anything that looks like a
+ * JWT anywhere in the URL (`?access_token=`, a path).
  */
 export function redactUrl(url: string | undefined): string | undefined {
   return url
     ?.replace(/([?&])([^=&#]*)=([^&#]*)/g, (param: string, sep: string, key: string) =>
-      decodedKey(key) === 'token' ? `${sep}${key}=[redacted]` : param,
+      credentialParams.has(decodedKey(key)) ? `${sep}${key}=[redacted]` : param,
     )
     .replace(jwtLike, '[redacted]');
 }

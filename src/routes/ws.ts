@@ -7,11 +7,14 @@ import { errorResponses, errorSchema, streamQuery } from '../schemas.js';
 import { resumeLimit, streamLimit } from '../stream/limits.js';
 import { WsSession, type WsOptions } from '../stream/ws-session.js';
 
-/** Mounts the WebSocket transport at GET /ws, behind its checks, run before the upgrade. */
-export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<void> {
+/**
+ * `@fastify/websocket`, once for the whole app: both WebSocket surfaces (/ws and the Pusher protocol's
+ * /app/:key) are routes of it, as it handles every upgrade of the server.
+ */
+export async function websocketPlugin(app: FastifyInstance, maxMessageBytes: number): Promise<void> {
   await app.register(websocket, {
     // `ws` closes a socket that sends a larger message with 1009 itself.
-    options: { maxPayload: opts.maxMessageBytes },
+    options: { maxPayload: maxMessageBytes },
     // Socket errors are the client's (oversize or malformed frames, abrupt disconnects); `ws` has
     // already begun closing for protocol errors, so only a socket still open is cut here.
     errorHandler: (err, socket, request) => {
@@ -19,7 +22,10 @@ export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<v
       if (socket.readyState === WebSocket.OPEN) socket.terminate();
     },
   });
+}
 
+/** Mounts the WebSocket transport at GET /ws, behind its checks, run before the upgrade. */
+export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<void> {
   app.route<{ Querystring: { topic?: string[]; lastEventId?: string } }>({
     method: 'GET',
     url: '/ws',

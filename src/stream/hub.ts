@@ -29,6 +29,8 @@ export interface Connection {
    * `liveCount` then: the stream adds what it has written live since, which the client counted already.
    */
   unread(count: number, liveCountThen: number): void;
+  /** An event of one of this stream's topics that is not stored (Pusher client events, presence changes). */
+  ephemeral(ev: OutEvent): void;
   heartbeat(): void;
   /** Closes the stream so the client reconnects (elsewhere, on shutdown). */
   end(): void;
@@ -141,6 +143,16 @@ export class Hub {
     if (this.all.has(c)) removeFrom(this.byTopic, topic, c);
   }
 
+  /** Open streams of one topic on this instance. */
+  streamsOn(topic: string): number {
+    return this.byTopic.get(topic)?.size ?? 0;
+  }
+
+  /** The topics starting with `prefix` that have open streams on this instance, with how many each. */
+  *topicsUnder(prefix: string): Iterable<[string, number]> {
+    for (const [topic, set] of this.byTopic) if (topic.startsWith(prefix)) yield [topic, set.size];
+  }
+
   /** Open streams of one user on this instance. */
   streamsOf(user: string): number {
     return this.byUser.get(user)?.size ?? 0;
@@ -150,18 +162,36 @@ export class Hub {
     return this.all.size;
   }
 
+  /** An event not stored to this instance's streams of `topic`: from the bus, or from the presence registry. */
+  ephemeral(topic: string, ev: OutEvent): void {
+    const set = this.byTopic.get(topic);
+    if (set) for (const c of set) c.ephemeral(ev);
+  }
+
   private route(msg: BusMessage): void {
-    if (msg.kind !== 'notification') {
-      const set = this.byUser.get(msg.user);
-      if (!set) return;
-      const ev = OutEvent.user(msg);
-      for (const c of set) c.userEvent(ev);
-      this.recount(msg.user);
-      return;
+    switch (msg.kind) {
+      case 'notification':
+        return this.routeNotification(msg.notification, msg.exceptSocket);
+      case 'read':
+      case 'read-all':
+      case 'deleted': {
+        const set = this.byUser.get(msg.user);
+        if (!set) return;
+        const ev = OutEvent.user(msg);
+        for (const c of set) c.userEvent(ev);
+        this.recount(msg.user);
+        return;
+      }
+      case 'ephemeral':
+        return this.ephemeral(msg.topic, OutEvent.ephemeral(msg));
+      default:
+      // Presence bookkeeping: the presence registry's, which tells the hub what to deliver.
     }
-    const n = msg.notification;
+  }
+
+  private routeNotification(n: StoredNotification, exceptSocket: string | undefined): void {
     if (n.id > this.newest) this.newest = n.id;
-    const ev = OutEvent.notification(n);
+    const ev = OutEvent.notification(n, exceptSocket);
     const t = targetOf(n);
     let streams = 0;
     if ('broadcast' in t) {

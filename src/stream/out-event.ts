@@ -1,4 +1,4 @@
-import { publicView, type StoredNotification, type UserEvent } from '../types.js';
+import { publicView, type Ephemeral, type StoredNotification, type UserEvent } from '../types.js';
 
 const encoded = new WeakMap<StoredNotification, OutEvent>();
 
@@ -12,13 +12,16 @@ export class OutEvent {
    * This event's frame in each wire format, encoded by the transport that owns the format (sse.ts,
    * ws.ts) the first time a stream needs it; every other stream writes the same bytes.
    */
-  readonly frames: { sse?: string; sseBytes?: Buffer; ws?: Buffer } = {};
+  readonly frames: { sse?: string; sseBytes?: Buffer; ws?: Buffer; pusher?: Buffer } = {};
 
   constructor(
-    /** The notification id for `notification` and `reload` events; none for per-user state events. */
+    /** The notification id for `notification` and `reload` events; none for per-user state and ephemeral events. */
     readonly id: number | undefined,
-    readonly event: 'notification' | 'read' | 'deleted' | 'reload' | 'unread',
-    private readonly payload: unknown,
+    readonly event: 'notification' | 'read' | 'deleted' | 'reload' | 'unread' | 'ephemeral',
+    /** What is serialised: a `Notification` for `notification`, an `Ephemeral` for `ephemeral`. */
+    readonly payload: unknown,
+    /** A Pusher publish's `socket_id`: the socket this event is not written to live. */
+    readonly exceptSocket?: string,
   ) {}
 
   get json(): string {
@@ -28,12 +31,18 @@ export class OutEvent {
   /**
    * The same event for the same notification object: the hub's live fan-out and every replay from the
    * recent-events ring share one serialisation and one frame per format, so a storm of resumes encodes
-   * each notification once, not once per client.
+   * each notification once, not once per client. A Pusher publish that excludes a socket gets its own
+   * event (its exclusion is for live delivery only; a replay of it is shared).
    */
-  static notification(n: StoredNotification): OutEvent {
+  static notification(n: StoredNotification, exceptSocket?: string): OutEvent {
+    if (exceptSocket !== undefined) return new OutEvent(n.id, 'notification', publicView(n), exceptSocket);
     let ev = encoded.get(n);
     if (!ev) encoded.set(n, (ev = new OutEvent(n.id, 'notification', publicView(n))));
     return ev;
+  }
+
+  static ephemeral(e: Ephemeral): OutEvent {
+    return new OutEvent(undefined, 'ephemeral', e);
   }
 
   static user(e: UserEvent): OutEvent {

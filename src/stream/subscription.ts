@@ -17,6 +17,8 @@ export interface Sink {
    * reconnecting right away would resume from (SSE: an `id:`-only event; WebSocket: the `ready` frame).
    */
   resumePoint(id: number): void;
+  /** An event not stored (see `Ephemeral`): only the Pusher transport writes them; others leave this out. */
+  ephemeral?(ev: OutEvent): void;
   heartbeat(): void;
   /** Graceful end (shutdown): flush, then close. */
   end(): void;
@@ -108,7 +110,10 @@ export class Subscription implements Connection {
     }
     const held = this.held ?? [];
     this.held = null;
-    for (const ev of held) this.deliver(ev);
+    for (const ev of held) {
+      if (ev.event === 'ephemeral') this.ephemeral(ev);
+      else this.deliver(ev);
+    }
   }
 
   private async catchUp(lastId: number): Promise<void> {
@@ -124,7 +129,7 @@ export class Subscription implements Connection {
     metrics.caughtUp(missed.length);
     this.resumeAt(lastId);
     if (this.closed || missed.length === 0) return;
-    await this.sink.sendMany(missed.map(OutEvent.notification));
+    await this.sink.sendMany(missed.map((n) => OutEvent.notification(n)));
     this.lastSent = missed[missed.length - 1]!.id;
     if (!this.closed) this.deps.hub.replayed(this.user, missed);
   }
@@ -162,14 +167,18 @@ export class Subscription implements Connection {
     if (!this.closed) this.sink.resumePoint(id);
   }
 
+  /** Holds `ev` while the replay is written; false once live. */
+  private hold(ev: OutEvent): boolean {
+    if (!this.held) return false;
+    // A client that stalls mid-replay must not make held events grow without bound: drop it, and
+    // it resumes by id; the same bound as the replay itself.
+    if (this.held.length >= this.deps.catchupLimit) this.abort();
+    else this.held.push(ev);
+    return true;
+  }
+
   deliver(ev: OutEvent): void {
-    if (this.held) {
-      // A client that stalls mid-replay must not make held events grow without bound: drop it, and
-      // it resumes by id; the same bound as the replay itself.
-      if (this.held.length >= this.deps.catchupLimit) return this.abort();
-      this.held.push(ev);
-      return;
-    }
+    if (this.hold(ev)) return;
     // Live ids only ever increase; anything at or below lastSent was already written by the replay.
     if (this.closed || ev.id! <= this.lastSent) return;
     this.lastSent = ev.id!;
@@ -188,6 +197,12 @@ export class Subscription implements Connection {
 
   unread(count: number, liveCountThen: number): void {
     if (!this.closed && !this.held) this.sink.send(OutEvent.unread(count + this.written - liveCountThen));
+  }
+
+  /** Held like a live notification, so that none reaches the client before its resume point. */
+  ephemeral(ev: OutEvent): void {
+    if (this.hold(ev)) return;
+    if (!this.closed) this.sink.ephemeral?.(ev);
   }
 
   heartbeat(): void {

@@ -24,7 +24,7 @@ export const closeCode = {
 const closeHandshakeMs = 1000;
 
 /** A whole unfragmented text frame, as a server sends it (unmasked): header, then `payload`. */
-function textFrame(payload: Buffer): Buffer {
+export function textFrame(payload: Buffer): Buffer {
   const n = payload.length;
   const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(head + n);
@@ -80,7 +80,7 @@ export class WsSink implements Sink {
   }
 
   /** Writes one whole frame; also used for command replies, so they count against the same bound. */
-  private writeFrame(frame: Buffer): void {
+  writeFrame(frame: Buffer): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     this.flusher.hold(this.held);
     this.raw.write(frame);
@@ -99,11 +99,15 @@ export class WsSink implements Sink {
     this.writeFrame(wsFrame(ev));
   }
 
-  async sendMany(evs: readonly OutEvent[]): Promise<void> {
+  sendMany(evs: readonly OutEvent[]): Promise<void> {
+    return this.writeMany(evs.map(wsFrame));
+  }
+
+  /** Writes a replay's whole frames (of any protocol on this socket), paced by the socket draining. */
+  async writeMany(frames: readonly Buffer[]): Promise<void> {
     let chunk: Buffer[] = [];
     let bytes = 0;
-    for (const ev of evs) {
-      const frame = wsFrame(ev);
+    for (const frame of frames) {
       chunk.push(frame);
       bytes += frame.length;
       if (bytes < replayChunkBytes) continue;
@@ -133,8 +137,9 @@ export class WsSink implements Sink {
     this.onHeartbeat();
   }
 
-  end(): void {
-    this.socket.close(closeCode.goingAway, 'server shutting down');
+  /** `code`: the Pusher protocol asks for its own (4200, reconnect at once). */
+  end(code: number = closeCode.goingAway): void {
+    this.socket.close(code, 'server shutting down');
     // `ws` waits 30 s for the peer's close frame; a peer that cannot answer would hold shutdown that long.
     setTimeout(() => this.socket.terminate(), closeHandshakeMs).unref();
   }

@@ -60,6 +60,7 @@ const env = {
   HERALD_PUBLISH_RATE_LIMIT: '2',
   HERALD_PUBLISH_RATE_WINDOW_MS: '60000',
   HERALD_METRICS_TOKEN: 'metrics-token-0123456789',
+  HERALD_PUSHER_APPS: 'app1:key1:pusher-secret-0123456789',
 };
 
 interface Case {
@@ -100,6 +101,8 @@ const cases: Case[] = [
   { code: 'validation_failed', method: 'POST', path: '/notifications', headers: asPublisher, body: '{"title":"t"}', message: /must name exactly one target/ },
   { code: 'notification_not_found', method: 'POST', path: '/notifications/999/read', headers: asUser('bob'), message: 'notification 999 not found' },
   { code: 'webhook_delivery_not_found', method: 'POST', path: '/webhooks/deliveries/msg_nope/retry', headers: bearer(publisherKey), message: 'no dead webhook delivery msg_nope' },
+  { code: 'pusher_app_not_found', method: 'GET', path: '/apps/nope/channels', message: 'no Pusher app with id "nope" (HERALD_PUSHER_APPS)' },
+  { code: 'pusher_signature_invalid', method: 'GET', path: '/apps/app1/channels?auth_key=key1', message: /the Pusher request signature is invalid: auth_key, auth_timestamp/ },
 ];
 
 let s: Server;

@@ -58,6 +58,11 @@ t.test('redactUrl', async (t) => {
   t.equal(redactUrl('/events?token=a.b.c'), '/events?token=[redacted]');
   t.equal(redactUrl('/x?TOKEN=abc&topic=t#f'), '/x?TOKEN=[redacted]&topic=t#f');
   t.equal(redactUrl('/x?mytoken=abc'), '/x?mytoken=abc', 'only the token parameter');
+  t.equal(
+    redactUrl('/apps/1/events?auth_key=k&auth_timestamp=1&auth_signature=abc123&body_md5=f'),
+    '/apps/1/events?auth_key=k&auth_timestamp=1&auth_signature=[redacted]&body_md5=f',
+    'a Pusher request signature too',
+  );
   t.equal(redactUrl('/notifications'), '/notifications');
   t.equal(redactUrl('/x?%74oken=abc&t%6Fken=def'), '/x?%74oken=[redacted]&t%6Fken=[redacted]', 'keys compare decoded, as the parser reads them');
   t.equal(redactUrl('/x?a=1&token=abc&token=def'), '/x?a=1&token=[redacted]&token=[redacted]');

@@ -76,6 +76,12 @@ const cases: Case[] = [
   c('HERALD_BUS_CHANNEL', 'staging:bus', 'bus.channel', 'staging:bus'),
   c('HERALD_BUS_RESYNC_MS', '250', 'bus.resyncMs', 250),
   c('HERALD_METRICS_TOKEN', 'm'.repeat(20), 'ops.metricsToken', 'm'.repeat(20)),
+  c('HERALD_PUSHER_APPS', '1:k1:s'.padEnd(22, 's') + ':client-events, 2:k2:' + 't'.repeat(16), 'pusher.apps', [
+    { id: '1', key: 'k1', secret: 's'.repeat(17), clientEvents: true },
+    { id: '2', key: 'k2', secret: 't'.repeat(16), clientEvents: false },
+  ]),
+  c('HERALD_PUSHER_USER_CHANNEL', 'private-user.{id}', 'pusher.userChannel', 'private-user.{id}'),
+  c('HERALD_PUSHER_ACTIVITY_TIMEOUT', '30', 'pusher.activityTimeoutSeconds', 30),
 ];
 
 /** The setting at a dotted path, e.g. `stream.maxTopics`. */
@@ -132,4 +138,15 @@ t.test('validation is unchanged: a bad value names its variable', async (t) => {
   t.throws(() => loadConfig({ HERALD_RETENTION_DAYS: 'soon' }), { message: 'HERALD_RETENTION_DAYS must be a whole number, got "soon"' });
   t.throws(() => loadConfig({ HERALD_BUS: 'redis://cache:6379' }), { message: /needs HERALD_STORE=postgres/ });
   t.throws(() => loadConfig({ HERALD_SQLITE_SYNC: 'off' }), { message: 'HERALD_SQLITE_SYNC must be "full" or "normal", got "off"' });
+});
+
+t.test('HERALD_PUSHER_APPS and HERALD_PUSHER_USER_CHANNEL: a bad entry names what is wrong, never the secret', async (t) => {
+  const secret = 'a-secret-0123456789';
+  t.throws(() => loadConfig({ HERALD_PUSHER_APPS: `1:k1:short` }), { message: 'HERALD_PUSHER_APPS entry 1: the secret must be at least 16 characters' });
+  t.throws(() => loadConfig({ HERALD_PUSHER_APPS: `1:k1:${secret},1:k2:${secret}` }), { message: 'HERALD_PUSHER_APPS: two apps have the id "1"' });
+  t.throws(() => loadConfig({ HERALD_PUSHER_APPS: `1:k1:${secret},2:k1:${secret}` }), { message: 'HERALD_PUSHER_APPS: two apps have the key "k1"' });
+  t.throws(() => loadConfig({ HERALD_PUSHER_APPS: `1:k1:${secret}:webhooks` }), { message: /entry 1: unknown flag "webhooks"/ });
+  t.throws(() => loadConfig({ HERALD_PUSHER_APPS: `a b:k1:${secret}` }), { message: /entry 1: the app id must be/ });
+  t.throws(() => loadConfig({ HERALD_PUSHER_USER_CHANNEL: 'user.{id}' }), { message: /must be a private- channel name with \{id\} once/ }, 'a public channel would let anyone read a user');
+  t.throws(() => loadConfig({ HERALD_PUSHER_USER_CHANNEL: 'private-user' }), { message: /with \{id\} once/ });
 });

@@ -13,6 +13,7 @@ import { waitUntil } from '../support/wait.js';
 class Recorder implements Connection {
   readonly delivered: number[] = [];
   readonly userEvents: OutEvent[] = [];
+  readonly ephemerals: OutEvent[] = [];
   heartbeats = 0;
   ended = false;
   readonly liveCount = 0;
@@ -34,6 +35,10 @@ class Recorder implements Connection {
 
   unread(count: number): void {
     this.counts.push(count);
+  }
+
+  ephemeral(ev: OutEvent): void {
+    this.ephemerals.push(ev);
   }
 
   heartbeat(): void {
@@ -107,6 +112,17 @@ t.test('a broadcast reaches every stream', async (t) => {
     [[7], [7], [7]],
   );
   t.equal(await liveDelivered(), 3);
+});
+
+t.test('an ephemeral event reaches the streams of its topic only, and nothing is counted as a notification', async (t) => {
+  const { hub, bus } = setup(t);
+  const [a, b] = [new Recorder('alice', ['pusher/1/chat']), new Recorder('bob', ['deploys'])];
+  for (const x of [a, b]) hub.add(x);
+  void bus.publish({ kind: 'ephemeral', topic: 'pusher/1/chat', event: 'client-typing', data: '{}', exceptSocket: '1.1' });
+  t.same(a.ephemerals.map((ev) => ev.payload), [{ kind: 'ephemeral', topic: 'pusher/1/chat', event: 'client-typing', data: '{}', exceptSocket: '1.1' }]);
+  t.same(b.ephemerals, []);
+  t.same([a.delivered, b.delivered], [[], []]);
+  t.equal(hub.newestId, 0, 'no notification id moved');
 });
 
 t.test("a user's read and deleted changes reach that user's streams only, as user events", async (t) => {

@@ -11,7 +11,7 @@ import { MemoryBus } from '../../src/bus/memory.js';
 import { Metrics } from '../../src/metrics.js';
 import type { CatchUp, Store } from '../../src/store/store.js';
 import { Hub } from '../../src/stream/hub.js';
-import type { OutEvent } from '../../src/stream/out-event.js';
+import { OutEvent } from '../../src/stream/out-event.js';
 import { Subscription, type Sink } from '../../src/stream/subscription.js';
 import type { Audience, StoredNotification, Target } from '../../src/types.js';
 import { storedNotification } from '../support/notification.js';
@@ -84,6 +84,10 @@ class RecordingSink implements Sink {
     this.log.push(`resume ${id}`);
   }
 
+  ephemeral(ev: OutEvent): void {
+    this.log.push(`ephemeral ${(ev.payload as { event: string }).event}`);
+  }
+
   heartbeat(): void {
     this.log.push('heartbeat');
   }
@@ -138,6 +142,24 @@ function setup(t: Test, catchupLimit = 100, metrics = new Metrics(() => 0)) {
     },
   };
 }
+
+t.test('an ephemeral event (a Pusher client event, a presence change) during catch-up waits for the resume point and the replay', async (t) => {
+  const { hub, store, publish, stream } = setup(t);
+  for (const id of [1, 2]) publish(id);
+  const { sub, sink } = stream('alice', ['pusher/1/chat']);
+  const read = deferred();
+  store.gate = read.promise;
+  const started = sub.start(0);
+  await nextTurn();
+  hub.ephemeral('pusher/1/chat', OutEvent.ephemeral({ topic: 'pusher/1/chat', event: 'client-typing', data: '{}' }));
+  hub.ephemeral('pusher/1/other', OutEvent.ephemeral({ topic: 'pusher/1/other', event: 'client-elsewhere', data: '{}' }));
+  t.same(sink.log, [], 'held while the store is read');
+  read.resolve();
+  await started;
+  t.same(sink.log, ['resume 0', 'replay 1,2', 'ephemeral client-typing'], 'after the replay; another topic’s never');
+  hub.ephemeral('pusher/1/chat', OutEvent.ephemeral({ topic: 'pusher/1/chat', event: 'client-live', data: '{}' }));
+  t.equal(sink.log.at(-1), 'ephemeral client-live', 'live at once afterwards');
+});
 
 t.test('live events that arrive during a slow catch-up are held, then written after the replay, in order', async (t) => {
   const { store, publish, stream } = setup(t);
