@@ -206,7 +206,7 @@ t.test('resume rate per client address: HERALD_RESUME_RATE_PER_IP', async (t) =>
 /** Records the store reads a catch-up makes, by name, from now on. */
 function recordReads(store: Store): string[] {
   const reads: string[] = [];
-  for (const name of ['lastId', 'since', 'prunedUpTo', 'catchUp'] as const) {
+  for (const name of ['lastId', 'since', 'prunedUpTo', 'catchUp', 'range', 'replayStates'] as const) {
     const read = store[name].bind(store) as (...args: unknown[]) => Promise<unknown>;
     Object.assign(store, { [name]: (...args: unknown[]) => (reads.push(name), read(...args)) });
   }
@@ -214,21 +214,26 @@ function recordReads(store: Store): string[] {
 }
 
 t.test('a resume costs one store call per replay page, whether it missed nothing or some', async (t) => {
-  const s = await startServer();
-  t.teardown(() => s.close());
-  const ids: number[] = [];
-  for (let i = 0; i < 3; i++) ids.push((await s.publish({ user: 'r', title: `n${i}` })).body.id);
-  const reads = recordReads(s.store);
-  const auth = { authorization: `Bearer ${tokenFor('r')}` };
+  for (const ring of ['0', '10000']) {
+    const s = await startServer({ env: { HERALD_REPLAY_RING: ring } });
+    t.teardown(() => s.close());
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await s.publish({ user: 'r', title: `n${i}` })).body.id);
+    const reads = recordReads(s.store);
+    const auth = { authorization: `Bearer ${tokenFor('r')}` };
+    // Without the ring: the head, the page and the pruned horizon in one snapshot. With it: the
+    // notifications come from memory, and only the user's deletions and horizon from the store.
+    const expected = ring === '0' ? ['catchUp'] : ['replayStates'];
 
-  const upToDate = await rawGet(`${s.url}/events`, { ...auth, 'last-event-id': String(ids[2]) }, 300);
-  t.equal(upToDate.status, 200);
-  t.same(reads, ['catchUp'], 'up to date: one call');
+    const upToDate = await rawGet(`${s.url}/events`, { ...auth, 'last-event-id': String(ids[2]) }, 300);
+    t.equal(upToDate.status, 200);
+    t.same(reads, expected, `ring ${ring}: up to date: one call`);
 
-  reads.length = 0;
-  const behind = await rawGet(`${s.url}/events`, { ...auth, 'last-event-id': String(ids[0]) }, 300);
-  t.match(behind.text, new RegExp(`id: ${ids[1]}[^]*id: ${ids[2]}`), 'the missed ones are replayed');
-  t.same(reads, ['catchUp'], 'behind, within one page: one call (head, page and pruned horizon in one snapshot)');
+    reads.length = 0;
+    const behind = await rawGet(`${s.url}/events`, { ...auth, 'last-event-id': String(ids[0]) }, 300);
+    t.match(behind.text, new RegExp(`id: ${ids[1]}[^]*id: ${ids[2]}`), 'the missed ones are replayed');
+    t.same(reads, expected, `ring ${ring}: behind, within one page: one call`);
+  }
 });
 
 t.test('limits count an IPv4 address, or the /64 of an IPv6 address', async (t) => {

@@ -324,8 +324,9 @@ t.test('bad messages get an error reply and the socket stays open', async (t) =>
   t.teardown(() => s.close());
   const c = await wsConnect(s, 'alice', '?lastEventId=0');
   t.teardown(() => c.close());
-  // Each case below takes the next frame as the answer: the stream's own first frame must be in first.
-  await c.waitFor((f) => f.some((x) => x.event === 'ready'));
+  // Each case below takes the next frame as the answer: the stream's own frames (its resume point, then
+  // its unread count once caught up) must be in first.
+  await c.waitFor((f) => f.some((x) => x.event === 'unread'));
 
   const cases: [unknown, string | null, string][] = [
     ['{not json', null, 'message is not valid JSON'],
