@@ -56,10 +56,16 @@ const commandSchemas = {
 type CommandType = keyof typeof commandSchemas;
 const commandTypes = Object.keys(commandSchemas) as CommandType[];
 
-/** Compiled once for every socket, and validated as a body is: a JSON message already has types, so none is coerced. */
-const validators = Object.fromEntries(
-  commandTypes.map((type) => [type, validatorCompiler({ schema: commandSchemas[type], httpPart: 'body', method: 'GET', url: '/ws' })]),
-) as Record<CommandType, ReturnType<typeof validatorCompiler>>;
+type Validator = ReturnType<typeof validatorCompiler>;
+const validators: Partial<Record<CommandType, Validator>> = {};
+
+/**
+ * A command's validator, compiled on its first use and shared by every socket. Validated as a body
+ * is: a JSON message already has types, so none is coerced.
+ */
+function validatorOf(type: CommandType): Validator {
+  return (validators[type] ??= validatorCompiler({ schema: commandSchemas[type], httpPart: 'body', method: 'GET', url: '/ws' }));
+}
 
 /** A command after validation against its schema. */
 interface Command {
@@ -71,7 +77,7 @@ interface Command {
 
 type Ref = string | number | null;
 
-type ValidationError = NonNullable<ReturnType<typeof validatorCompiler>['errors']>[number];
+type ValidationError = NonNullable<Validator['errors']>[number];
 
 function describe(type: string, e: ValidationError | undefined): string {
   if (e === undefined) return `invalid ${type} command`;
@@ -188,7 +194,7 @@ export class WsSession {
       if (typeof msg.ref === 'string' || typeof msg.ref === 'number') ref = msg.ref;
       const type = msg.type;
       if (typeof type !== 'string' || !commandTypes.includes(type as CommandType)) throw errors.commandUnknown(commandTypes);
-      const validate = validators[type as CommandType];
+      const validate = validatorOf(type as CommandType);
       if (!validate(msg)) throw errors.validationFailed(describe(type, validate.errors?.[0]));
       const data = await this.run(msg as unknown as Command);
       this.reply({ event: 'reply', ref, data });
