@@ -5,8 +5,11 @@
 // with every header, the ServerResponse, Fastify's request, reply and child logger, and node:http's
 // listeners. Held 20,000 times, that was most of a stream's memory; what is left is the socket.
 // connections.ts uses the same release on a connection it refuses, before node:http reads a request.
+// A WebSocket's upgrade is released here too, from what @fastify/websocket keeps (`releaseUpgrade`).
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import { freeParser } from '_http_common';
 
 /**
@@ -70,4 +73,30 @@ export function detachFromHttp(res: ServerResponse): Socket | null {
   // Errors end in 'close', which the stream listens to; without a listener one would crash the process.
   socket.on('error', ignore);
   return socket;
+}
+
+/**
+ * A WebSocket's errors are its client's (oversize or malformed frames, abrupt disconnects); `ws` has
+ * already begun closing for protocol errors, so only a socket still open is cut.
+ */
+export function onWebSocketError(err: Error, socket: WebSocket, log: FastifyBaseLogger): void {
+  log.warn({ err }, 'websocket error');
+  if (socket.readyState === socket.OPEN) socket.terminate();
+}
+
+/**
+ * Lets go of everything of an upgraded request but its TCP socket, which it returns: called first in
+ * every `wsHandler`, whose session copies out what it needs. @fastify/websocket keeps two things for
+ * the socket's life otherwise: the ServerResponse it routed the upgrade with stays the TCP socket's
+ * (node:http's `_httpMessage`, with the IncomingMessage and its headers), and the 'error' listener it
+ * puts on the WebSocket holds the Fastify request and reply. That listener, the only one on a socket
+ * just opened, is replaced with one that holds the logger alone.
+ */
+export function releaseUpgrade(socket: WebSocket, request: FastifyRequest): Socket {
+  const raw = request.raw.socket;
+  (raw as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.detachSocket(raw);
+  const log = request.log;
+  socket.removeAllListeners('error');
+  socket.on('error', (err) => onWebSocketError(err, socket, log));
+  return raw;
 }

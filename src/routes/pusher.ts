@@ -16,6 +16,7 @@ import {
   type PusherApp,
 } from '../domain/pusher.js';
 import { errors } from '../errors.js';
+import { releaseUpgrade } from '../http/detach.js';
 import { errorResponses, errorSchema } from '../schemas.js';
 import { PresenceRegistry } from '../stream/pusher-presence.js';
 import { pusherCode, PusherSession, type PusherOptions } from '../stream/pusher.js';
@@ -126,7 +127,8 @@ export async function pusherRoutes(app: FastifyInstance, opts: PusherRouteOption
       if (!pusherApp) return PusherSession.refuse(socket, pusherCode.appNotFound, `no app with key ${request.params.key.slice(0, 64)}`);
       const protocol = Number(request.query.protocol ?? 7);
       if (!(protocol >= 5 && protocol <= 7)) return PusherSession.refuse(socket, pusherCode.unsupportedProtocol, 'protocol versions 5 to 7 are supported');
-      sessions.add(new PusherSession(socket, request.raw.socket, pusherApp, request.ip, sessionOpts, request.log, (s) => sessions.delete(s)));
+      const raw = releaseUpgrade(socket, request);
+      sessions.add(new PusherSession(socket, raw, pusherApp, request.ip, sessionOpts, request.log, (s) => sessions.delete(s)));
     },
   });
 

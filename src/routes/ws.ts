@@ -1,7 +1,8 @@
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
-import { WebSocket } from 'ws';
+import { topicAccessOf } from '../http/auth.js';
 import { originCheck } from '../http/cors.js';
+import { onWebSocketError, releaseUpgrade } from '../http/detach.js';
 import { errors } from '../errors.js';
 import { errorResponses, errorSchema, streamQuery } from '../schemas.js';
 import { resumeLimit, streamLimit } from '../stream/limits.js';
@@ -15,12 +16,8 @@ export async function websocketPlugin(app: FastifyInstance, maxMessageBytes: num
   await app.register(websocket, {
     // `ws` closes a socket that sends a larger message with 1009 itself.
     options: { maxPayload: maxMessageBytes },
-    // Socket errors are the client's (oversize or malformed frames, abrupt disconnects); `ws` has
-    // already begun closing for protocol errors, so only a socket still open is cut here.
-    errorHandler: (err, socket, request) => {
-      request.log.warn({ err }, 'websocket error');
-      if (socket.readyState === WebSocket.OPEN) socket.terminate();
-    },
+    // Until a wsHandler's `releaseUpgrade`, and for what a wsHandler throws.
+    errorHandler: (err, socket, request) => onWebSocketError(err, socket, request.log),
   });
 }
 
@@ -47,7 +44,9 @@ export async function wsRoutes(app: FastifyInstance, opts: WsOptions): Promise<v
       throw errors.upgradeRequired();
     },
     wsHandler: (socket, request) => {
-      new WsSession(socket, request, opts);
+      const raw = releaseUpgrade(socket, request);
+      const { userId: user, query, ip, log } = request;
+      new WsSession(socket, { raw, user, topics: query.topic ?? [], lastEventId: query.lastEventId, access: topicAccessOf(request), ip, log }, opts);
     },
   });
 }

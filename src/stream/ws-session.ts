@@ -1,11 +1,13 @@
 // The WebSocket transport's command protocol: one session per socket, holding its Subscription.
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
 import type { StreamConfig, WsConfig } from '../config.js';
 import type { Inbox } from '../domain/inbox.js';
 import { errorBody, errors, HeraldError } from '../errors.js';
-import { topicAccessOf } from '../http/auth.js';
+import type { TopicAccess } from '../domain/topics.js';
 import { jsonProblem } from '../http/json-body.js';
+import { validatorCompiler } from '../http/validation.js';
 import { topicSchema } from '../schemas.js';
 import type { Metrics } from '../metrics.js';
 import type { Replay } from './recent.js';
@@ -54,6 +56,17 @@ const commandSchemas = {
 type CommandType = keyof typeof commandSchemas;
 const commandTypes = Object.keys(commandSchemas) as CommandType[];
 
+type Validator = ReturnType<typeof validatorCompiler>;
+const validators: Partial<Record<CommandType, Validator>> = {};
+
+/**
+ * A command's validator, compiled on its first use and shared by every socket. Validated as a body
+ * is: a JSON message already has types, so none is coerced.
+ */
+function validatorOf(type: CommandType): Validator {
+  return (validators[type] ??= validatorCompiler({ schema: commandSchemas[type], httpPart: 'body', method: 'GET', url: '/ws' }));
+}
+
 /** A command after validation against its schema. */
 interface Command {
   type: CommandType;
@@ -64,7 +77,7 @@ interface Command {
 
 type Ref = string | number | null;
 
-type ValidationError = NonNullable<ReturnType<FastifyRequest['compileValidationSchema']>['errors']>[number];
+type ValidationError = NonNullable<Validator['errors']>[number];
 
 function describe(type: string, e: ValidationError | undefined): string {
   if (e === undefined) return `invalid ${type} command`;
@@ -74,6 +87,25 @@ function describe(type: string, e: ValidationError | undefined): string {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * What a session keeps of its upgrade request, copied out of it: an open socket holds no request
+ * (see `releaseUpgrade`), as thousands of idle ones would otherwise hold thousands of them.
+ */
+export interface WsPeer {
+  /** The TCP socket under the WebSocket, released from node:http. */
+  raw: Socket;
+  user: string;
+  /** The topics named in the URL (`?topic=`), already checked against `access`. */
+  topics: string[];
+  /** `?lastEventId=`: where to start at once. */
+  lastEventId: string | undefined;
+  /** The topics the token lets it read, for `subscribe`. */
+  access: TopicAccess;
+  /** For the resume limit. */
+  ip: string;
+  log: FastifyBaseLogger;
 }
 
 /**
@@ -93,20 +125,24 @@ export class WsSession {
   private heartbeats = 0;
   private queue: Promise<void> = Promise.resolve();
   private readonly log: FastifyBaseLogger;
+  private readonly access: TopicAccess;
+  private readonly ip: string;
 
   constructor(
     private readonly socket: WebSocket,
-    private readonly request: FastifyRequest<{ Querystring: { topic?: string[]; lastEventId?: string } }>,
+    peer: WsPeer,
     private readonly opts: WsOptions,
   ) {
-    this.log = request.log;
+    this.log = peer.log;
+    this.access = peer.access;
+    this.ip = peer.ip;
     this.rate = new RateBound(opts.maxMessagesPerSecond);
-    this.sink = new WsSink(socket, request.raw.socket, opts.maxPendingBytes, opts.metrics, opts.flusher, () => this.onHeartbeat());
-    this.sub = new Subscription(opts, request.userId, request.query.topic ?? [], this.sink);
+    this.sink = new WsSink(socket, peer.raw, opts.maxPendingBytes, opts.metrics, opts.flusher, () => this.onHeartbeat());
+    this.sub = new Subscription(opts, peer.user, peer.topics, this.sink);
     socket.on('close', () => this.sub.close());
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     this.sub.join();
-    const last = request.query.lastEventId;
+    const last = peer.lastEventId;
     if (last !== undefined) this.enqueue(() => this.start(Number(last)));
   }
 
@@ -158,8 +194,7 @@ export class WsSession {
       if (typeof msg.ref === 'string' || typeof msg.ref === 'number') ref = msg.ref;
       const type = msg.type;
       if (typeof type !== 'string' || !commandTypes.includes(type as CommandType)) throw errors.commandUnknown(commandTypes);
-      // Validated as a body is: a JSON message already has types, so none is coerced.
-      const validate = this.request.compileValidationSchema(commandSchemas[type as CommandType], 'body');
+      const validate = validatorOf(type as CommandType);
       if (!validate(msg)) throw errors.validationFailed(describe(type, validate.errors?.[0]));
       const data = await this.run(msg as unknown as Command);
       this.reply({ event: 'reply', ref, data });
@@ -182,7 +217,7 @@ export class WsSession {
   private async run(cmd: Command): Promise<Record<string, unknown>> {
     if (cmd.type === 'resume') {
       if (this.started) throw errors.streamAlreadyStarted();
-      const refusal = cmd.lastEventId === undefined ? undefined : this.opts.resumes.take(this.sub.user, this.request.ip);
+      const refusal = cmd.lastEventId === undefined ? undefined : this.opts.resumes.take(this.sub.user, this.ip);
       // Closed, not started live: a live start would skip what the client missed, without a word.
       if (refusal) throw errors.resumeRateLimited(refusal);
       await this.start(cmd.lastEventId);
@@ -193,7 +228,7 @@ export class WsSession {
     switch (cmd.type) {
       case 'subscribe': {
         const topic = cmd.topic!;
-        if (!topicAccessOf(this.request).mayRead(topic)) throw errors.topicForbidden(topic);
+        if (!this.access.mayRead(topic)) throw errors.topicForbidden(topic);
         if (!this.sub.topics.includes(topic) && this.sub.topics.length >= this.opts.maxTopics) {
           throw errors.tooManyTopics(this.opts.maxTopics);
         }

@@ -1,4 +1,7 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import t from 'tap';
 import { sleep } from '../../support/util.js';
 import { rawGet } from '../support/http.js';
@@ -7,6 +10,9 @@ import { connect } from '../support/sse.js';
 import { tokenFor } from '../support/tokens.js';
 import { waitUntil } from '../support/wait.js';
 import { WsClient, wsConnect, wsRefusal, wsUrl } from '../support/ws.js';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 t.test('notifications reach the right users and topics, with the same payload JSON as SSE', async (t) => {
   const s = await startServer();
@@ -484,4 +490,39 @@ t.test('shutdown does not wait on a peer that never answers the close handshake'
   await s.close();
   const took = Date.now() - started;
   t.ok(took < 5000, `closed in ${took} ms (ws alone would wait 30 s for the close frame)`);
+});
+
+t.test('an open socket keeps nothing of its upgrade request: node:http, Fastify and @fastify/websocket let go of it', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  // Weak references only. @fastify/websocket's own 'upgrade' listener ran first and gave the socket
+  // the response it routes the request with.
+  const held: WeakRef<IncomingMessage | ServerResponse>[] = [];
+  s.app.server.on('upgrade', (req: IncomingMessage) => {
+    const res = (req.socket as { _httpMessage?: ServerResponse })._httpMessage;
+    held.push(new WeakRef(req), ...(res ? [new WeakRef(res)] : []));
+  });
+  const clients = await Promise.all(['a', 'b', 'c'].map((u) => wsConnect(s, u, '?lastEventId=0', { topics: ['news'] })));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  await waitUntil('three sockets in the hub', () => s.app.hub.size === 3);
+  t.equal(held.length, 6, 'a request and a response per socket');
+  // A WeakRef's target lives at least until the current job ends: collect across a few turns.
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await sleep(10);
+  }
+  t.same(
+    held.map((r) => r.deref()?.constructor.name),
+    held.map(() => undefined),
+    'every request and response of the open sockets was collected',
+  );
+  // What the session copied out of its request still works: the user, its topic claims, the logger.
+  t.same((await clients[0]!.command('subscribe', { topic: 'news' })).data, { topics: ['news'] });
+  t.equal((await clients[0]!.command('subscribe', { topic: 'sport' })).data.code, 'topic_forbidden');
+  const sent = await s.publish({ topic: 'news', title: 'after' });
+  await clients[0]!.waitFor(() => clients[0]!.ids().includes(sent.body.id));
+  const all = await s.publish({ broadcast: true, title: 'everyone' });
+  for (const c of clients) await c.waitFor(() => c.ids().includes(all.body.id));
+  clients[1]!.close();
+  await waitUntil('the closed socket to leave the hub', () => s.app.hub.size === 2);
 });
