@@ -21,8 +21,10 @@ CREATE TABLE IF NOT EXISTS notifications (
   type        text,
   topic       text,                                 -- set for topic notifications
   broadcast   boolean     NOT NULL DEFAULT false,   -- true for notifications to everyone
+  critical    boolean     NOT NULL DEFAULT false,   -- true: no preference mutes it
   created_at  timestamptz NOT NULL
 );
+ALTER TABLE notifications ADD COLUMN IF NOT EXISTS critical boolean NOT NULL DEFAULT false;
 -- Catch-up and history walk each audience by id: these keep each walk an index range scan.
 CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id) WHERE topic IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notifications_broadcast_id ON notifications (id) WHERE broadcast;
@@ -71,4 +73,20 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_notification ON idempotency_keys (no
 CREATE TABLE IF NOT EXISTS pruned_marks (
   user_id  text   PRIMARY KEY,
   up_to    bigint NOT NULL
+);
+
+-- A user's preferences (GET/PUT /preferences), the document as stored.
+CREATE TABLE IF NOT EXISTS preferences (
+  user_id  text PRIMARY KEY,
+  doc      json NOT NULL
+);
+
+-- What each user's preferences mute in-app, one row per switched-off type or topic (kind 'type' or
+-- 'topic'), written with the document: audience queries test a notification against these rows, and a
+-- user with none pays one empty index probe.
+CREATE TABLE IF NOT EXISTS inapp_mutes (
+  user_id  text NOT NULL,
+  kind     text NOT NULL,
+  name     text NOT NULL,
+  PRIMARY KEY (user_id, kind, name)
 );

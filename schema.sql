@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS notifications (
   type        TEXT,
   topic       TEXT,                        -- set for topic notifications
   broadcast   INTEGER NOT NULL DEFAULT 0,  -- 1 for notifications to everyone
+  critical    INTEGER NOT NULL DEFAULT 0,  -- 1: no preference mutes it (added to older files by sqlite.ts)
   created_at  TEXT    NOT NULL             -- ISO 8601, UTC
 );
 -- Catch-up and history walk each audience by id: these keep each walk an index range scan.
@@ -61,4 +62,20 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_notification ON idempotency_keys (no
 CREATE TABLE IF NOT EXISTS pruned_marks (
   user_id  TEXT    PRIMARY KEY,
   up_to    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- A user's preferences (GET/PUT /preferences), the document as stored.
+CREATE TABLE IF NOT EXISTS preferences (
+  user_id  TEXT PRIMARY KEY,
+  doc      TEXT NOT NULL                 -- JSON
+) WITHOUT ROWID;
+
+-- What each user's preferences mute in-app, one row per switched-off type or topic (kind 'type' or
+-- 'topic'), written with the document: audience queries test a notification against these rows, and a
+-- user with none pays one empty index probe.
+CREATE TABLE IF NOT EXISTS inapp_mutes (
+  user_id  TEXT NOT NULL,
+  kind     TEXT NOT NULL,
+  name     TEXT NOT NULL,
+  PRIMARY KEY (user_id, kind, name)
 ) WITHOUT ROWID;

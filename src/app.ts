@@ -16,6 +16,7 @@ import { jsonBodyPlugin } from './http/json-body.js';
 import { loggingOptions } from './http/logging.js';
 import { Metrics } from './metrics.js';
 import { Inbox } from './domain/inbox.js';
+import { PreferenceBook } from './domain/preferences.js';
 import { Publisher } from './domain/publisher.js';
 import { retentionPlugin } from './domain/retention.js';
 import { demoRoutes } from './routes/demo.js';
@@ -24,6 +25,7 @@ import { historyRoutes } from './routes/history.js';
 import { opsRoutes } from './routes/ops.js';
 import { ResumeLimiter } from './stream/limits.js';
 import { pageRoutes } from './routes/page.js';
+import { preferenceRoutes } from './routes/preferences.js';
 import { publishRoutes } from './routes/publish.js';
 import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
@@ -67,7 +69,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   bus.useLogger?.(app.log.child({ component: 'bus' }));
   // The gauge reads the hub only when scraped, after both exist.
   const metrics: Metrics = new Metrics((): number => hub.size);
-  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics);
+  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, {
+    load: (user) => store.preferences(user),
+    onError: (err, user) => app.log.error({ err, user }, 'reading preferences failed: live delivery to this user is unfiltered'),
+  });
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
   hub.startAfter(await store.lastId());
   app.decorate('hub', hub);
@@ -118,6 +123,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(publishRoutes, { ...config.publish, publisher, metrics });
   const inbox = new Inbox(store, bus, app.log);
   await app.register(historyRoutes, { store, inbox, maxTopics: config.stream.maxTopics });
+  await app.register(preferenceRoutes, { preferences: new PreferenceBook(store, bus, app.log) });
   // One resume limiter for both transports: switching between them does not double a client's rate.
   const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
   const stream = { ...config.stream, store, hub, metrics, resumes };

@@ -28,6 +28,7 @@ const notificationProperties = {
   type: { type: ['string', 'null'] },
   topic: { type: ['string', 'null'] },
   broadcast: { type: 'boolean' },
+  critical: { type: 'boolean' },
   createdAt: { type: 'string' },
 } as const;
 
@@ -40,7 +41,7 @@ export const storedNotificationSchema = {
 /** What a subscriber sees in their history: no other recipients, plus their own read state. */
 export const inboxItemSchema = {
   type: 'object',
-  properties: { ...notificationProperties, read: { type: 'boolean' } },
+  properties: { ...notificationProperties, read: { type: 'boolean' }, muted: { type: 'boolean' } },
 } as const;
 
 export const errorResponses = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema } as const;

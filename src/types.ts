@@ -12,6 +12,8 @@ export interface Notification {
   type: string | null;
   topic: string | null;
   broadcast: boolean;
+  /** Published as critical: no preference mutes it. */
+  critical: boolean;
   createdAt: string;
 }
 
@@ -23,6 +25,8 @@ export interface StoredNotification extends Notification {
 /** A notification in one user's history. */
 export interface InboxItem extends Notification {
   read: boolean;
+  /** Muted by the user's preferences: listed only when history is asked for with `includeMuted`. */
+  muted: boolean;
 }
 
 export interface NewNotification {
@@ -30,6 +34,7 @@ export interface NewNotification {
   body?: string;
   data?: Record<string, unknown>;
   type?: string;
+  critical?: boolean;
   target: Target;
 }
 
@@ -43,7 +48,9 @@ export interface Audience {
 export type UserEvent =
   | { kind: 'read'; user: string; ids: number[] }
   | { kind: 'read-all'; user: string; upTo: number }
-  | { kind: 'deleted'; user: string; id: number };
+  | { kind: 'deleted'; user: string; id: number }
+  /** The user's preferences changed: every instance re-reads them (they are not sent to streams). */
+  | { kind: 'preferences'; user: string };
 
 /** Everything that travels on the bus between instances. */
 export type BusMessage = { kind: 'notification'; notification: StoredNotification } | UserEvent;
@@ -57,6 +64,27 @@ export function publicView(n: StoredNotification): Notification {
     type: n.type,
     topic: n.topic,
     broadcast: n.broadcast,
+    critical: n.critical,
     createdAt: n.createdAt,
   };
+}
+
+/** A channel's switches for one notification type or topic: absent means on. */
+export interface ChannelSwitches {
+  inapp?: boolean;
+  push?: boolean;
+}
+
+/** A user's preferences (GET/PUT /preferences), as stored. */
+export interface Preferences {
+  push: 'offline' | 'always' | 'never';
+  quietHours: { start: string; end: string; timeZone: string } | null;
+  types: Record<string, ChannelSwitches>;
+  topics: Record<string, ChannelSwitches>;
+}
+
+/** What a user's preferences mute in-app (streams, catch-up, history, unread count): derived in domain/preferences.ts. */
+export interface Mutes {
+  types: string[];
+  topics: string[];
 }

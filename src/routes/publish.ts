@@ -16,6 +16,7 @@ interface PublishBody {
   users?: string[];
   topic?: string;
   broadcast?: true;
+  critical?: boolean;
 }
 
 const bodySchema = {
@@ -31,6 +32,7 @@ const bodySchema = {
     users: { type: 'array', items: userIdSchema, minItems: 1, maxItems: 1000 },
     topic: topicSchema,
     broadcast: { const: true },
+    critical: { type: 'boolean' },
   },
   oneOf: [{ required: ['user'] }, { required: ['users'] }, { required: ['topic'] }, { required: ['broadcast'] }],
 } as const;
@@ -82,6 +84,8 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
         body: b.body ?? undefined,
         data: b.data ?? undefined,
         type: b.type ?? undefined,
+        // false is leaving it out, so both hash alike for Idempotency-Key.
+        critical: b.critical === true ? true : undefined,
         target: target(b),
       };
       const key = request.headers['idempotency-key'];

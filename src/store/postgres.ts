@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { printable } from '../config.js';
 import { projectFile } from '../paths.js';
-import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
+import { publicView, type Audience, type InboxItem, type Mutes, type NewNotification, type Preferences, type StoredNotification } from '../types.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
 import { created, newRow, type NewRow, type Publish } from './rows.js';
@@ -33,13 +33,14 @@ function fromRow(r: Row): StoredNotification {
     type: r.type,
     topic: r.topic,
     broadcast: r.broadcast,
+    critical: r.critical,
     createdAt: r.created_at.toISOString(),
     users: r.users,
   };
 }
 
 // COLLATE "C": recipients are listed in byte order, as SQLite lists them, whatever the database locale.
-const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at,
+const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.critical, n.created_at,
   CASE WHEN n.topic IS NULL AND NOT n.broadcast
     THEN (SELECT coalesce(array_agg(r.user_id ORDER BY r.user_id COLLATE "C"), '{}') FROM recipients r
           WHERE r.notification_id = n.id) END AS users`;
@@ -48,6 +49,19 @@ const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.
 const readUpTo = `coalesce((SELECT read_up_to FROM read_marks WHERE user_id = $1), 0)`;
 const isRead = `(n.id <= ${readUpTo} OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = n.id AND s.read))`;
 const unreadX = `x.id > ${readUpTo} AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = x.id AND s.read)`;
+
+/** Whether the notification `id` is muted for $1: the SQL form of `isMuted` (domain/preferences.ts). */
+const muted = (id: string) => `EXISTS (SELECT 1 FROM inapp_mutes m JOIN notifications mn ON mn.id = ${id}
+  WHERE m.user_id = $1 AND NOT mn.critical
+    AND ((m.kind = 'type' AND m.name = mn.type) OR (m.kind = 'topic' AND m.name = mn.topic)))`;
+const notMutedX = `NOT ${muted('x.id')}`;
+
+/** History ($3 before, $4 limit), newest first: unread only or not, muted ones left out or listed (flagged). */
+function listSql(unread: boolean, includeMuted: boolean): string {
+  const cond = ['x.id < $3', ...(unread ? [unreadX] : []), ...(includeMuted ? [] : [notMutedX])].join(' AND ');
+  return `SELECT ${columns}, ${unread ? 'false' : isRead} AS read, ${includeMuted ? muted('n.id') : 'false'} AS muted FROM notifications n
+    WHERE n.id IN (${visibleIds(cond, 'DESC', '$4')}) ORDER BY n.id DESC LIMIT $4`;
+}
 
 /**
  * The ids one audience may see, from each of the three disjoint sources (direct, broadcast, topic),
@@ -79,7 +93,7 @@ const raiseHorizon = (ids: string) => `INSERT INTO pruned_marks (user_id, up_to)
     ON CONFLICT (user_id) DO UPDATE SET up_to = greatest(pruned_marks.up_to, excluded.up_to)`;
 
 /** An audience's notifications after $3, oldest first, at most $4: alone (`since`) and inside `catchUp`. */
-const sinceQuery = `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
+const sinceQuery = `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds(`x.id > $3 AND ${notMutedX}`, 'ASC', '$4')})
     ORDER BY n.id ASC LIMIT $4`;
 
 const sql = {
@@ -115,11 +129,21 @@ const sql = {
     ORDER BY m.id ASC`,
   range: `SELECT ${columns} FROM notifications n WHERE n.id > $1 AND n.id <= $2 ORDER BY n.id ASC`,
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
-  list: `SELECT ${columns}, ${isRead} AS read FROM notifications n
-    WHERE n.id IN (${visibleIds('x.id < $3', 'DESC', '$4')}) ORDER BY n.id DESC LIMIT $4`,
-  listUnread: `SELECT ${columns}, false AS read FROM notifications n
-    WHERE n.id IN (${visibleIds(`x.id < $3 AND ${unreadX}`, 'DESC', '$4')}) ORDER BY n.id DESC LIMIT $4`,
-  unreadCount: `SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC', 'ALL')}) v`,
+  list: listSql(false, false),
+  listUnread: listSql(true, false),
+  listWithMuted: listSql(false, true),
+  listUnreadWithMuted: listSql(true, true),
+  unreadCount: `SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND ${notMutedX}`, 'ASC', 'ALL')}) v`,
+  preferences: `SELECT doc FROM preferences WHERE user_id = $1`,
+  // One statement, so the document and its mutes change together.
+  // One statement, so the document and its mutes change together. Only mutes no longer wanted are
+  // deleted: a row deleted and inserted again by one statement would collide with itself.
+  setPreferences: `WITH saved AS (INSERT INTO preferences (user_id, doc) VALUES ($1, $2::json)
+                                  ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc),
+    wanted AS (SELECT 'type' AS kind, t AS name FROM unnest($3::text[]) t UNION ALL SELECT 'topic', t FROM unnest($4::text[]) t),
+    dropped AS (DELETE FROM inapp_mutes m WHERE m.user_id = $1
+                AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.kind = m.kind AND w.name = m.name))
+    INSERT INTO inapp_mutes (user_id, kind, name) SELECT $1, kind, name FROM wanted ON CONFLICT DO NOTHING`,
   setRead: setFlag('read'),
   setDeleted: setFlag('deleted'),
   // One statement, so the watermark and the cleanup agree on one head. Per-notification read rows at
@@ -138,10 +162,10 @@ const sql = {
   // A whole batch in one statement (one round trip while the id lock is held): the rows of every
   // table as column arrays, then the counter. Empty arrays insert nothing.
   insertBatch: `WITH notified AS (
-      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at)
-      SELECT id, title, body, data::json, type, topic, broadcast, created_at
-      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::timestamptz[])
-        AS v (id, title, body, data, type, topic, broadcast, created_at)
+      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, critical, created_at)
+      SELECT id, title, body, data::json, type, topic, broadcast, critical, created_at
+      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $17::boolean[], $8::timestamptz[])
+        AS v (id, title, body, data, type, topic, broadcast, critical, created_at)
     ), recipients_added AS (
       INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($9::text[], $10::bigint[])
     ), keys_added AS (
@@ -161,6 +185,7 @@ class BatchRows {
     type: [] as (string | null)[],
     topic: [] as (string | null)[],
     broadcast: [] as boolean[],
+    critical: [] as boolean[],
     createdAt: [] as string[],
   };
   readonly r = { user: [] as string[], id: [] as number[] };
@@ -175,6 +200,7 @@ class BatchRows {
     n.type.push(row.type);
     n.topic.push(row.topic);
     n.broadcast.push(row.broadcast);
+    n.critical.push(row.critical);
     n.createdAt.push(row.createdAt);
     for (const u of row.users ?? []) {
       r.user.push(u);
@@ -298,6 +324,7 @@ export class PostgresStore implements Store {
           rr.user, rr.id,
           kr.publisher, kr.key, kr.hash, kr.id, kr.createdAt,
           last,
+          nr.critical,
         ]);
       }
       // Replays answer with the stored row, as SQLite does (read inside the transaction, which sees its own rows).
@@ -341,13 +368,14 @@ export class PostgresStore implements Store {
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
-    const rows = (await this.rows(q.unreadOnly ? sql.listUnread : sql.list, [
+    const text = q.includeMuted ? (q.unreadOnly ? sql.listUnreadWithMuted : sql.listWithMuted) : q.unreadOnly ? sql.listUnread : sql.list;
+    const rows = (await this.rows(text, [
       audience.user,
       audience.topics,
       q.before ?? Number.MAX_SAFE_INTEGER,
       q.limit,
-    ])) as (Row & { read: boolean })[];
-    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read }));
+    ])) as (Row & { read: boolean; muted: boolean })[];
+    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read, muted: r.muted }));
   }
 
   async unreadCount(audience: Audience): Promise<number> {
@@ -379,6 +407,14 @@ export class PostgresStore implements Store {
 
   async prunedUpTo(user: string): Promise<number> {
     return (await this.pool.query<{ up_to: number }>(sql.horizon, [user])).rows[0]!.up_to;
+  }
+
+  async preferences(user: string): Promise<Preferences | null> {
+    return (await this.pool.query<{ doc: Preferences }>(sql.preferences, [user])).rows[0]?.doc ?? null;
+  }
+
+  async setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void> {
+    await this.pool.query(sql.setPreferences, [user, JSON.stringify(p), mutes.types, mutes.topics]);
   }
 
   async ping(): Promise<void> {

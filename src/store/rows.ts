@@ -23,6 +23,7 @@ export function newRow(n: NewNotification): NewRow {
     type: n.type ?? null,
     topic: 'topic' in t ? t.topic : null,
     broadcast: 'broadcast' in t,
+    critical: n.critical ?? false,
     createdAt: new Date().toISOString(),
     users: 'users' in t ? [...new Set(t.users)] : null,
     dataJson: n.data === undefined ? null : JSON.stringify(n.data),

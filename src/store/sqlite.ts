@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../paths.js';
-import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
+import { publicView, type Audience, type InboxItem, type Mutes, type NewNotification, type Preferences, type StoredNotification } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
@@ -17,6 +17,7 @@ interface Row {
   type: string | null;
   topic: string | null;
   broadcast: number;
+  critical: number;
   created_at: string;
   users: string | null;
 }
@@ -30,12 +31,13 @@ function fromRow(r: Row): StoredNotification {
     type: r.type,
     topic: r.topic,
     broadcast: r.broadcast === 1,
+    critical: r.critical === 1,
     createdAt: r.created_at,
     users: r.users === null ? null : (JSON.parse(r.users) as string[]),
   };
 }
 
-const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at,
+const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.critical, n.created_at,
   CASE WHEN n.topic IS NULL AND n.broadcast = 0
     THEN (SELECT json_group_array(user_id) FROM recipients r WHERE r.notification_id = n.id) END AS users`;
 
@@ -53,11 +55,33 @@ function visibleIds(cond: string, order: 'ASC' | 'DESC', extra = ''): string {
   ].join(' UNION ALL ');
 }
 
+/** Whether the notification `id` is muted for @user: the SQL form of `isMuted` (domain/preferences.ts). */
+const muted = (id: string) => `EXISTS (SELECT 1 FROM inapp_mutes m JOIN notifications mn ON mn.id = ${id}
+  WHERE m.user_id = @user AND mn.critical = 0
+    AND ((m.kind = 'type' AND m.name = mn.type) OR (m.kind = 'topic' AND m.name = mn.topic)))`;
+const notMutedX = `NOT ${muted('x.id')}`;
+
+/** History, newest first: unread only or not, muted ones left out or listed (flagged). */
+function listSql(unread: boolean, includeMuted: boolean): string {
+  const cond = ['x.id < @before', ...(unread ? [unreadX] : []), ...(includeMuted ? [] : [notMutedX])].join(' AND ');
+  return `SELECT ${columns}, ${unread ? '0' : isRead} AS read, ${includeMuted ? muted('n.id') : '0'} AS muted FROM notifications n
+    WHERE n.id IN (${visibleIds(cond, 'DESC')}) ORDER BY n.id DESC LIMIT @limit`;
+}
+
 /** How often the checkpointer copies the WAL into the database file: small copies, often. */
 const checkpointMs = 250;
 
 const isRead = `(n.id <= @readUpTo OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = n.id AND s.read = 1))`;
 const unreadX = `x.id > @readUpTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
+
+/**
+ * Columns added to `notifications` after its first release: CREATE TABLE IF NOT EXISTS leaves an older
+ * file's table as it was, and SQLite has no ADD COLUMN IF NOT EXISTS.
+ */
+function addMissingColumns(db: Database.Database): void {
+  const have = new Set((db.pragma('table_info(notifications)') as { name: string }[]).map((c) => c.name));
+  if (!have.has('critical')) db.exec(`ALTER TABLE notifications ADD COLUMN critical INTEGER NOT NULL DEFAULT 0`);
+}
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -77,11 +101,12 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     if (file !== ':memory:') this.checkpointer = new Checkpointer(file, checkpointMs);
     this.db.exec(readFileSync(projectFile('schema.sql'), 'utf8'));
+    addMissingColumns(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
-        `INSERT INTO notifications (title, body, data, type, topic, broadcast, created_at)
-         VALUES (@title, @body, @data, @type, @topic, @broadcast, @createdAt)`,
+        `INSERT INTO notifications (title, body, data, type, topic, broadcast, critical, created_at)
+         VALUES (@title, @body, @data, @type, @topic, @broadcast, @critical, @createdAt)`,
       ),
       recipient: db.prepare(`INSERT OR IGNORE INTO recipients (user_id, notification_id) VALUES (?, ?)`),
       findKey: db.prepare(`SELECT request_hash, notification_id FROM idempotency_keys WHERE publisher = ? AND key = ?`),
@@ -90,18 +115,18 @@ export class SqliteStore implements Store {
       ),
       byId: db.prepare(`SELECT ${columns} FROM notifications n WHERE n.id = ?`),
       since: db.prepare(
-        `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > @after', 'ASC')}) ORDER BY n.id ASC LIMIT @limit`,
+        `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds(`x.id > @after AND ${notMutedX}`, 'ASC')}) ORDER BY n.id ASC LIMIT @limit`,
       ),
       range: db.prepare(`SELECT ${columns} FROM notifications n WHERE n.id > ? AND n.id <= ? ORDER BY n.id ASC`),
-      list: db.prepare(
-        `SELECT ${columns}, ${isRead} AS read FROM notifications n
-         WHERE n.id IN (${visibleIds('x.id < @before', 'DESC')}) ORDER BY n.id DESC LIMIT @limit`,
-      ),
-      listUnread: db.prepare(
-        `SELECT ${columns}, 0 AS read FROM notifications n
-         WHERE n.id IN (${visibleIds(`x.id < @before AND ${unreadX}`, 'DESC')}) ORDER BY n.id DESC LIMIT @limit`,
-      ),
-      unreadCount: db.prepare(`SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC')})`),
+      list: db.prepare(listSql(false, false)),
+      listUnread: db.prepare(listSql(true, false)),
+      listWithMuted: db.prepare(listSql(false, true)),
+      listUnreadWithMuted: db.prepare(listSql(true, true)),
+      unreadCount: db.prepare(`SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND ${notMutedX}`, 'ASC')})`),
+      preferences: db.prepare(`SELECT doc FROM preferences WHERE user_id = ?`),
+      savePreferences: db.prepare(`INSERT INTO preferences (user_id, doc) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc`),
+      clearMutes: db.prepare(`DELETE FROM inapp_mutes WHERE user_id = ?`),
+      addMute: db.prepare(`INSERT INTO inapp_mutes (user_id, kind, name) VALUES (?, ?, ?)`),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
       visible: db.prepare(
         `SELECT 1 FROM notifications n WHERE n.id = @id
@@ -197,6 +222,7 @@ export class SqliteStore implements Store {
         type: row.type,
         topic: row.topic,
         broadcast: row.broadcast ? 1 : 0,
+        critical: row.critical ? 1 : 0,
         createdAt: row.createdAt,
       }).lastInsertRowid,
     );
@@ -242,14 +268,15 @@ export class SqliteStore implements Store {
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
-    const stmt = q.unreadOnly ? this.stmts.listUnread : this.stmts.list;
+    const { list, listUnread, listWithMuted, listUnreadWithMuted } = this.stmts;
+    const stmt = q.includeMuted ? (q.unreadOnly ? listUnreadWithMuted : listWithMuted) : q.unreadOnly ? listUnread : list;
     const rows = stmt.all({
       ...this.params(audience),
       before: q.before ?? Number.MAX_SAFE_INTEGER,
       limit: q.limit,
       readUpTo: this.readUpTo(audience.user),
-    }) as (Row & { read: number })[];
-    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1 }));
+    }) as (Row & { read: number; muted: number })[];
+    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1, muted: r.muted === 1 }));
   }
 
   async unreadCount(audience: Audience): Promise<number> {
@@ -292,6 +319,20 @@ export class SqliteStore implements Store {
 
   async prunedUpTo(user: string): Promise<number> {
     return (this.stmts.horizon.get(user) as { up_to: number }).up_to;
+  }
+
+  async preferences(user: string): Promise<Preferences | null> {
+    const r = this.stmts.preferences.get(user) as { doc: string } | undefined;
+    return r ? (JSON.parse(r.doc) as Preferences) : null;
+  }
+
+  async setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void> {
+    this.db.transaction(() => {
+      this.stmts.savePreferences.run(user, JSON.stringify(p));
+      this.stmts.clearMutes.run(user);
+      for (const t of mutes.types) this.stmts.addMute.run(user, 'type', t);
+      for (const t of mutes.topics) this.stmts.addMute.run(user, 'topic', t);
+    })();
   }
 
   async ping(): Promise<void> {

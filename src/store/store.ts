@@ -1,4 +1,4 @@
-import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
+import type { Audience, InboxItem, Mutes, NewNotification, Preferences, StoredNotification } from '../types.js';
 
 export interface IdempotencyKey {
   publisher: string;
@@ -27,6 +27,8 @@ export interface ListQuery {
   before?: number;
   limit: number;
   unreadOnly: boolean;
+  /** Also list what the user's preferences mute (each flagged `muted`). */
+  includeMuted?: boolean;
 }
 
 export interface PruneOptions {
@@ -42,6 +44,8 @@ export interface PruneOptions {
  * The durable record of every notification and every user's read/deleted state.
  * SQLite (embedded) and PostgreSQL (scale-out) implement it; the rest of Herald sees only this.
  * Ids are visible in strictly increasing order: once a reader has seen id N, no id below N appears later.
+ * Every audience query (`since`, `catchUp`, `list`, `unreadCount`) leaves out what the audience's user
+ * muted in-app (their `inapp_mutes`, see domain/preferences.ts), unless `list` is asked to include it.
  */
 export interface Store {
   /** Resolves once the row is committed: a resolved insert survives a crash of the process. */
@@ -80,6 +84,10 @@ export interface Store {
    * lost notifications and must tell the client to reload.
    */
   prunedUpTo(user: string): Promise<number>;
+  /** The user's stored preferences; null when they never set any. */
+  preferences(user: string): Promise<Preferences | null>;
+  /** Replaces the user's preferences and the in-app mutes derived from them (`inappMutes`), in one transaction. */
+  setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void>;
   /** Reachability for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,7 +1,18 @@
 import type { Bus } from '../bus/bus.js';
 import { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
-import type { BusMessage } from '../types.js';
+import { inappMutes, MuteIndex } from '../domain/preferences.js';
+import type { BusMessage, Preferences, StoredNotification } from '../types.js';
+
+/** Where the hub reads a user's preferences, once per user when their first stream here opens. */
+export interface PreferencesSource {
+  load(user: string): Promise<Preferences | null>;
+  /** A failed read leaves the user unfiltered live (they still are in catch-up and history). */
+  onError(err: unknown, user: string): void;
+}
+
+/** For hubs built without a store (unit tests): nobody has preferences. */
+const noPreferences: PreferencesSource = { load: async () => null, onError: () => {} };
 
 /** One open stream (SSE or WebSocket) as the hub sees it. */
 export interface Connection {
@@ -35,6 +46,10 @@ export class Hub {
   private readonly all = new Set<Connection>();
   private readonly byUser = new Map<string, Set<Connection>>();
   private readonly byTopic = new Map<string, Set<Connection>>();
+  /** The in-app mutes of the users with a stream open here: live fan-out reads no store. */
+  private readonly mutes = new MuteIndex();
+  /** Each user's latest read of their preferences in flight: only the latest one is applied. */
+  private readonly loading = new Map<string, Promise<void>>();
   private newest = 0;
   private readonly unsubscribe: () => void;
   // One timer for every stream rather than one each: at tens of thousands of streams, timers add up.
@@ -44,6 +59,7 @@ export class Hub {
     bus: Bus,
     heartbeatMs: number,
     private readonly metrics: Metrics,
+    private readonly preferences: PreferencesSource = noPreferences,
   ) {
     this.unsubscribe = bus.subscribe((msg) => this.route(msg));
     this.heartbeatTimer = setInterval(() => {
@@ -69,15 +85,47 @@ export class Hub {
   }
 
   add(c: Connection): void {
+    const first = !this.byUser.has(c.user);
     this.all.add(c);
     addTo(this.byUser, c.user, c);
     for (const t of c.topics) addTo(this.byTopic, t, c);
+    if (first) this.loadPreferences(c.user);
   }
 
   remove(c: Connection): void {
     if (!this.all.delete(c)) return;
     removeFrom(this.byUser, c.user, c);
     for (const t of c.topics) removeFrom(this.byTopic, t, c);
+    if (!this.byUser.has(c.user)) this.mutes.delete(c.user);
+  }
+
+  /** (Re)reads a user's preferences into the mute index; a later read supersedes one still in flight. */
+  private loadPreferences(user: string): void {
+    const p: Promise<void> = this.preferences
+      .load(user)
+      .then((prefs) => {
+        if (this.loading.get(user) !== p || !this.byUser.has(user)) return;
+        if (prefs) this.mutes.set(user, inappMutes(prefs));
+        else this.mutes.delete(user);
+      })
+      .catch((err: unknown) => this.preferences.onError(err, user))
+      .finally(() => {
+        if (this.loading.get(user) === p) this.loading.delete(user);
+      });
+    this.loading.set(user, p);
+  }
+
+  /**
+   * Resolves once the user's preferences are in the mute index. Live events that reach a stream
+   * before then are held by its subscription, which checks them with `isMuted` when it releases them.
+   */
+  async preferencesLoaded(user: string): Promise<void> {
+    while (this.loading.has(user)) await this.loading.get(user);
+  }
+
+  /** Whether the user's preferences mute this live event (for events routed before they were loaded). */
+  isMuted(user: string, ev: OutEvent): boolean {
+    return ev.notification !== undefined && this.mutes.isMuted(user, ev.notification);
   }
 
   /**
@@ -102,29 +150,38 @@ export class Hub {
   }
 
   private route(msg: BusMessage): void {
-    if (msg.kind !== 'notification') {
-      const set = this.byUser.get(msg.user);
-      if (!set) return;
-      const ev = OutEvent.user(msg);
-      for (const c of set) c.userEvent(ev);
-      return;
-    }
-    const n = msg.notification;
+    if (msg.kind === 'notification') return this.fanOut(msg.notification);
+    const set = this.byUser.get(msg.user);
+    if (!set) return;
+    if (msg.kind === 'preferences') return this.loadPreferences(msg.user);
+    const ev = OutEvent.user(msg);
+    for (const c of set) c.userEvent(ev);
+  }
+
+  private fanOut(n: StoredNotification): void {
     if (n.id > this.newest) this.newest = n.id;
     const ev = OutEvent.notification(n);
+    // Null for a notification nobody here muted: then the loops below are the ones without preferences.
+    const muted = this.mutes.mutedUsers(n);
     let streams = 0;
-    if (n.broadcast) {
-      for (const c of this.all) c.deliver(ev);
-      streams = this.all.size;
-    } else if (n.topic !== null) {
-      const set = this.byTopic.get(n.topic);
-      if (set) for (const c of set) c.deliver(ev);
-      streams = set?.size ?? 0;
-    } else if (n.users) {
+    if (n.users) {
       for (const u of n.users) {
         const set = this.byUser.get(u);
-        if (set) for (const c of set) c.deliver(ev);
-        streams += set?.size ?? 0;
+        if (!set || muted?.has(u)) continue;
+        for (const c of set) c.deliver(ev);
+        streams += set.size;
+      }
+    } else {
+      const set = n.broadcast ? this.all : n.topic !== null ? this.byTopic.get(n.topic) : undefined;
+      if (set && muted) {
+        for (const c of set) {
+          if (muted.has(c.user)) continue;
+          c.deliver(ev);
+          streams++;
+        }
+      } else if (set) {
+        for (const c of set) c.deliver(ev);
+        streams = set.size;
       }
     }
     this.metrics.fannedOut(streams, n.createdAt);

@@ -96,13 +96,15 @@ export class Subscription implements Connection {
       // what is not is the client's past (its history).
       if (lastId === undefined) this.resumeAt(this.liveAfter);
       else await this.catchUp(lastId);
+      await this.deps.hub.preferencesLoaded(this.user);
     } catch (err) {
       this.close();
       throw err;
     }
     const held = this.held ?? [];
     this.held = null;
-    for (const ev of held) this.deliver(ev);
+    // Some may have been routed before the hub knew this user's mutes.
+    for (const ev of held) if (!this.deps.hub.isMuted(this.user, ev)) this.deliver(ev);
   }
 
   private async catchUp(lastId: number): Promise<void> {

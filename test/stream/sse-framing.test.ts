@@ -30,6 +30,7 @@ const notification = fc.record({
   type: fc.option(hostileString),
   topic: fc.option(fc.stringMatching(/^[A-Za-z0-9_.:/@-]{1,20}$/)),
   data: fc.option(fc.dictionary(hostileString, fc.oneof(hostileString, fc.array(hostileString, { maxLength: 3 })), { maxKeys: 4, noNullPrototype: true })),
+  critical: fc.boolean(),
 });
 
 function stored(n: Omit<StoredNotification, 'broadcast' | 'createdAt' | 'users'>): StoredNotification {
