@@ -90,3 +90,31 @@ CREATE TABLE IF NOT EXISTS inapp_mutes (
   name     text NOT NULL,
   PRIMARY KEY (user_id, kind, name)
 );
+
+-- Web Push subscriptions, one per browser (endpoint): a user may have several devices. An endpoint
+-- registered again, by whoever, belongs to the last user who registered it.
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+  endpoint    text   PRIMARY KEY,
+  user_id     text   NOT NULL,
+  p256dh      text   NOT NULL,             -- the browser's ECDH public key, base64url
+  auth        text   NOT NULL,             -- its auth secret, base64url
+  created_at  bigint NOT NULL              -- ms since the epoch
+);
+CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (user_id, created_at);
+
+-- Pushes waiting to be sent, one per notification and subscription, written in the transaction of
+-- the notification (so no commit loses one). Instances claim due jobs with FOR UPDATE SKIP LOCKED and
+-- lease them (locked_until) while they send; a job whose instance died is taken again after its lease.
+CREATE TABLE IF NOT EXISTS push_jobs (
+  id               bigserial PRIMARY KEY,
+  notification_id  bigint  NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  user_id          text    NOT NULL,
+  endpoint         text    NOT NULL REFERENCES push_subscriptions (endpoint) ON DELETE CASCADE,
+  due_at           bigint  NOT NULL,            -- ms since the epoch
+  attempts         integer NOT NULL DEFAULT 0,
+  held             boolean NOT NULL DEFAULT false,  -- true: held by quiet hours, sent in a summary
+  locked_until     bigint  NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (due_at);
+CREATE INDEX IF NOT EXISTS push_jobs_notification ON push_jobs (notification_id);
+CREATE INDEX IF NOT EXISTS push_jobs_endpoint ON push_jobs (endpoint);

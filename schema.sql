@@ -79,3 +79,31 @@ CREATE TABLE IF NOT EXISTS inapp_mutes (
   name     TEXT NOT NULL,
   PRIMARY KEY (user_id, kind, name)
 ) WITHOUT ROWID;
+
+-- Web Push subscriptions, one per browser (endpoint): a user may have several devices. An endpoint
+-- registered again, by whoever, belongs to the last user who registered it.
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+  endpoint    TEXT    PRIMARY KEY,
+  user_id     TEXT    NOT NULL,
+  p256dh      TEXT    NOT NULL,            -- the browser's ECDH public key, base64url
+  auth        TEXT    NOT NULL,            -- its auth secret, base64url
+  created_at  INTEGER NOT NULL             -- ms since the epoch
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (user_id, created_at);
+
+-- Pushes waiting to be sent, one per notification and subscription, written in the transaction of
+-- the notification (so no commit loses one). A sender leases a job (locked_until) while it sends;
+-- a job whose sender died is taken again once its lease runs out.
+CREATE TABLE IF NOT EXISTS push_jobs (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  notification_id  INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  user_id          TEXT    NOT NULL,
+  endpoint         TEXT    NOT NULL REFERENCES push_subscriptions (endpoint) ON DELETE CASCADE,
+  due_at           INTEGER NOT NULL,            -- ms since the epoch
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  held             INTEGER NOT NULL DEFAULT 0,  -- 1: held by quiet hours, sent in a summary
+  locked_until     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (due_at);
+CREATE INDEX IF NOT EXISTS push_jobs_notification ON push_jobs (notification_id);
+CREATE INDEX IF NOT EXISTS push_jobs_endpoint ON push_jobs (endpoint);

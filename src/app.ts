@@ -27,6 +27,9 @@ import { ResumeLimiter } from './stream/limits.js';
 import { pageRoutes } from './routes/page.js';
 import { preferenceRoutes } from './routes/preferences.js';
 import { publishRoutes } from './routes/publish.js';
+import { pushRoutes } from './routes/push.js';
+import { LocalPresence, RedisPresence } from './push/presence.js';
+import { PushWorker } from './push/worker.js';
 import { wsRoutes } from './routes/ws.js';
 import type { Secrets } from './secrets.js';
 import type { Store } from './store/store.js';
@@ -34,7 +37,7 @@ import { validatorCompiler } from './http/validation.js';
 
 export interface AppDeps {
   config: Config;
-  secrets: Pick<Secrets, 'jwtSecret' | 'publisherKey'>;
+  secrets: Pick<Secrets, 'jwtSecret' | 'publisherKey' | 'vapid'>;
   store: Store;
   bus: Bus;
 }
@@ -133,5 +136,14 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
   if (config.demo.enabled) await app.register(demoRoutes, { maxTopics: config.stream.maxTopics });
   await app.register(retentionPlugin, { ...config.retention, store });
+  await app.register(pushRoutes, { store, vapidPublicKey: secrets.vapid.publicKey, config: config.push });
+  const presence =
+    config.bus.location === 'memory' ? new LocalPresence(hub) : new RedisPresence(config.bus.location, hub, config.bus.channel);
+  const pushWorker = new PushWorker({ store, bus, presence, vapid: secrets.vapid, config: config.push, log: app.log.child({ component: 'push' }) });
+  // onClose runs after preClose has ended the streams, and before the caller closes the store.
+  app.addHook('onClose', async () => {
+    await pushWorker.stop();
+    await presence.close();
+  });
   return app;
 }

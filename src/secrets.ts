@@ -1,13 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import webpush from 'web-push';
 import type { Config } from './config.js';
+
+/** The VAPID key pair push services know this deployment by (base64url, uncompressed P-256). */
+export interface VapidKeys {
+  publicKey: string;
+  privateKey: string;
+}
 
 export interface Secrets {
   jwtSecret: string;
   publisherKey: string;
+  vapid: VapidKeys;
   /** Which of them were generated (and kept in the data dir) rather than configured. */
-  generated: { jwtSecret: boolean; publisherKey: boolean };
+  generated: { jwtSecret: boolean; publisherKey: boolean; vapid: boolean };
 }
 
 /** Where generated secrets are kept. */
@@ -31,7 +39,7 @@ function keep(file: string, text: string): void {
  */
 export function loadSecrets(config: Config): Secrets {
   const file = secretsFile(config);
-  let kept: Partial<Record<'jwtSecret' | 'publisherKey', string>> = {};
+  let kept: Partial<Record<'jwtSecret' | 'publisherKey', string> & { vapid: VapidKeys }> = {};
   try {
     kept = JSON.parse(readFileSync(file, 'utf8')) as typeof kept;
   } catch (err) {
@@ -39,16 +47,24 @@ export function loadSecrets(config: Config): Secrets {
   }
   const jwtSecret = config.auth.jwtSecret ?? kept.jwtSecret ?? randomBytes(32).toString('base64url');
   const publisherKey = config.auth.publisherKey ?? kept.publisherKey ?? `hpk_${randomBytes(24).toString('base64url')}`;
-  const generated = { jwtSecret: config.auth.jwtSecret === undefined, publisherKey: config.auth.publisherKey === undefined };
-  if (generated.jwtSecret || generated.publisherKey) {
+  const { vapidPublicKey, vapidPrivateKey } = config.push;
+  // Kept once generated: browsers subscribed with this public key, and a new one would orphan every subscription.
+  const vapid = vapidPublicKey && vapidPrivateKey ? { publicKey: vapidPublicKey, privateKey: vapidPrivateKey } : (kept.vapid ?? webpush.generateVAPIDKeys());
+  const generated = {
+    jwtSecret: config.auth.jwtSecret === undefined,
+    publisherKey: config.auth.publisherKey === undefined,
+    vapid: vapidPublicKey === undefined,
+  };
+  if (generated.jwtSecret || generated.publisherKey || generated.vapid) {
     const toKeep = {
       ...(generated.jwtSecret ? { jwtSecret } : {}),
       ...(generated.publisherKey ? { publisherKey } : {}),
+      ...(generated.vapid ? { vapid } : {}),
     };
-    if (toKeep.jwtSecret !== kept.jwtSecret || toKeep.publisherKey !== kept.publisherKey) {
+    if (toKeep.jwtSecret !== kept.jwtSecret || toKeep.publisherKey !== kept.publisherKey || toKeep.vapid !== kept.vapid) {
       mkdirSync(config.dataDir, { recursive: true });
       keep(file, JSON.stringify(toKeep, null, 2) + '\n');
     }
   }
-  return { jwtSecret, publisherKey, generated };
+  return { jwtSecret, publisherKey, vapid, generated };
 }

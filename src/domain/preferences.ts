@@ -117,3 +117,42 @@ export class MuteIndex {
     return out.size > 0 ? out : null;
   }
 }
+
+/** Minutes since local midnight of a `HH:MM`. */
+const minutesOf = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/**
+ * When the quiet hours that `now` falls in end (ms since the epoch), or null outside them. The window
+ * runs from `start` up to `end` local time, across midnight when `end` is earlier; `start` equal to
+ * `end` is an empty window. The end is found by counting local minutes forward, so on a day whose
+ * clock changes (DST) it may be off by the change, an hour at most.
+ */
+export function quietHoursEnd(q: Preferences['quietHours'], now: number): number | null {
+  if (!q) return null;
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZone: q.timeZone, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).formatToParts(now);
+  const part = (type: string) => Number(parts.find((p) => p.type === type)!.value);
+  const local = part('hour') * 60 + part('minute');
+  const start = minutesOf(q.start);
+  const end = minutesOf(q.end);
+  const inside = start < end ? local >= start && local < end : start > end && (local >= start || local < end);
+  if (!inside) return null;
+  const minutesLeft = (end - local + 1440) % 1440;
+  return now - (now % 1000) - part('second') * 1000 + minutesLeft * 60_000;
+}
+
+export type PushDecision = { send: true } | { send: false } | { holdUntil: number };
+
+/**
+ * Whether a notification goes out by push to a user now, by their preferences: `push: never` sends
+ * nothing; `offline` only while they have no open stream anywhere; a type or topic with `push: false`
+ * is not pushed; in quiet hours it is held until they end. A critical notification ignores the type
+ * and topic switches and quiet hours (but not `never`: that user takes no push at all).
+ */
+export function pushDecision(p: Preferences, n: Pick<Notification, 'type' | 'topic' | 'critical'>, online: boolean, now: number): PushDecision {
+  if (p.push === 'never' || (p.push === 'offline' && online)) return { send: false };
+  if (n.critical) return { send: true };
+  const off = (m: Preferences['types'], key: string | null) => key !== null && m[key]?.push === false;
+  if (off(p.types, n.type) || off(p.topics, n.topic)) return { send: false };
+  const until = quietHoursEnd(p.quietHours, now);
+  return until === null ? { send: true } : { holdUntil: until };
+}

@@ -5,8 +5,8 @@ import { projectFile } from '../paths.js';
 import { publicView, type Audience, type InboxItem, type Mutes, type NewNotification, type Preferences, type StoredNotification } from '../types.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
-import { created, newRow, type NewRow, type Publish } from './rows.js';
-import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import { created, jobFromRow, newRow, type JobRow, type NewRow, type Publish } from './rows.js';
+import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, PushJob, PushSubscriptionRecord, Store } from './store.js';
 
 /** What pg returns for a notification: `created_at` as a Date; `data` and `users` are parsed already. */
 type Row = Omit<StoredNotification, 'createdAt'> & { created_at: Date };
@@ -153,6 +153,20 @@ const sql = {
              ON CONFLICT (user_id) DO UPDATE SET read_up_to = greatest(read_marks.read_up_to, excluded.read_up_to)),
     cleared AS (DELETE FROM user_state WHERE user_id = $1 AND notification_id <= (SELECT last_id FROM head) AND NOT deleted)
     SELECT last_id FROM head`,
+  saveSubscription: `WITH saved AS (
+      INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) VALUES ($1, $2, $3, $4, $5)
+      ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at)
+    DELETE FROM push_subscriptions WHERE user_id = $2 AND endpoint IN
+      (SELECT endpoint FROM push_subscriptions WHERE user_id = $2 AND endpoint <> $1 ORDER BY created_at DESC OFFSET $6 - 1)`,
+  removeSubscription: `DELETE FROM push_subscriptions WHERE endpoint = $1 AND ($2::text IS NULL OR user_id = $2)`,
+  // SKIP LOCKED: instances claiming at the same time take different jobs instead of queueing on each other.
+  claimJobs: `WITH due AS (
+      SELECT id FROM push_jobs WHERE due_at <= $1 AND locked_until <= $1 ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
+    leased AS (UPDATE push_jobs j SET locked_until = $3 FROM due WHERE j.id = due.id RETURNING j.*)
+    SELECT l.id, l.notification_id, l.user_id, l.endpoint, s.p256dh, s.auth, l.attempts, l.held
+    FROM leased l JOIN push_subscriptions s ON s.endpoint = l.endpoint ORDER BY l.due_at, l.id`,
+  finishJobs: `DELETE FROM push_jobs WHERE id = ANY($1::bigint[])`,
+  deferJob: `UPDATE push_jobs SET due_at = $2, locked_until = 0, attempts = attempts + $3, held = held OR $4 WHERE id = $1`,
   // The counter is updated in the transaction that inserts, so its committed value is the newest committed id.
   lastId: `SELECT last_id FROM id_counter`,
   lockCounter: `SELECT last_id FROM id_counter FOR UPDATE`,
@@ -168,6 +182,11 @@ const sql = {
         AS v (id, title, body, data, type, topic, broadcast, critical, created_at)
     ), recipients_added AS (
       INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($9::text[], $10::bigint[])
+    ), pushes_queued AS (
+      -- One index probe per recipient: nothing for a user without push subscriptions.
+      INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at)
+      SELECT r.id, s.user_id, s.endpoint, $18 FROM unnest($9::text[], $10::bigint[]) AS r (user_id, id)
+      JOIN push_subscriptions s ON s.user_id = r.user_id
     ), keys_added AS (
       INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at)
       SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::timestamptz[])
@@ -325,6 +344,7 @@ export class PostgresStore implements Store {
           kr.publisher, kr.key, kr.hash, kr.id, kr.createdAt,
           last,
           nr.critical,
+          Date.now(),
         ]);
       }
       // Replays answer with the stored row, as SQLite does (read inside the transaction, which sees its own rows).
@@ -415,6 +435,27 @@ export class PostgresStore implements Store {
 
   async setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void> {
     await this.pool.query(sql.setPreferences, [user, JSON.stringify(p), mutes.types, mutes.topics]);
+  }
+
+  async addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): Promise<void> {
+    // The new row is not visible to the trim in the same statement: it keeps the newest maxPerUser - 1 others.
+    await this.pool.query(sql.saveSubscription, [sub.endpoint, user, sub.p256dh, sub.auth, Date.now(), maxPerUser]);
+  }
+
+  async removePushSubscription(endpoint: string, user?: string): Promise<boolean> {
+    return ((await this.pool.query(sql.removeSubscription, [endpoint, user ?? null])).rowCount ?? 0) > 0;
+  }
+
+  async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {
+    return (await this.pool.query<JobRow>(sql.claimJobs, [now, limit, now + leaseMs])).rows.map(jobFromRow);
+  }
+
+  async finishPushJobs(ids: readonly number[]): Promise<void> {
+    await this.pool.query(sql.finishJobs, [ids]);
+  }
+
+  async deferPushJob(id: number, dueAt: number, kind: 'retry' | 'hold'): Promise<void> {
+    await this.pool.query(sql.deferJob, [id, dueAt, kind === 'retry' ? 1 : 0, kind === 'hold']);
   }
 
   async ping(): Promise<void> {

@@ -6,8 +6,8 @@ import { publicView, type Audience, type InboxItem, type Mutes, type NewNotifica
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
-import { created, newRow, type Publish } from './rows.js';
-import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, Store } from './store.js';
+import { created, jobFromRow, newRow, type JobRow, type Publish } from './rows.js';
+import type { CatchUp, IdempotencyKey, InsertResult, ListQuery, PruneOptions, PushJob, PushSubscriptionRecord, Store } from './store.js';
 
 interface Row {
   id: number;
@@ -109,6 +109,29 @@ export class SqliteStore implements Store {
          VALUES (@title, @body, @data, @type, @topic, @broadcast, @critical, @createdAt)`,
       ),
       recipient: db.prepare(`INSERT OR IGNORE INTO recipients (user_id, notification_id) VALUES (?, ?)`),
+      // One index probe per recipient: nothing for a user without push subscriptions.
+      queuePush: db.prepare(
+        `INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at) SELECT ?, user_id, endpoint, ? FROM push_subscriptions WHERE user_id = ?`,
+      ),
+      saveSubscription: db.prepare(
+        `INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) VALUES (@endpoint, @user, @p256dh, @auth, @now)
+         ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at`,
+      ),
+      trimSubscriptions: db.prepare(
+        `DELETE FROM push_subscriptions WHERE user_id = @user AND endpoint NOT IN
+           (SELECT endpoint FROM push_subscriptions WHERE user_id = @user ORDER BY created_at DESC LIMIT @max)`,
+      ),
+      removeSubscription: db.prepare(`DELETE FROM push_subscriptions WHERE endpoint = @endpoint AND (@user IS NULL OR user_id = @user)`),
+      dueJobs: db.prepare(
+        `SELECT j.id, j.notification_id, j.user_id, j.endpoint, s.p256dh, s.auth, j.attempts, j.held
+         FROM push_jobs j JOIN push_subscriptions s ON s.endpoint = j.endpoint
+         WHERE j.due_at <= @now AND j.locked_until <= @now ORDER BY j.due_at, j.id LIMIT @limit`,
+      ),
+      leaseJobs: db.prepare(`UPDATE push_jobs SET locked_until = ? WHERE id IN (SELECT value FROM json_each(?))`),
+      finishJobs: db.prepare(`DELETE FROM push_jobs WHERE id IN (SELECT value FROM json_each(?))`),
+      deferJob: db.prepare(
+        `UPDATE push_jobs SET due_at = @dueAt, locked_until = 0, attempts = attempts + @retry, held = max(held, @hold) WHERE id = @id`,
+      ),
       findKey: db.prepare(`SELECT request_hash, notification_id FROM idempotency_keys WHERE publisher = ? AND key = ?`),
       saveKey: db.prepare(
         `INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at) VALUES (?, ?, ?, ?, ?)`,
@@ -226,7 +249,10 @@ export class SqliteStore implements Store {
         createdAt: row.createdAt,
       }).lastInsertRowid,
     );
-    for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
+    for (const u of row.users ?? []) {
+      this.stmts.recipient.run(u, id);
+      this.stmts.queuePush.run(id, Date.now(), u);
+    }
     if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, row.createdAt);
     return { status: 'created', notification: created(row, id) };
   }
@@ -333,6 +359,33 @@ export class SqliteStore implements Store {
       for (const t of mutes.types) this.stmts.addMute.run(user, 'type', t);
       for (const t of mutes.topics) this.stmts.addMute.run(user, 'topic', t);
     })();
+  }
+
+  async addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): Promise<void> {
+    this.db.transaction(() => {
+      this.stmts.saveSubscription.run({ ...sub, user, now: Date.now() });
+      this.stmts.trimSubscriptions.run({ user, max: maxPerUser });
+    })();
+  }
+
+  async removePushSubscription(endpoint: string, user?: string): Promise<boolean> {
+    return this.stmts.removeSubscription.run({ endpoint, user: user ?? null }).changes > 0;
+  }
+
+  async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {
+    return this.db.transaction(() => {
+      const rows = this.stmts.dueJobs.all({ now, limit }) as JobRow[];
+      this.stmts.leaseJobs.run(now + leaseMs, JSON.stringify(rows.map((r) => r.id)));
+      return rows.map(jobFromRow);
+    })();
+  }
+
+  async finishPushJobs(ids: readonly number[]): Promise<void> {
+    this.stmts.finishJobs.run(JSON.stringify(ids));
+  }
+
+  async deferPushJob(id: number, dueAt: number, kind: 'retry' | 'hold'): Promise<void> {
+    this.stmts.deferJob.run({ id, dueAt, retry: kind === 'retry' ? 1 : 0, hold: kind === 'hold' ? 1 : 0 });
   }
 
   async ping(): Promise<void> {

@@ -40,6 +40,25 @@ export interface PruneOptions {
   signal?: AbortSignal;
 }
 
+/** A browser's Web Push subscription (its `PushSubscription` JSON, flattened). */
+export interface PushSubscriptionRecord {
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+}
+
+/** One push waiting to be sent: a notification to one subscription of its user. */
+export interface PushJob {
+  id: number;
+  notificationId: number;
+  user: string;
+  subscription: PushSubscriptionRecord;
+  /** Sends tried so far. */
+  attempts: number;
+  /** Held by quiet hours: sent in a summary with the others held for the same subscription. */
+  held: boolean;
+}
+
 /**
  * The durable record of every notification and every user's read/deleted state.
  * SQLite (embedded) and PostgreSQL (scale-out) implement it; the rest of Herald sees only this.
@@ -88,6 +107,23 @@ export interface Store {
   preferences(user: string): Promise<Preferences | null>;
   /** Replaces the user's preferences and the in-app mutes derived from them (`inappMutes`), in one transaction. */
   setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void>;
+  /**
+   * Stores (or moves to `user`) a browser's subscription; beyond `maxPerUser` the user's oldest go.
+   * From then on every insert of a notification to `user` (direct targets) queues a push job for it,
+   * in the insert's transaction.
+   */
+  addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): Promise<void>;
+  /** Removes a subscription (and its pending jobs); `user` given: only if it is theirs. False if there was none. */
+  removePushSubscription(endpoint: string, user?: string): Promise<boolean>;
+  /**
+   * Leases up to `limit` jobs due at `now` for `leaseMs`, oldest due first: no other caller, on any
+   * instance, gets them until the lease runs out or the job is finished or deferred.
+   */
+  claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]>;
+  /** Sent, or given up: the job goes. */
+  finishPushJobs(ids: readonly number[]): Promise<void>;
+  /** Due again at `dueAt` (a retry counts an attempt; a hold by quiet hours marks it held). */
+  deferPushJob(id: number, dueAt: number, kind: 'retry' | 'hold'): Promise<void>;
   /** Reachability for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

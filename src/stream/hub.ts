@@ -51,6 +51,8 @@ export class Hub {
   /** Each user's latest read of their preferences in flight: only the latest one is applied. */
   private readonly loading = new Map<string, Promise<void>>();
   private newest = 0;
+  /** Told when a user's first stream here opens (true) and their last one closes (false): presence. */
+  private readonly presence: ((user: string, online: boolean) => void)[] = [];
   private readonly unsubscribe: () => void;
   // One timer for every stream rather than one each: at tens of thousands of streams, timers add up.
   private readonly heartbeatTimer: NodeJS.Timeout;
@@ -89,14 +91,27 @@ export class Hub {
     this.all.add(c);
     addTo(this.byUser, c.user, c);
     for (const t of c.topics) addTo(this.byTopic, t, c);
-    if (first) this.loadPreferences(c.user);
+    if (!first) return;
+    this.loadPreferences(c.user);
+    for (const f of this.presence) f(c.user, true);
   }
 
   remove(c: Connection): void {
     if (!this.all.delete(c)) return;
     removeFrom(this.byUser, c.user, c);
     for (const t of c.topics) removeFrom(this.byTopic, t, c);
-    if (!this.byUser.has(c.user)) this.mutes.delete(c.user);
+    if (this.byUser.has(c.user)) return;
+    this.mutes.delete(c.user);
+    for (const f of this.presence) f(c.user, false);
+  }
+
+  onPresence(f: (user: string, online: boolean) => void): void {
+    this.presence.push(f);
+  }
+
+  /** The users with a stream open here. */
+  users(): IterableIterator<string> {
+    return this.byUser.keys();
   }
 
   /** (Re)reads a user's preferences into the mute index; a later read supersedes one still in flight. */
