@@ -184,3 +184,13 @@ t.test('kill -9 with a push pending: the restarted server sends it', async (t) =
   t.same(push.log.map((l) => l.status), [503, 201], 'tried once before the kill, sent once after');
   t.equal(((await (await fetch(`${child.url}/push/vapid-public-key`)).json()) as { publicKey: string }).publicKey, key, 'the VAPID key was kept');
 });
+
+t.test('the service worker is served from the root, so its scope is the whole origin', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const res = await fetch(`${s.url}/sw.js`);
+  t.equal(res.status, 200);
+  t.match(res.headers.get('content-type'), /javascript/);
+  const text = await res.text();
+  for (const handler of ["'push'", "'notificationclick'", "'herald-token'"]) t.ok(text.includes(handler), handler);
+});
