@@ -1,4 +1,7 @@
-import { publicView, type StoredNotification, type UserEvent } from '../types.js';
+import { publicView, type Notification, type StoredNotification, type UserEvent } from '../types.js';
+
+/** The user events a stream is told about (a preferences change is for the instances, not the client). */
+export type StreamUserEvent = Exclude<UserEvent, { kind: 'preferences' }>;
 
 /**
  * One event on its way to clients, serialised lazily and at most once per format however many
@@ -17,6 +20,8 @@ export class OutEvent {
     readonly id: number | undefined,
     readonly event: 'notification' | 'read' | 'deleted' | 'reload' | 'unread',
     private readonly payload: unknown,
+    /** The notification a `notification` event carries: the hub's mutes are checked against it. */
+    readonly notification?: Notification,
   ) {}
 
   get json(): string {
@@ -24,10 +29,11 @@ export class OutEvent {
   }
 
   static notification(n: StoredNotification): OutEvent {
-    return new OutEvent(n.id, 'notification', publicView(n));
+    const view = publicView(n);
+    return new OutEvent(n.id, 'notification', view, view);
   }
 
-  static user(e: UserEvent): OutEvent {
+  static user(e: StreamUserEvent): OutEvent {
     switch (e.kind) {
       case 'read':
         return new OutEvent(undefined, 'read', { ids: e.ids });

@@ -100,6 +100,7 @@ export class Subscription implements Connection {
       // what is not is the client's past (its history).
       if (lastId === undefined) this.resumeAt(this.liveAfter);
       else await this.catchUp(lastId);
+      await this.deps.hub.preferencesLoaded(this.user);
       await this.sendFirstCount();
     } catch (err) {
       this.close();
@@ -107,7 +108,8 @@ export class Subscription implements Connection {
     }
     const held = this.held ?? [];
     this.held = null;
-    for (const ev of held) this.deliver(ev);
+    // Some may have been routed before the hub knew this user's mutes.
+    for (const ev of held) if (!this.deps.hub.isMuted(this.user, ev)) this.deliver(ev);
   }
 
   private async catchUp(lastId: number): Promise<void> {
