@@ -154,18 +154,45 @@ t.test('history hides muted ones unless includeMuted=true (flagged muted); the u
   t.teardown(() => s.close());
   await putPrefs(s, 'alice');
   const { shown, muted } = await publishCases(s);
-  const q = '?topic=deploys&topic=news';
-  const ids = (b: { items: { id: number }[] }) => b.items.map((i) => i.id);
-  const plain = await s.request('GET', `/notifications${q}`, 'alice', undefined, topics);
-  t.same(ids(plain.body), [...shown].reverse());
-  t.ok(plain.body.items.every((i: { muted: boolean }) => i.muted === false));
-  const all = await s.request('GET', `/notifications${q}&includeMuted=true`, 'alice', undefined, topics);
-  t.same(ids(all.body), [...shown, ...muted].sort((a, b) => b - a));
-  for (const item of all.body.items) t.equal(item.muted, muted.includes(item.id), `item ${item.id} muted flag`);
-  const unread = await s.request('GET', `/notifications${q}&unread=true`, 'alice', undefined, topics);
-  t.same(ids(unread.body), [...shown].reverse(), 'unread=true too');
-  const count = await s.request('GET', `/notifications/unread-count${q}`, 'alice', undefined, topics);
-  t.equal(count.body.count, shown.length);
-  const bob = await s.request('GET', '/notifications/unread-count?topic=deploys&topic=news', 'bob', undefined, topics);
-  t.equal(bob.body.count, 5, 'bob mutes nothing: topics and broadcast and his direct one');
+  // History lists the caller's own and broadcasts, or with ?topic= those topics only: both, merged.
+  const parts = ['?', '?topic=deploys&topic=news&'];
+  const history = async (user: string, extra: string) => {
+    const items: { id: number; muted: boolean }[] = [];
+    for (const p of parts) items.push(...(await s.request('GET', `/notifications${p}${extra}`, user, undefined, topics)).body.items);
+    return items.sort((a, b) => b.id - a.id);
+  };
+  const count = async (user: string) => {
+    let c = 0;
+    for (const p of parts) c += (await s.request('GET', `/notifications/unread-count${p}`, user, undefined, topics)).body.count as number;
+    return c;
+  };
+  const ids = (items: { id: number }[]) => items.map((i) => i.id);
+  const plain = await history('alice', '');
+  t.same(ids(plain), [...shown].reverse());
+  t.ok(plain.every((i) => i.muted === false));
+  const all = await history('alice', 'includeMuted=true');
+  t.same(ids(all), [...shown, ...muted].sort((a, b) => b - a));
+  for (const item of all) t.equal(item.muted, muted.includes(item.id), `item ${item.id} muted flag`);
+  t.same(ids(await history('alice', 'unread=true')), [...shown].reverse(), 'unread=true too');
+  t.equal(await count('alice'), shown.length);
+  t.equal(await count('bob'), 5, 'bob mutes nothing: topics and broadcast and his direct one');
+});
+
+t.test("the stream's unread count leaves muted ones out, and follows a PUT (SSE and WebSocket)", async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  await putPrefs(s, 'alice');
+  await s.publish({ user: 'alice', type: 'comment', title: 'muted' });
+  await s.publish({ user: 'alice', type: 'other', title: 'shown' });
+  const sse = await connect(s, 'alice');
+  const ws = await wsConnect(s, 'alice', '?lastEventId=0');
+  t.teardown(() => (sse.close(), ws.close()));
+  const wsCounts = () => ws.of('unread').map((f: { data: { count: number } }) => f.data.count);
+  await sse.unread.waitFor((c) => c.length === 1);
+  await ws.waitFor(() => wsCounts().length === 1);
+  t.same([sse.unread.items[0], wsCounts()[0]], [1, 1], 'the first count skips the muted one');
+  await putPrefs(s, 'alice', {});
+  await sse.unread.waitFor((c) => c.length === 2);
+  await ws.waitFor(() => wsCounts().length === 2);
+  t.same([sse.unread.items[1], wsCounts()[1]], [2, 2], 'unmuted: counted again, sent without any read');
 });
