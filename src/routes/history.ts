@@ -4,8 +4,17 @@ import type { Inbox } from '../domain/inbox.js';
 import { errorResponses, idString, inboxItemSchema, topicsQuery } from '../schemas.js';
 import type { Store } from '../store/store.js';
 
+/**
+ * `?topic=` alone filters: those topics' notifications only. `scope=stream` widens instead, to what a
+ * stream with those topics shows (the caller's own, broadcasts and those topics): an inbox's one list.
+ */
+const scope = { type: 'string', enum: ['topics', 'stream'], default: 'topics' } as const;
+type Scope = (typeof scope.enum)[number];
+const topicsOnly = (q: { topic?: string[]; scope: Scope }): boolean => q.topic !== undefined && q.scope === 'topics';
+
 interface ListQuery {
   topic?: string[];
+  scope: Scope;
   limit: number;
   before?: string;
   unread: boolean;
@@ -24,12 +33,14 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
     '/notifications',
     {
       schema: {
-        summary: "The caller's notifications, newest first; with `topic`, only those of the topics named",
+        summary:
+          "The caller's notifications, newest first; with `topic`, only those of the topics named (with `scope=stream` too, the caller's own, broadcasts and those topics)",
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
             topic,
+            scope,
             limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
             before: idString,
             unread: { type: 'boolean', default: false },
@@ -56,7 +67,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
         before: q.before === undefined ? undefined : Number(q.before),
         limit: q.limit + 1,
         unreadOnly: q.unread,
-        topicsOnly: q.topic !== undefined,
+        topicsOnly: topicsOnly(q),
         includeMuted: q.includeMuted,
       });
       const items = rows.slice(0, q.limit);
@@ -65,18 +76,18 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
     },
   );
 
-  app.get<{ Querystring: { topic?: string[] } }>(
+  app.get<{ Querystring: { topic?: string[]; scope: Scope } }>(
     '/notifications/unread-count',
     {
       schema: {
-        summary: "How many of the caller's notifications are unread; with `topic`, of the topics named only",
-        querystring: { type: 'object', additionalProperties: false, properties: { topic, token: { type: 'string' } } },
+        summary: "How many of the caller's notifications are unread; with `topic`, of the topics named only (`scope` as for the list)",
+        querystring: { type: 'object', additionalProperties: false, properties: { topic, scope, token: { type: 'string' } } },
         response: { 200: { type: 'object', properties: { count: { type: 'integer' } } }, ...errorResponses },
       },
     },
     async (request) => {
-      const { topic } = request.query;
-      return { count: await store.unreadCount({ user: request.userId, topics: topic ?? [] }, { topicsOnly: topic !== undefined }) };
+      const q = request.query;
+      return { count: await store.unreadCount({ user: request.userId, topics: q.topic ?? [] }, { topicsOnly: topicsOnly(q) }) };
     },
   );
 

@@ -29,9 +29,13 @@ t.test('history: newest first, cursor pages, per-user read state, unread filter 
 
   const withTopic = await s.request('GET', '/notifications?topic=news&limit=2', 'alice', undefined, readsNews);
   t.same(withTopic.body.items.map((n: { id: number }) => n.id), [news], '?topic= filters: that topic only');
+  const stream = await s.request('GET', '/notifications?topic=news&scope=stream&limit=3', 'alice', undefined, readsNews);
+  t.same(stream.body.items.map((n: { id: number }) => n.id), [news, bcast, ids[6]], 'scope=stream: what a stream with that topic shows');
+  t.equal((await s.request('GET', '/notifications?topic=news&scope=all', 'alice', undefined, readsNews)).status, 400, 'scope is topics or stream');
 
   t.same((await s.request('GET', '/notifications/unread-count', 'alice')).body, { count: 8 });
   t.same((await s.request('GET', '/notifications/unread-count?topic=news', 'alice', undefined, readsNews)).body, { count: 1 }, 'of that topic only');
+  t.same((await s.request('GET', '/notifications/unread-count?topic=news&scope=stream', 'alice', undefined, readsNews)).body, { count: 9 }, 'scope=stream: own, broadcasts and the topic');
   t.same((await s.request('POST', `/notifications/${ids[0]}/read`, 'alice')).body, { id: ids[0], read: true });
   t.same((await s.request('POST', `/notifications/${bcast}/read`, 'alice')).body, { id: bcast, read: true });
   t.same((await s.request('GET', '/notifications/unread-count', 'alice')).body, { count: 6 });

@@ -578,6 +578,8 @@ export class HeraldInbox extends Emitter<InboxEvents> {
     this.changed();
     const q = new URLSearchParams({ limit: String(this.options.pageSize ?? 20) });
     for (const t of this.client.topics) q.append('topic', t);
+    // The stream's own list: the user's, broadcasts and these topics (`?topic=` alone would filter).
+    if (this.client.topics.length > 0) q.set('scope', 'stream');
     if (!reset && this.cursor) q.set('before', this.cursor);
     // Anything shown when the request left and absent from a fresh first page is gone (deleted meanwhile).
     const before = reset && this.loadedOnce ? [...this.items.keys()] : [];
@@ -698,6 +700,7 @@ export class HeraldInbox extends Emitter<InboxEvents> {
   private topicQuery(prefix: string): string {
     const q = new URLSearchParams();
     for (const t of this.client.topics) q.append('topic', t);
+    if (this.client.topics.length > 0) q.set('scope', 'stream');
     const s = q.toString();
     return s ? prefix + s : '';
   }
