@@ -151,10 +151,10 @@ t.test('the OpenAPI document lists every route with its schema, and the UI is se
   // [path, method, parameters as "in:name", an error status it documents]
   const expected: [string, string, string[], string][] = [
     ['/notifications', 'post', ['header:idempotency-key'], '400'],
-    ['/notifications', 'get', ['query:topic', 'query:limit', 'query:before', 'query:unread', 'query:includeMuted', 'query:token'], '401'],
+    ['/notifications', 'get', ['query:topic', 'query:scope', 'query:limit', 'query:before', 'query:unread', 'query:includeMuted', 'query:token'], '401'],
     ['/events', 'get', ['query:topic', 'query:lastEventId', 'query:token', 'header:last-event-id'], '401'],
     ['/ws', 'get', ['query:topic', 'query:lastEventId', 'query:token'], '426'],
-    ['/notifications/unread-count', 'get', ['query:topic', 'query:token'], '401'],
+    ['/notifications/unread-count', 'get', ['query:topic', 'query:scope', 'query:token'], '401'],
     ['/notifications/{id}/read', 'post', ['path:id'], '404'],
     ['/notifications/read-all', 'post', [], '401'],
     ['/notifications/{id}', 'delete', ['path:id'], '404'],
