@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS notifications (
   type        text,
   topic       text,                                 -- set for topic notifications
   broadcast   boolean     NOT NULL DEFAULT false,   -- true for notifications to everyone
+  critical    boolean     NOT NULL DEFAULT false,   -- true: no preference mutes it
   created_at  timestamptz NOT NULL
 );
 -- Added after the first release; IF NOT EXISTS adds them to an older database and skips them after.
@@ -28,6 +29,7 @@ ALTER TABLE notifications ADD COLUMN IF NOT EXISTS url text;         -- where it
 ALTER TABLE notifications ADD COLUMN IF NOT EXISTS icon text;        -- http(s) URL of an image
 ALTER TABLE notifications ADD COLUMN IF NOT EXISTS actor json;       -- {"name", "avatar"?}
 ALTER TABLE notifications ADD COLUMN IF NOT EXISTS actions json;     -- [{"label", "url"}], at most 3
+ALTER TABLE notifications ADD COLUMN IF NOT EXISTS critical boolean NOT NULL DEFAULT false;
 -- Catch-up and history walk each audience by id: these keep each walk an index range scan.
 CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id) WHERE topic IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notifications_broadcast_id ON notifications (id) WHERE broadcast;
@@ -116,3 +118,46 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 );
 CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_outbox_status ON webhook_outbox (status, created_at);
+-- A user's preferences (GET/PUT /preferences), the document as stored.
+CREATE TABLE IF NOT EXISTS preferences (
+  user_id  text PRIMARY KEY,
+  doc      json NOT NULL
+);
+
+-- What each user's preferences mute in-app, one row per switched-off type or topic (kind 'type' or
+-- 'topic'), written with the document: audience queries test a notification against these rows, and a
+-- user with none pays one empty index probe.
+CREATE TABLE IF NOT EXISTS inapp_mutes (
+  user_id  text NOT NULL,
+  kind     text NOT NULL,
+  name     text NOT NULL,
+  PRIMARY KEY (user_id, kind, name)
+);
+
+-- Web Push subscriptions, one per browser (endpoint): a user may have several devices. An endpoint
+-- registered again, by whoever, belongs to the last user who registered it.
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+  endpoint    text   PRIMARY KEY,
+  user_id     text   NOT NULL,
+  p256dh      text   NOT NULL,             -- the browser's ECDH public key, base64url
+  auth        text   NOT NULL,             -- its auth secret, base64url
+  created_at  bigint NOT NULL              -- ms since the epoch
+);
+CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (user_id, created_at);
+
+-- Pushes waiting to be sent, one per notification and subscription, written in the transaction of
+-- the notification (so no commit loses one). Instances claim due jobs with FOR UPDATE SKIP LOCKED and
+-- lease them (locked_until) while they send; a job whose instance died is taken again after its lease.
+CREATE TABLE IF NOT EXISTS push_jobs (
+  id               bigserial PRIMARY KEY,
+  notification_id  bigint  NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  user_id          text    NOT NULL,
+  endpoint         text    NOT NULL REFERENCES push_subscriptions (endpoint) ON DELETE CASCADE,
+  due_at           bigint  NOT NULL,            -- ms since the epoch
+  attempts         integer NOT NULL DEFAULT 0,
+  held             boolean NOT NULL DEFAULT false,  -- true: held by quiet hours, sent in a summary
+  locked_until     bigint  NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (due_at);
+CREATE INDEX IF NOT EXISTS push_jobs_notification ON push_jobs (notification_id);
+CREATE INDEX IF NOT EXISTS push_jobs_endpoint ON push_jobs (endpoint);

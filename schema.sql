@@ -12,11 +12,12 @@ CREATE TABLE IF NOT EXISTS notifications (
   topic       TEXT,                        -- set for topic notifications
   broadcast   INTEGER NOT NULL DEFAULT 0,  -- 1 for notifications to everyone
   created_at  TEXT    NOT NULL,            -- ISO 8601, UTC
-  -- Added after the first release: src/store/sqlite.ts adds them to an older file on start.
+  -- Added after the first release: src/store/sqlite-writer.ts adds them to an older file on start.
   url         TEXT,                        -- where the notification leads: http(s) URL or /path
   icon        TEXT,                        -- http(s) URL of an image
   actor       TEXT,                        -- JSON {"name", "avatar"?}
-  actions     TEXT                         -- JSON [{"label", "url"}], at most 3
+  actions     TEXT,                        -- JSON [{"label", "url"}], at most 3
+  critical    INTEGER NOT NULL DEFAULT 0   -- 1: no preference mutes it
 );
 -- Catch-up and history walk each audience by id: these keep each walk an index range scan.
 CREATE INDEX IF NOT EXISTS notifications_topic_id ON notifications (topic, id) WHERE topic IS NOT NULL;
@@ -105,3 +106,46 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_outbox_status ON webhook_outbox (status, created_at);
+-- A user's preferences (GET/PUT /preferences), the document as stored.
+CREATE TABLE IF NOT EXISTS preferences (
+  user_id  TEXT PRIMARY KEY,
+  doc      TEXT NOT NULL                 -- JSON
+) WITHOUT ROWID;
+
+-- What each user's preferences mute in-app, one row per switched-off type or topic (kind 'type' or
+-- 'topic'), written with the document: audience queries test a notification against these rows, and a
+-- user with none pays one empty index probe.
+CREATE TABLE IF NOT EXISTS inapp_mutes (
+  user_id  TEXT NOT NULL,
+  kind     TEXT NOT NULL,
+  name     TEXT NOT NULL,
+  PRIMARY KEY (user_id, kind, name)
+) WITHOUT ROWID;
+
+-- Web Push subscriptions, one per browser (endpoint): a user may have several devices. An endpoint
+-- registered again, by whoever, belongs to the last user who registered it.
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+  endpoint    TEXT    PRIMARY KEY,
+  user_id     TEXT    NOT NULL,
+  p256dh      TEXT    NOT NULL,            -- the browser's ECDH public key, base64url
+  auth        TEXT    NOT NULL,            -- its auth secret, base64url
+  created_at  INTEGER NOT NULL             -- ms since the epoch
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (user_id, created_at);
+
+-- Pushes waiting to be sent, one per notification and subscription, written in the transaction of
+-- the notification (so no commit loses one). A sender leases a job (locked_until) while it sends;
+-- a job whose sender died is taken again once its lease runs out.
+CREATE TABLE IF NOT EXISTS push_jobs (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  notification_id  INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+  user_id          TEXT    NOT NULL,
+  endpoint         TEXT    NOT NULL REFERENCES push_subscriptions (endpoint) ON DELETE CASCADE,
+  due_at           INTEGER NOT NULL,            -- ms since the epoch
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  held             INTEGER NOT NULL DEFAULT 0,  -- 1: held by quiet hours, sent in a summary
+  locked_until     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (due_at);
+CREATE INDEX IF NOT EXISTS push_jobs_notification ON push_jobs (notification_id);
+CREATE INDEX IF NOT EXISTS push_jobs_endpoint ON push_jobs (endpoint);

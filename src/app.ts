@@ -17,6 +17,7 @@ import { jsonBodyPlugin } from './http/json-body.js';
 import { loggingOptions } from './http/logging.js';
 import { Metrics } from './metrics.js';
 import { Inbox } from './domain/inbox.js';
+import { PreferenceBook } from './domain/preferences.js';
 import { Publisher } from './domain/publisher.js';
 import { retentionPlugin } from './domain/retention.js';
 import { demoRoutes } from './routes/demo.js';
@@ -26,8 +27,12 @@ import { opsRoutes } from './routes/ops.js';
 import { ResumeLimiter } from './stream/limits.js';
 import { RecentRing } from './stream/recent.js';
 import { pageRoutes } from './routes/page.js';
+import { preferenceRoutes } from './routes/preferences.js';
 import { publishRoutes } from './routes/publish.js';
 import { pusherRoutes } from './routes/pusher.js';
+import { pushRoutes } from './routes/push.js';
+import { LocalPresence, RedisPresence } from './push/presence.js';
+import { PushWorker } from './push/worker.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { websocketPlugin, wsRoutes } from './routes/ws.js';
 import { Webhooks } from './webhooks/index.js';
@@ -38,7 +43,7 @@ import { validatorCompiler } from './http/validation.js';
 export interface AppDeps {
   config: Config;
   /** The webhook secret as resolved (configured or generated); without it, HERALD_WEBHOOK_SECRET is used. */
-  secrets: Pick<Secrets, 'jwtSecret' | 'publisherKey'> & Partial<Pick<Secrets, 'webhookSecret'>>;
+  secrets: Pick<Secrets, 'jwtSecret' | 'publisherKey' | 'vapid'> & Partial<Pick<Secrets, 'webhookSecret'>>;
   store: Store;
   bus: Bus;
 }
@@ -75,7 +80,10 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   const metrics: Metrics = new Metrics((): number => hub.size);
   const webhookSecret = secrets.webhookSecret ?? config.webhooks.secret;
   const webhooks = new Webhooks(store, bus, config.webhooks, webhookSecret, metrics, app.log.child({ component: 'webhooks' }));
-  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, { store, log: app.log.child({ component: 'hub' }) }, webhooks.receipts);
+  const hub: Hub = new Hub(bus, config.stream.heartbeatMs, metrics, { store, log: app.log.child({ component: 'hub' }) }, webhooks.receipts, {
+    load: (user) => store.preferences(user),
+    onError: (err, user) => app.log.error({ err, user }, 'reading preferences failed: live delivery to this user is unfiltered'),
+  });
   // One for both transports: whether the loop is busy is this process's, whatever the stream.
   const flusher = new Flusher(config.stream.coalesceMs);
   // Read once the hub listens to the bus: every notification is at or below this, or routed through it.
@@ -134,6 +142,7 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   await app.register(publishRoutes, { ...config.publish, publisher, metrics });
   const inbox = new Inbox(store, bus, app.log, webhooks.userEventOutbox);
   await app.register(historyRoutes, { store, inbox, maxTopics: config.stream.maxTopics });
+  await app.register(preferenceRoutes, { preferences: new PreferenceBook(store, bus, app.log) });
   // One resume limiter for both transports: switching between them does not double a client's rate.
   const resumes = new ResumeLimiter(config.stream.resumeRatePerUser, config.stream.resumeRatePerIp);
   const stream = { ...config.stream, replay, hub, metrics, resumes, flusher };
@@ -147,5 +156,14 @@ export async function buildApp({ config, secrets, store, bus }: AppDeps): Promis
   // Demo routes exist only in demo mode: with it off, /demo/* is a plain 404.
   if (config.demo.enabled) await app.register(demoRoutes, { maxTopics: config.stream.maxTopics });
   await app.register(retentionPlugin, { ...config.retention, store });
+  await app.register(pushRoutes, { store, vapidPublicKey: secrets.vapid.publicKey, config: config.push });
+  const presence =
+    config.bus.location === 'memory' ? new LocalPresence(hub) : new RedisPresence(config.bus.location, hub, config.bus.channel);
+  const pushWorker = new PushWorker({ store, bus, presence, vapid: secrets.vapid, config: config.push, log: app.log.child({ component: 'push' }) });
+  // onClose runs after preClose has ended the streams, and before the caller closes the store.
+  app.addHook('onClose', async () => {
+    await pushWorker.stop();
+    await presence.close();
+  });
   return app;
 }

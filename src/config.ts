@@ -120,6 +120,27 @@ export interface BusConfig {
   resyncMs: number;
 }
 
+/** Web Push: VAPID identity, which endpoints subscriptions may name, and the delivery queue's pace. */
+export interface PushConfig {
+  /** Configured VAPID keys (base64url, as `web-push generate-vapid-keys` prints them); else generated and kept with the secrets. */
+  vapidPublicKey: string | undefined;
+  vapidPrivateKey: string | undefined;
+  /** The contact push services see in the VAPID JWT: a mailto: or https: URL. */
+  vapidSubject: string;
+  /**
+   * Accept `http://` endpoints on loopback hosts (tests, local development). Off, only `https://`
+   * endpoints are stored: an endpoint is a URL Herald POSTs to, so a plain-HTTP one would let a
+   * subscriber point Herald at any service inside its network.
+   */
+  allowLoopbackEndpoints: boolean;
+  /** Sends of one push before it is given up. */
+  maxAttempts: number;
+  /** The first retry's delay; each later one doubles (a Retry-After from the push service wins when longer). */
+  retryBaseMs: number;
+  /** How often the queue is looked at when nothing woke it (a publish on this instance wakes it at once). */
+  pollMs: number;
+}
+
 /** The operations endpoints (health, readiness, metrics). */
 export interface OpsConfig {
   /** When set, GET /metrics needs it as a bearer token. */
@@ -178,6 +199,7 @@ export interface Config {
   retention: RetentionConfig;
   store: StoreConfig;
   bus: BusConfig;
+  push: PushConfig;
   ops: OpsConfig;
   webhooks: WebhooksConfig;
   pusher: PusherConfig;
@@ -459,6 +481,14 @@ export function loadConfig(env: Env = process.env): Config {
       channel: str(env, 'HERALD_BUS_CHANNEL') ?? 'herald:bus',
       resyncMs: int(env, 'HERALD_BUS_RESYNC_MS', 1000, 100, 3_600_000),
     },
+    push: {
+      ...vapidKeys(env),
+      vapidSubject: vapidSubject(env),
+      allowLoopbackEndpoints: bool(env, 'HERALD_PUSH_ALLOW_LOOPBACK_HTTP', false),
+      maxAttempts: int(env, 'HERALD_PUSH_MAX_ATTEMPTS', 8, 1, 100),
+      retryBaseMs: int(env, 'HERALD_PUSH_RETRY_BASE_MS', 5_000, 10, 3_600_000),
+      pollMs: int(env, 'HERALD_PUSH_POLL_MS', 1_000, 10, 3_600_000),
+    },
     ops: { metricsToken },
     webhooks: {
       endpoints: webhookEndpoints(env),
@@ -475,4 +505,19 @@ export function loadConfig(env: Env = process.env): Config {
       activityTimeoutSeconds: int(env, 'HERALD_PUSHER_ACTIVITY_TIMEOUT', 120, 1, 3600),
     },
   };
+}
+
+function vapidKeys(env: Env): Pick<PushConfig, 'vapidPublicKey' | 'vapidPrivateKey'> {
+  const vapidPublicKey = str(env, 'HERALD_VAPID_PUBLIC_KEY');
+  const vapidPrivateKey = str(env, 'HERALD_VAPID_PRIVATE_KEY');
+  if ((vapidPublicKey === undefined) !== (vapidPrivateKey === undefined)) {
+    throw new ConfigError('HERALD_VAPID_PUBLIC_KEY and HERALD_VAPID_PRIVATE_KEY are set together or not at all');
+  }
+  return { vapidPublicKey, vapidPrivateKey };
+}
+
+function vapidSubject(env: Env): string {
+  const subject = str(env, 'HERALD_VAPID_SUBJECT') ?? 'mailto:herald@localhost';
+  if (!/^(mailto:|https:\/\/)/.test(subject)) throw new ConfigError(`HERALD_VAPID_SUBJECT must be a mailto: or https:// URL, got "${subject}"`);
+  return subject;
 }

@@ -71,6 +71,7 @@ const notificationProperties = {
   type: { type: ['string', 'null'] },
   topic: { type: ['string', 'null'] },
   broadcast: { type: 'boolean' },
+  critical: { type: 'boolean' },
   createdAt: { type: 'string' },
   url: { type: ['string', 'null'] },
   icon: { type: ['string', 'null'] },
@@ -95,10 +96,11 @@ export const storedNotificationSchema = {
 /** What a subscriber sees in their history: no other recipients, plus their own read state. */
 export const inboxItemSchema = {
   type: 'object',
-  required: [...Object.keys(notificationProperties), 'read', 'deliveredAt', 'readAt'],
+  required: [...Object.keys(notificationProperties), 'read', 'muted', 'deliveredAt', 'readAt'],
   properties: {
     ...notificationProperties,
     read: { type: 'boolean' },
+    muted: { type: 'boolean' },
     deliveredAt: { type: ['string', 'null'] },
     readAt: { type: ['string', 'null'] },
   },

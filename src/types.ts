@@ -32,6 +32,8 @@ export interface Notification extends Presentation {
   type: string | null;
   topic: string | null;
   broadcast: boolean;
+  /** Published as critical: no preference mutes it. */
+  critical: boolean;
   createdAt: string;
 }
 
@@ -47,6 +49,8 @@ export interface InboxItem extends Notification {
   deliveredAt: string | null;
   /** When the user read it (one read, or the mark-all-read that covered it); null when unread. */
   readAt: string | null;
+  /** Muted by the user's preferences: listed only when history is asked for with `includeMuted`. */
+  muted: boolean;
 }
 
 export interface NewNotification {
@@ -58,6 +62,7 @@ export interface NewNotification {
   icon?: string;
   actor?: Actor;
   actions?: Action[];
+  critical?: boolean;
   target: Target;
 }
 
@@ -71,7 +76,9 @@ export interface Audience {
 export type UserEvent =
   | { kind: 'read'; user: string; ids: number[] }
   | { kind: 'read-all'; user: string; upTo: number }
-  | { kind: 'deleted'; user: string; id: number };
+  | { kind: 'deleted'; user: string; id: number }
+  /** The user's preferences changed: every instance re-reads them (they are not sent to streams). */
+  | { kind: 'preferences'; user: string };
 
 /**
  * An event for one topic's open streams that is never stored: a Pusher client event, or a presence
@@ -121,10 +128,31 @@ export function publicView(n: StoredNotification): Notification {
     type: n.type,
     topic: n.topic,
     broadcast: n.broadcast,
+    critical: n.critical,
     createdAt: n.createdAt,
     url: n.url,
     icon: n.icon,
     actor: n.actor,
     actions: n.actions,
   };
+}
+
+/** A channel's switches for one notification type or topic: absent means on. */
+export interface ChannelSwitches {
+  inapp?: boolean;
+  push?: boolean;
+}
+
+/** A user's preferences (GET/PUT /preferences), as stored. */
+export interface Preferences {
+  push: 'offline' | 'always' | 'never';
+  quietHours: { start: string; end: string; timeZone: string } | null;
+  types: Record<string, ChannelSwitches>;
+  topics: Record<string, ChannelSwitches>;
+}
+
+/** What a user's preferences mute in-app (streams, catch-up, history, unread count): derived in domain/preferences.ts. */
+export interface Mutes {
+  types: string[];
+  topics: string[];
 }

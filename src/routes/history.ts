@@ -18,6 +18,7 @@ interface ListQuery {
   limit: number;
   before?: string;
   unread: boolean;
+  includeMuted: boolean;
 }
 
 export async function historyRoutes(app: FastifyInstance, opts: { store: Store; inbox: Inbox; maxTopics: number }): Promise<void> {
@@ -43,6 +44,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
             limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
             before: idString,
             unread: { type: 'boolean', default: false },
+            includeMuted: { type: 'boolean', default: false },
             token: { type: 'string' },
           },
         },
@@ -66,6 +68,7 @@ export async function historyRoutes(app: FastifyInstance, opts: { store: Store; 
         limit: q.limit + 1,
         unreadOnly: q.unread,
         topicsOnly: topicsOnly(q),
+        includeMuted: q.includeMuted,
       });
       const items = rows.slice(0, q.limit);
       // The cursor is a string so it round-trips as the `before` query parameter unchanged.

@@ -20,6 +20,7 @@ interface PublishBody {
   users?: string[];
   topic?: string;
   broadcast?: true;
+  critical?: boolean;
 }
 
 const bodySchema = {
@@ -36,6 +37,7 @@ const bodySchema = {
     topic: topicSchema,
     broadcast: { const: true },
     ...presentationInput,
+    critical: { type: 'boolean' },
   },
   oneOf: [{ required: ['user'] }, { required: ['users'] }, { required: ['topic'] }, { required: ['broadcast'] }],
 } as const;
@@ -91,6 +93,8 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishOptions):
         icon: b.icon ?? undefined,
         actor: b.actor ?? undefined,
         actions: b.actions ?? undefined,
+        // false is leaving it out, so both hash alike for Idempotency-Key.
+        critical: b.critical === true ? true : undefined,
         target: target(b),
       };
       const key = request.headers['idempotency-key'];

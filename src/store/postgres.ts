@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { printable } from '../config.js';
 import { projectFile } from '../paths.js';
-import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
+import { publicView, type Audience, type InboxItem, type Mutes, type NewNotification, type Preferences, type StoredNotification } from '../types.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
-import { created, newRow, outboxEntry, unreported, unreportedAll, type NewRow, type OutboxRow, type Publish } from './rows.js';
+import { created, jobFromRow, listIndex, listQueries, newRow, outboxEntry, unreported, unreportedAll, type JobRow, type ListFlags, type NewRow, type OutboxRow, type Publish } from './rows.js';
 import type {
   CatchUp,
   CountQuery,
@@ -16,6 +16,8 @@ import type {
   OutboxEntry,
   PruneOptions,
   ReplayState,
+  PushJob,
+  PushSubscriptionRecord,
   Store,
   UserAction,
   WebhookJob,
@@ -47,6 +49,7 @@ function fromRow(r: Row): StoredNotification {
     type: r.type,
     topic: r.topic,
     broadcast: r.broadcast,
+    critical: r.critical,
     createdAt: r.created_at.toISOString(),
     url: r.url,
     icon: r.icon,
@@ -57,7 +60,7 @@ function fromRow(r: Row): StoredNotification {
 }
 
 // COLLATE "C": recipients are listed in byte order, as SQLite lists them, whatever the database locale.
-const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at, n.url, n.icon, n.actor, n.actions,
+const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.critical, n.created_at, n.url, n.icon, n.actor, n.actions,
   CASE WHEN n.topic IS NULL AND NOT n.broadcast
     THEN (SELECT coalesce(array_agg(r.user_id ORDER BY r.user_id COLLATE "C"), '{}') FROM recipients r
           WHERE r.notification_id = n.id) END AS users`;
@@ -66,6 +69,13 @@ const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.
 const readUpTo = `coalesce((SELECT read_up_to FROM read_marks WHERE user_id = $1), 0)`;
 const isRead = `(n.id <= ${readUpTo} OR EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = n.id AND s.read))`;
 const unreadX = `x.id > ${readUpTo} AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = $1 AND s.notification_id = x.id AND s.read)`;
+
+/** Whether the notification `id` is muted for $1: the SQL form of `isMuted` (domain/preferences.ts). */
+const muted = (id: string) => `EXISTS (SELECT 1 FROM inapp_mutes m JOIN notifications mn ON mn.id = ${id}
+  WHERE m.user_id = $1 AND NOT mn.critical
+    AND ((m.kind = 'type' AND m.name = mn.type) OR (m.kind = 'topic' AND m.name = mn.topic)))`;
+const notMutedX = `NOT ${muted('x.id')}`;
+
 
 /**
  * The ids one audience may see, from each of the three disjoint sources (direct, broadcast, topic),
@@ -100,6 +110,13 @@ const receipts = `(SELECT delivered_at FROM receipts rc WHERE rc.user_id = $1 AN
   (SELECT min(t) FROM (SELECT read_at AS t FROM receipts rc WHERE rc.user_id = $1 AND rc.notification_id = n.id
     UNION ALL (SELECT read_at FROM read_all_log l WHERE l.user_id = $1 AND l.up_to >= n.id ORDER BY l.up_to LIMIT 1)) r) AS read_at`;
 
+/** History ($3 before, $4 limit), newest first: unread only or not, muted ones left out or listed (flagged), the topics only or everything. */
+function listSql({ unread, includeMuted, topicsOnly }: ListFlags): string {
+  const cond = ['x.id < $3', ...(unread ? [unreadX] : []), ...(includeMuted ? [] : [notMutedX])].join(' AND ');
+  return `SELECT ${columns}, ${unread ? 'false' : isRead} AS read, ${includeMuted ? muted('n.id') : 'false'} AS muted, ${receipts} FROM notifications n
+    WHERE n.id IN (${visibleIds(cond, 'DESC', '$4', topicsOnly)}) ORDER BY n.id DESC LIMIT $4`;
+}
+
 /**
  * Inserts webhook jobs given as column arrays from $first on (id, endpoint, event, payload, then the
  * time in ms), when `cond` holds: in the statement of the change they report, so they commit with it.
@@ -122,7 +139,7 @@ const raiseHorizon = (ids: string) => `INSERT INTO pruned_marks (user_id, up_to)
     ON CONFLICT (user_id) DO UPDATE SET up_to = greatest(pruned_marks.up_to, excluded.up_to)`;
 
 /** An audience's notifications after $3, oldest first, at most $4: alone (`since`) and inside `catchUp`. */
-const sinceQuery = `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > $3', 'ASC', '$4')})
+const sinceQuery = `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds(`x.id > $3 AND ${notMutedX}`, 'ASC', '$4')})
     ORDER BY n.id ASC LIMIT $4`;
 
 const sql = {
@@ -163,20 +180,26 @@ const sql = {
   replayStates: `SELECT u AS user_id,
       (SELECT coalesce(max(up_to), 0) FROM pruned_marks WHERE user_id IN ('${everyone}', u)) AS up_to,
       ARRAY(SELECT notification_id FROM user_state WHERE user_id = u AND notification_id > $2 AND deleted
-            ORDER BY notification_id) AS deleted
+            ORDER BY notification_id) AS deleted,
+      ARRAY(SELECT name FROM inapp_mutes WHERE user_id = u AND kind = 'type') AS muted_types,
+      ARRAY(SELECT name FROM inapp_mutes WHERE user_id = u AND kind = 'topic') AS muted_topics
     FROM unnest($1::text[]) u`,
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
-  // [everything the audience sees, its topics only]
-  list: [false, true].map(
-    (topicsOnly) => `SELECT ${columns}, ${isRead} AS read, ${receipts} FROM notifications n
-    WHERE n.id IN (${visibleIds('x.id < $3', 'DESC', '$4', topicsOnly)}) ORDER BY n.id DESC LIMIT $4`,
+  // Indexed by `listIndex`.
+  list: listQueries(listSql),
+  // $3: only ids up to it. [everything the audience sees, its topics only]
+  unreadCount: [false, true].map(
+    (topicsOnly) => `SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND x.id <= $3 AND ${notMutedX}`, 'ASC', 'ALL', topicsOnly)}) v`,
   ),
-  listUnread: [false, true].map(
-    (topicsOnly) => `SELECT ${columns}, false AS read, ${receipts} FROM notifications n
-    WHERE n.id IN (${visibleIds(`x.id < $3 AND ${unreadX}`, 'DESC', '$4', topicsOnly)}) ORDER BY n.id DESC LIMIT $4`,
-  ),
-  // $3: only ids up to it.
-  unreadCount: [false, true].map((topicsOnly) => `SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND x.id <= $3`, 'ASC', 'ALL', topicsOnly)}) v`),
+  preferences: `SELECT doc FROM preferences WHERE user_id = $1`,
+  // One statement, so the document and its mutes change together. Only mutes no longer wanted are
+  // deleted: a row deleted and inserted again by one statement would collide with itself.
+  setPreferences: `WITH saved AS (INSERT INTO preferences (user_id, doc) VALUES ($1, $2::json)
+                                  ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc),
+    wanted AS (SELECT 'type' AS kind, t AS name FROM unnest($3::text[]) t UNION ALL SELECT 'topic', t FROM unnest($4::text[]) t),
+    dropped AS (DELETE FROM inapp_mutes m WHERE m.user_id = $1
+                AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.kind = m.kind AND w.name = m.name))
+    INSERT INTO inapp_mutes (user_id, kind, name) SELECT $1, kind, name FROM wanted ON CONFLICT DO NOTHING`,
   // $3 the read time, then the jobs' columns: all or nothing, with the flag.
   markRead: `WITH flagged AS (${setFlag('read')}),
     receipt AS (INSERT INTO receipts (user_id, notification_id, read_at) SELECT $1, $2, $3::timestamptz FROM flagged
@@ -220,6 +243,20 @@ const sql = {
     cleared AS (DELETE FROM user_state WHERE user_id = $1 AND notification_id <= (SELECT last_id FROM head) AND NOT deleted),
     logged AS (INSERT INTO read_all_log (user_id, up_to, read_at) SELECT $1, last_id, $2 FROM head ON CONFLICT DO NOTHING)
     SELECT last_id FROM head`,
+  saveSubscription: `WITH saved AS (
+      INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) VALUES ($1, $2, $3, $4, $5)
+      ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at)
+    DELETE FROM push_subscriptions WHERE user_id = $2 AND endpoint IN
+      (SELECT endpoint FROM push_subscriptions WHERE user_id = $2 AND endpoint <> $1 ORDER BY created_at DESC OFFSET $6 - 1)`,
+  removeSubscription: `DELETE FROM push_subscriptions WHERE endpoint = $1 AND ($2::text IS NULL OR user_id = $2)`,
+  // SKIP LOCKED: instances claiming at the same time take different jobs instead of queueing on each other.
+  claimJobs: `WITH due AS (
+      SELECT id FROM push_jobs WHERE due_at <= $1 AND locked_until <= $1 ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
+    leased AS (UPDATE push_jobs j SET locked_until = $3 FROM due WHERE j.id = due.id RETURNING j.*)
+    SELECT l.id, l.notification_id, l.user_id, l.endpoint, s.p256dh, s.auth, l.attempts, l.held
+    FROM leased l JOIN push_subscriptions s ON s.endpoint = l.endpoint ORDER BY l.due_at, l.id`,
+  finishJobs: `DELETE FROM push_jobs WHERE id = ANY($1::bigint[])`,
+  deferJob: `UPDATE push_jobs SET due_at = $2, locked_until = 0, attempts = attempts + $3, held = held OR $4 WHERE id = $1`,
   // The counter is updated in the transaction that inserts, so its committed value is the newest committed id.
   lastId: `SELECT last_id FROM id_counter`,
   lockCounter: `SELECT last_id FROM id_counter FOR UPDATE`,
@@ -229,13 +266,18 @@ const sql = {
   // A whole batch in one statement (one round trip while the id lock is held): the rows of every
   // table as column arrays, then the counter. Empty arrays insert nothing.
   insertBatch: `WITH notified AS (
-      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
-      SELECT id, title, body, data::json, type, topic, broadcast, created_at, url, icon, actor::json, actions::json
+      INSERT INTO notifications (id, title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions, critical)
+      SELECT id, title, body, data::json, type, topic, broadcast, created_at, url, icon, actor::json, actions::json, critical
       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::timestamptz[],
-                  $17::text[], $18::text[], $19::text[], $20::text[])
-        AS v (id, title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
+                  $17::text[], $18::text[], $19::text[], $20::text[], $21::boolean[])
+        AS v (id, title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions, critical)
     ), recipients_added AS (
       INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($9::text[], $10::bigint[])
+    ), pushes_queued AS (
+      -- One index probe per recipient: nothing for a user without push subscriptions.
+      INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at)
+      SELECT r.id, s.user_id, s.endpoint, $22 FROM unnest($9::text[], $10::bigint[]) AS r (user_id, id)
+      JOIN push_subscriptions s ON s.user_id = r.user_id
     ), keys_added AS (
       INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at)
       SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::timestamptz[])
@@ -253,6 +295,7 @@ class BatchRows {
     type: [] as (string | null)[],
     topic: [] as (string | null)[],
     broadcast: [] as boolean[],
+    critical: [] as boolean[],
     createdAt: [] as string[],
     url: [] as (string | null)[],
     icon: [] as (string | null)[],
@@ -271,6 +314,7 @@ class BatchRows {
     n.type.push(row.type);
     n.topic.push(row.topic);
     n.broadcast.push(row.broadcast);
+    n.critical.push(row.critical);
     n.createdAt.push(row.createdAt);
     n.url.push(row.url);
     n.icon.push(row.icon);
@@ -399,6 +443,8 @@ export class PostgresStore implements Store {
           kr.publisher, kr.key, kr.hash, kr.id, kr.createdAt,
           last,
           nr.url, nr.icon, nr.actor, nr.actions,
+          nr.critical,
+          Date.now(),
         ]);
       }
       // Replays answer with the stored row, as SQLite does (read inside the transaction, which sees its own rows).
@@ -443,20 +489,29 @@ export class PostgresStore implements Store {
 
   async replayStates(users: readonly string[], afterId: number): Promise<Map<string, ReplayState>> {
     // bigint[] elements arrive as text: the int8 parser applies to scalars only.
-    const { rows } = await this.pool.query<{ user_id: string; up_to: number; deleted: string[] }>(sql.replayStates, [users, afterId]);
-    return new Map(rows.map((r) => [r.user_id, { prunedUpTo: r.up_to, deleted: r.deleted.map(Number) }]));
+    const { rows } = await this.pool.query<{ user_id: string; up_to: number; deleted: string[]; muted_types: string[]; muted_topics: string[] }>(
+      sql.replayStates,
+      [users, afterId],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.user_id,
+        { prunedUpTo: r.up_to, deleted: r.deleted.map(Number), mutes: { types: r.muted_types, topics: r.muted_topics } },
+      ]),
+    );
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
-    const rows = (await this.rows((q.unreadOnly ? sql.listUnread : sql.list)[Number(q.topicsOnly ?? false)]!, [
+    const rows = (await this.rows(sql.list[listIndex({ unread: q.unreadOnly, includeMuted: q.includeMuted ?? false, topicsOnly: q.topicsOnly ?? false })]!, [
       audience.user,
       audience.topics,
       q.before ?? Number.MAX_SAFE_INTEGER,
       q.limit,
-    ])) as (Row & { read: boolean; delivered_at: Date | null; read_at: Date | null })[];
+    ])) as (Row & { read: boolean; muted: boolean; delivered_at: Date | null; read_at: Date | null })[];
     return rows.map((r) => ({
       ...publicView(fromRow(r)),
       read: r.read,
+      muted: r.muted,
       deliveredAt: r.delivered_at?.toISOString() ?? null,
       readAt: r.read_at?.toISOString() ?? null,
     }));
@@ -553,6 +608,35 @@ export class PostgresStore implements Store {
 
   async prunedUpTo(user: string): Promise<number> {
     return (await this.pool.query<{ up_to: number }>(sql.horizon, [user])).rows[0]!.up_to;
+  }
+
+  async preferences(user: string): Promise<Preferences | null> {
+    return (await this.pool.query<{ doc: Preferences }>(sql.preferences, [user])).rows[0]?.doc ?? null;
+  }
+
+  async setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void> {
+    await this.pool.query(sql.setPreferences, [user, JSON.stringify(p), mutes.types, mutes.topics]);
+  }
+
+  async addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): Promise<void> {
+    // The new row is not visible to the trim in the same statement: it keeps the newest maxPerUser - 1 others.
+    await this.pool.query(sql.saveSubscription, [sub.endpoint, user, sub.p256dh, sub.auth, Date.now(), maxPerUser]);
+  }
+
+  async removePushSubscription(endpoint: string, user?: string): Promise<boolean> {
+    return ((await this.pool.query(sql.removeSubscription, [endpoint, user ?? null])).rowCount ?? 0) > 0;
+  }
+
+  async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {
+    return (await this.pool.query<JobRow>(sql.claimJobs, [now, limit, now + leaseMs])).rows.map(jobFromRow);
+  }
+
+  async finishPushJobs(ids: readonly number[]): Promise<void> {
+    await this.pool.query(sql.finishJobs, [ids]);
+  }
+
+  async deferPushJob(id: number, dueAt: number, kind: 'retry' | 'hold'): Promise<void> {
+    await this.pool.query(sql.deferJob, [id, dueAt, kind === 'retry' ? 1 : 0, kind === 'hold']);
   }
 
   async ping(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { NewNotification, StoredNotification } from '../types.js';
-import type { IdempotencyKey, OutboxEntry, UserAction, WebhookJob, WebhookStatus } from './store.js';
+import type { IdempotencyKey, OutboxEntry, PushJob, UserAction, WebhookJob, WebhookStatus } from './store.js';
 
 /** One publish, as it waits for its transaction. */
 export interface Publish {
@@ -27,6 +27,7 @@ export function newRow(n: NewNotification): NewRow {
     type: n.type ?? null,
     topic: 'topic' in t ? t.topic : null,
     broadcast: 'broadcast' in t,
+    critical: n.critical ?? false,
     createdAt: new Date().toISOString(),
     url: n.url ?? null,
     icon: n.icon ?? null,
@@ -74,3 +75,39 @@ export function outboxEntry(r: OutboxRow): OutboxEntry {
 /** What a caller that reports no webhook asks of the store: the change, now, and nothing to send. */
 export const unreported = (): UserAction => ({ at: new Date().toISOString(), outbox: [] });
 export const unreportedAll = (): UserAction<(upTo: number) => WebhookJob[]> => ({ at: new Date().toISOString(), outbox: () => [] });
+/** A push job's row, with its subscription's keys. */
+export interface JobRow {
+  id: number;
+  notification_id: number;
+  user_id: string;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+  attempts: number;
+  held: number | boolean;
+}
+
+/** A push job as both stores read it (SQLite's `held` is 0/1, PostgreSQL's a boolean). */
+export function jobFromRow(r: JobRow): PushJob {
+  return {
+    id: r.id,
+    notificationId: r.notification_id,
+    user: r.user_id,
+    subscription: { endpoint: r.endpoint, p256dh: r.p256dh, auth: r.auth },
+    attempts: r.attempts,
+    held: r.held === 1 || r.held === true,
+  };
+}
+
+/** A history query's three flags (`ListQuery`), numbered 0-7 so each store prepares all eight queries once. */
+export interface ListFlags {
+  unread: boolean;
+  includeMuted: boolean;
+  topicsOnly: boolean;
+}
+
+export const listIndex = (f: ListFlags): number => Number(f.unread) * 4 + Number(f.includeMuted) * 2 + Number(f.topicsOnly);
+export const listFlags = (i: number): ListFlags => ({ unread: (i & 4) !== 0, includeMuted: (i & 2) !== 0, topicsOnly: (i & 1) !== 0 });
+
+/** The eight history queries, indexed by `listIndex`. */
+export const listQueries = <T>(make: (f: ListFlags) => T): T[] => Array.from({ length: 8 }, (_, i) => make(listFlags(i)));

@@ -9,6 +9,7 @@ export interface Row {
   type: string | null;
   topic: string | null;
   broadcast: number;
+  critical: number;
   created_at: string;
   url: string | null;
   icon: string | null;
@@ -28,6 +29,7 @@ export function fromRow(r: Row): StoredNotification {
     type: r.type,
     topic: r.topic,
     broadcast: r.broadcast === 1,
+    critical: r.critical === 1,
     createdAt: r.created_at,
     url: r.url,
     icon: r.icon,
@@ -38,7 +40,7 @@ export function fromRow(r: Row): StoredNotification {
 }
 
 /** The select list of a `Row`, from `notifications n`. */
-export const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.created_at, n.url, n.icon, n.actor, n.actions,
+export const columns = `n.id, n.title, n.body, n.data, n.type, n.topic, n.broadcast, n.critical, n.created_at, n.url, n.icon, n.actor, n.actions,
   CASE WHEN n.topic IS NULL AND n.broadcast = 0
     THEN (SELECT json_group_array(user_id) FROM recipients r WHERE r.notification_id = n.id) END AS users`;
 

@@ -3,9 +3,10 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../paths.js';
 import { everyone, pruneBatch } from './prune.js';
-import { created, newRow, type OutboxRow, type Publish } from './rows.js';
+import { created, newRow, type JobRow, type OutboxRow, type Publish } from './rows.js';
 import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
-import type { DeliveredReceipt, InsertResult, UserAction, WebhookJob } from './store.js';
+import type { Mutes } from '../types.js';
+import type { DeliveredReceipt, InsertResult, PushSubscriptionRecord, UserAction, WebhookJob } from './store.js';
 
 /**
  * The one connection that writes, in WAL mode, with the schema applied. It belongs to the writer
@@ -27,9 +28,9 @@ export function openWriteConnection(file: string, sync: 'full' | 'normal'): Data
 /**
  * Columns added to `notifications` after its first release, as schema.sql declares them. schema.sql's
  * CREATE TABLE IF NOT EXISTS leaves an older file's table as it is, and SQLite has no ADD COLUMN IF
- * NOT EXISTS: each missing one is added here, on start, in one transaction. Existing rows get NULL.
+ * NOT EXISTS: each missing one is added here, on start, in one transaction. Existing rows get NULL (`critical`: 0).
  */
-const addedColumns = { url: 'TEXT', icon: 'TEXT', actor: 'TEXT', actions: 'TEXT' } as const;
+const addedColumns = { url: 'TEXT', icon: 'TEXT', actor: 'TEXT', actions: 'TEXT', critical: 'INTEGER NOT NULL DEFAULT 0' } as const;
 
 function addMissingColumns(db: Database.Database): void {
   const have = new Set((db.pragma('table_info(notifications)') as { name: string }[]).map((c) => c.name));
@@ -53,10 +54,36 @@ export class SqliteWriter {
   constructor(db: Database.Database) {
     this.stmts = {
       insert: db.prepare(
-        `INSERT INTO notifications (title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions)
-         VALUES (@title, @body, @data, @type, @topic, @broadcast, @createdAt, @url, @icon, @actor, @actions)`,
+        `INSERT INTO notifications (title, body, data, type, topic, broadcast, critical, created_at, url, icon, actor, actions)
+         VALUES (@title, @body, @data, @type, @topic, @broadcast, @critical, @createdAt, @url, @icon, @actor, @actions)`,
       ),
       recipient: db.prepare(`INSERT OR IGNORE INTO recipients (user_id, notification_id) VALUES (?, ?)`),
+      // One index probe per recipient: nothing for a user without push subscriptions.
+      queuePush: db.prepare(
+        `INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at) SELECT ?, user_id, endpoint, ? FROM push_subscriptions WHERE user_id = ?`,
+      ),
+      saveSubscription: db.prepare(
+        `INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) VALUES (@endpoint, @user, @p256dh, @auth, @now)
+         ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at`,
+      ),
+      trimSubscriptions: db.prepare(
+        `DELETE FROM push_subscriptions WHERE user_id = @user AND endpoint NOT IN
+           (SELECT endpoint FROM push_subscriptions WHERE user_id = @user ORDER BY created_at DESC LIMIT @max)`,
+      ),
+      removeSubscription: db.prepare(`DELETE FROM push_subscriptions WHERE endpoint = @endpoint AND (@user IS NULL OR user_id = @user)`),
+      dueJobs: db.prepare(
+        `SELECT j.id, j.notification_id, j.user_id, j.endpoint, s.p256dh, s.auth, j.attempts, j.held
+         FROM push_jobs j JOIN push_subscriptions s ON s.endpoint = j.endpoint
+         WHERE j.due_at <= @now AND j.locked_until <= @now ORDER BY j.due_at, j.id LIMIT @limit`,
+      ),
+      leaseJobs: db.prepare(`UPDATE push_jobs SET locked_until = ? WHERE id IN (SELECT value FROM json_each(?))`),
+      finishJobs: db.prepare(`DELETE FROM push_jobs WHERE id IN (SELECT value FROM json_each(?))`),
+      deferJob: db.prepare(
+        `UPDATE push_jobs SET due_at = @dueAt, locked_until = 0, attempts = attempts + @retry, held = max(held, @hold) WHERE id = @id`,
+      ),
+      savePreferences: db.prepare(`INSERT INTO preferences (user_id, doc) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc`),
+      clearMutes: db.prepare(`DELETE FROM inapp_mutes WHERE user_id = ?`),
+      addMute: db.prepare(`INSERT INTO inapp_mutes (user_id, kind, name) VALUES (?, ?, ?)`),
       findKey: db.prepare(`SELECT request_hash, notification_id FROM idempotency_keys WHERE publisher = ? AND key = ?`),
       saveKey: db.prepare(
         `INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at) VALUES (?, ?, ?, ?, ?)`,
@@ -147,6 +174,7 @@ export class SqliteWriter {
         type: row.type,
         topic: row.topic,
         broadcast: row.broadcast ? 1 : 0,
+        critical: row.critical ? 1 : 0,
         createdAt: row.createdAt,
         url: row.url,
         icon: row.icon,
@@ -154,7 +182,11 @@ export class SqliteWriter {
         actions: row.actionsJson,
       }).lastInsertRowid,
     );
-    for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
+    const now = Date.now();
+    for (const u of row.users ?? []) {
+      this.stmts.recipient.run(u, id);
+      this.stmts.queuePush.run(id, now, u);
+    }
     if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, row.createdAt);
     return { status: 'created', notification: created(row, id) };
   }
@@ -208,6 +240,38 @@ export class SqliteWriter {
 
   retryWebhook(id: string): boolean {
     return this.stmts.retryWebhook.run(Date.now(), id).changes > 0;
+  }
+
+  /** `doc`: the preferences document as JSON; `mutes`: what it mutes in-app, replacing the user's rows. */
+  setPreferences(user: string, doc: string, mutes: Mutes): void {
+    this.stmts.savePreferences.run(user, doc);
+    this.stmts.clearMutes.run(user);
+    for (const t of mutes.types) this.stmts.addMute.run(user, 'type', t);
+    for (const t of mutes.topics) this.stmts.addMute.run(user, 'topic', t);
+  }
+
+  addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): void {
+    this.stmts.saveSubscription.run({ ...sub, user, now: Date.now() });
+    this.stmts.trimSubscriptions.run({ user, max: maxPerUser });
+  }
+
+  /** `user` null: whoever's it is. */
+  removePushSubscription(endpoint: string, user: string | null): boolean {
+    return this.stmts.removeSubscription.run({ endpoint, user }).changes > 0;
+  }
+
+  claimPushJobs(now: number, limit: number, leaseMs: number): JobRow[] {
+    const rows = this.stmts.dueJobs.all({ now, limit }) as JobRow[];
+    this.stmts.leaseJobs.run(now + leaseMs, JSON.stringify(rows.map((r) => r.id)));
+    return rows;
+  }
+
+  finishPushJobs(ids: number[]): void {
+    this.stmts.finishJobs.run(JSON.stringify(ids));
+  }
+
+  deferPushJob(id: number, dueAt: number, kind: 'retry' | 'hold'): void {
+    this.stmts.deferJob.run({ id, dueAt, retry: kind === 'retry' ? 1 : 0, hold: kind === 'hold' ? 1 : 0 });
   }
 
   /** One retention batch by age (`PruneSteps.oldBatch`); `cutoff` is an ISO 8601 instant. */

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
-import { publicView, type Audience, type InboxItem, type NewNotification, type StoredNotification } from '../types.js';
+import { publicView, type Audience, type InboxItem, type Mutes, type NewNotification, type Preferences, type StoredNotification } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
 import { everyone, prune, type PruneSteps } from './prune.js';
 import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
-import { outboxEntry, unreported, unreportedAll, type OutboxRow } from './rows.js';
+import { jobFromRow, listIndex, listQueries, outboxEntry, unreported, unreportedAll, type ListFlags, type OutboxRow } from './rows.js';
 import type {
   CatchUp,
   CountQuery,
@@ -14,6 +14,8 @@ import type {
   OutboxEntry,
   PruneOptions,
   ReplayState,
+  PushJob,
+  PushSubscriptionRecord,
   Store,
   UserAction,
   WebhookJob,
@@ -48,6 +50,19 @@ const receipts = `(SELECT delivered_at FROM receipts rc WHERE rc.user_id = @user
     UNION ALL SELECT (SELECT read_at FROM read_all_log l WHERE l.user_id = @user AND l.up_to >= n.id ORDER BY l.up_to LIMIT 1))) AS read_at`;
 const unreadX = `x.id > @readUpTo AND x.id <= @upTo AND NOT EXISTS (SELECT 1 FROM user_state s WHERE s.user_id = @user AND s.notification_id = x.id AND s.read = 1)`;
 
+/** Whether the notification `id` is muted for @user: the SQL form of `isMuted` (domain/preferences.ts). */
+const muted = (id: string) => `EXISTS (SELECT 1 FROM inapp_mutes m JOIN notifications mn ON mn.id = ${id}
+  WHERE m.user_id = @user AND mn.critical = 0
+    AND ((m.kind = 'type' AND m.name = mn.type) OR (m.kind = 'topic' AND m.name = mn.topic)))`;
+const notMutedX = `NOT ${muted('x.id')}`;
+
+/** History, newest first: unread only or not, muted ones left out or listed (flagged), the topics only or everything. */
+function listSql({ unread, includeMuted, topicsOnly }: ListFlags): string {
+  const cond = ['x.id < @before', ...(unread ? [unreadX] : []), ...(includeMuted ? [] : [notMutedX])].join(' AND ');
+  return `SELECT ${columns}, ${unread ? '0' : isRead} AS read, ${includeMuted ? muted('n.id') : '0'} AS muted, ${receipts} FROM notifications n
+    WHERE n.id IN (${visibleIds(cond, 'DESC', topicsOnly)}) ORDER BY n.id DESC LIMIT @limit`;
+}
+
 /**
  * The embedded store. Writes go to the writer thread (sqlite-writer.ts, through `WriterThread`), so
  * commits and fsyncs never block the event loop; reads run here, on a read-only connection: in WAL
@@ -73,23 +88,16 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.stmts = {
       since: db.prepare(
-        `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds('x.id > @after', 'ASC')}) ORDER BY n.id ASC LIMIT @limit`,
+        `SELECT ${columns} FROM notifications n WHERE n.id IN (${visibleIds(`x.id > @after AND ${notMutedX}`, 'ASC')}) ORDER BY n.id ASC LIMIT @limit`,
       ),
       range: db.prepare(`SELECT ${columns} FROM notifications n WHERE n.id > ? AND n.id <= ? ORDER BY n.id ASC`),
+      // Indexed by `listIndex`.
+      list: listQueries((f) => db.prepare(listSql(f))),
       // [everything the audience sees, its topics only]
-      list: [false, true].map((topicsOnly) =>
-        db.prepare(
-          `SELECT ${columns}, ${isRead} AS read, ${receipts} FROM notifications n
-           WHERE n.id IN (${visibleIds('x.id < @before', 'DESC', topicsOnly)}) ORDER BY n.id DESC LIMIT @limit`,
-        ),
+      unreadCount: [false, true].map((topicsOnly) =>
+        db.prepare(`SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND ${notMutedX}`, 'ASC', topicsOnly)})`),
       ),
-      listUnread: [false, true].map((topicsOnly) =>
-        db.prepare(
-          `SELECT ${columns}, 0 AS read, ${receipts} FROM notifications n
-           WHERE n.id IN (${visibleIds(`x.id < @before AND ${unreadX}`, 'DESC', topicsOnly)}) ORDER BY n.id DESC LIMIT @limit`,
-        ),
-      ),
-      unreadCount: [false, true].map((topicsOnly) => db.prepare(`SELECT count(*) AS c FROM (${visibleIds(unreadX, 'ASC', topicsOnly)})`)),
+      preferences: db.prepare(`SELECT doc FROM preferences WHERE user_id = ?`),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
       lastId: db.prepare(lastIdSql),
       listWebhooks: db.prepare(`SELECT * FROM webhook_outbox WHERE status = ? ORDER BY created_at, id LIMIT ?`),
@@ -100,7 +108,9 @@ export class SqliteStore implements Store {
         `SELECT u.value AS user_id,
            (SELECT coalesce(max(up_to), 0) FROM pruned_marks WHERE user_id IN ('${everyone}', u.value)) AS up_to,
            (SELECT json_group_array(notification_id) FROM (SELECT notification_id FROM user_state
-              WHERE user_id = u.value AND notification_id > ? AND deleted = 1 ORDER BY notification_id)) AS deleted
+              WHERE user_id = u.value AND notification_id > ? AND deleted = 1 ORDER BY notification_id)) AS deleted,
+           (SELECT json_group_array(name) FROM inapp_mutes WHERE user_id = u.value AND kind = 'type') AS muted_types,
+           (SELECT json_group_array(name) FROM inapp_mutes WHERE user_id = u.value AND kind = 'topic') AS muted_topics
          FROM json_each(?) u`,
       ),
     };
@@ -160,12 +170,27 @@ export class SqliteStore implements Store {
   }
 
   async replayStates(users: readonly string[], afterId: number): Promise<Map<string, ReplayState>> {
-    const rows = this.stmts.replayStates.all(afterId, JSON.stringify(users)) as { user_id: string; up_to: number; deleted: string }[];
-    return new Map(rows.map((r) => [r.user_id, { prunedUpTo: r.up_to, deleted: JSON.parse(r.deleted) as number[] }]));
+    const rows = this.stmts.replayStates.all(afterId, JSON.stringify(users)) as {
+      user_id: string;
+      up_to: number;
+      deleted: string;
+      muted_types: string;
+      muted_topics: string;
+    }[];
+    return new Map(
+      rows.map((r) => [
+        r.user_id,
+        {
+          prunedUpTo: r.up_to,
+          deleted: JSON.parse(r.deleted) as number[],
+          mutes: { types: JSON.parse(r.muted_types) as string[], topics: JSON.parse(r.muted_topics) as string[] },
+        },
+      ]),
+    );
   }
 
   async list(audience: Audience, q: ListQuery): Promise<InboxItem[]> {
-    const stmt = (q.unreadOnly ? this.stmts.listUnread : this.stmts.list)[Number(q.topicsOnly ?? false)]!;
+    const stmt = this.stmts.list[listIndex({ unread: q.unreadOnly, includeMuted: q.includeMuted ?? false, topicsOnly: q.topicsOnly ?? false })]!;
     // The watermark and the page from one snapshot, so a mark-all-read lands wholly before or after.
     const rows = this.snapshot(
       () =>
@@ -175,9 +200,15 @@ export class SqliteStore implements Store {
           upTo: Number.MAX_SAFE_INTEGER,
           limit: q.limit,
           readUpTo: this.readUpTo(audience.user),
-        }) as (Row & { read: number; delivered_at: string | null; read_at: string | null })[],
+        }) as (Row & { read: number; muted: number; delivered_at: string | null; read_at: string | null })[],
     );
-    return rows.map((r) => ({ ...publicView(fromRow(r)), read: r.read === 1, deliveredAt: r.delivered_at, readAt: r.read_at }));
+    return rows.map((r) => ({
+      ...publicView(fromRow(r)),
+      read: r.read === 1,
+      muted: r.muted === 1,
+      deliveredAt: r.delivered_at,
+      readAt: r.read_at,
+    }));
   }
 
   async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
@@ -252,6 +283,35 @@ export class SqliteStore implements Store {
 
   async prunedUpTo(user: string): Promise<number> {
     return (this.stmts.horizon.get(user) as { up_to: number }).up_to;
+  }
+
+  async preferences(user: string): Promise<Preferences | null> {
+    const r = this.stmts.preferences.get(user) as { doc: string } | undefined;
+    return r ? (JSON.parse(r.doc) as Preferences) : null;
+  }
+
+  setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void> {
+    return this.writer.call('setPreferences', user, JSON.stringify(p), mutes);
+  }
+
+  addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): Promise<void> {
+    return this.writer.call('addPushSubscription', user, sub, maxPerUser);
+  }
+
+  removePushSubscription(endpoint: string, user?: string): Promise<boolean> {
+    return this.writer.call('removePushSubscription', endpoint, user ?? null);
+  }
+
+  async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {
+    return (await this.writer.call('claimPushJobs', now, limit, leaseMs)).map(jobFromRow);
+  }
+
+  finishPushJobs(ids: readonly number[]): Promise<void> {
+    return this.writer.call('finishPushJobs', [...ids]);
+  }
+
+  deferPushJob(id: number, dueAt: number, kind: 'retry' | 'hold'): Promise<void> {
+    return this.writer.call('deferPushJob', id, dueAt, kind);
   }
 
   async ping(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Audience, InboxItem, NewNotification, StoredNotification } from '../types.js';
+import type { Audience, InboxItem, Mutes, NewNotification, Preferences, StoredNotification } from '../types.js';
 
 export interface IdempotencyKey {
   publisher: string;
@@ -28,6 +28,8 @@ export interface ReplayState {
   prunedUpTo: number;
   /** Ids above the asked one that the user deleted (`remove`), ascending. */
   deleted: number[];
+  /** The types and topics the user switched off in-app (their `inapp_mutes`): a replay leaves those out. */
+  mutes: { types: string[]; topics: string[] };
 }
 
 export interface ListQuery {
@@ -37,6 +39,8 @@ export interface ListQuery {
   unreadOnly: boolean;
   /** Only the audience's topics' notifications (history's `?topic=`), not also the user's own and broadcasts. */
   topicsOnly?: boolean;
+  /** Also list what the user's preferences mute (each flagged `muted`). */
+  includeMuted?: boolean;
 }
 
 export interface CountQuery {
@@ -92,10 +96,31 @@ export interface PruneOptions {
   signal?: AbortSignal;
 }
 
+/** A browser's Web Push subscription (its `PushSubscription` JSON, flattened). */
+export interface PushSubscriptionRecord {
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+}
+
+/** One push waiting to be sent: a notification to one subscription of its user. */
+export interface PushJob {
+  id: number;
+  notificationId: number;
+  user: string;
+  subscription: PushSubscriptionRecord;
+  /** Sends tried so far. */
+  attempts: number;
+  /** Held by quiet hours: sent in a summary with the others held for the same subscription. */
+  held: boolean;
+}
+
 /**
  * The durable record of every notification and every user's read/deleted state.
  * SQLite (embedded) and PostgreSQL (scale-out) implement it; the rest of Herald sees only this.
  * Ids are visible in strictly increasing order: once a reader has seen id N, no id below N appears later.
+ * Every audience query (`since`, `catchUp`, `list`, `unreadCount`) leaves out what the audience's user
+ * muted in-app (their `inapp_mutes`, see domain/preferences.ts), unless `list` is asked to include it.
  */
 export interface Store {
   /** Resolves once the row is committed: a resolved insert survives a crash of the process. */
@@ -165,6 +190,27 @@ export interface Store {
    * lost notifications and must tell the client to reload.
    */
   prunedUpTo(user: string): Promise<number>;
+  /** The user's stored preferences; null when they never set any. */
+  preferences(user: string): Promise<Preferences | null>;
+  /** Replaces the user's preferences and the in-app mutes derived from them (`inappMutes`), in one transaction. */
+  setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void>;
+  /**
+   * Stores (or moves to `user`) a browser's subscription; beyond `maxPerUser` the user's oldest go.
+   * From then on every insert of a notification to `user` (direct targets) queues a push job for it,
+   * in the insert's transaction.
+   */
+  addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): Promise<void>;
+  /** Removes a subscription (and its pending jobs); `user` given: only if it is theirs. False if there was none. */
+  removePushSubscription(endpoint: string, user?: string): Promise<boolean>;
+  /**
+   * Leases up to `limit` jobs due at `now` for `leaseMs`, oldest due first: no other caller, on any
+   * instance, gets them until the lease runs out or the job is finished or deferred.
+   */
+  claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]>;
+  /** Sent, or given up: the job goes. */
+  finishPushJobs(ids: readonly number[]): Promise<void>;
+  /** Due again at `dueAt` (a retry counts an attempt; a hold by quiet hours marks it held). */
+  deferPushJob(id: number, dueAt: number, kind: 'retry' | 'hold'): Promise<void>;
   /** Reachability for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

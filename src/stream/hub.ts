@@ -2,14 +2,25 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { OutEvent } from './out-event.js';
 import type { Metrics } from '../metrics.js';
+import { inappMutes, MuteIndex } from '../domain/preferences.js';
 import type { Store } from '../store/store.js';
-import type { Audience, BusMessage, StoredNotification, Target } from '../types.js';
+import type { Audience, BusMessage, Preferences, StoredNotification, Target } from '../types.js';
 
 /** What the hub reads unread counts from, and where it says a read failed. */
 export interface UnreadCounts {
   store: Pick<Store, 'unreadCount'>;
   log: Pick<FastifyBaseLogger, 'error'>;
 }
+
+/** Where the hub reads a user's preferences, once per user when their first stream here opens. */
+export interface PreferencesSource {
+  load(user: string): Promise<Preferences | null>;
+  /** A failed read leaves the user unfiltered live (they still are in catch-up and history). */
+  onError(err: unknown, user: string): void;
+}
+
+/** For hubs built without a store (unit tests): nobody has preferences. */
+const noPreferences: PreferencesSource = { load: async () => null, onError: () => {} };
 
 /** One open stream (SSE or WebSocket) as the hub sees it. */
 export interface Connection {
@@ -82,9 +93,15 @@ export class Hub {
   private readonly all = new Set<Connection>();
   private readonly byUser = new Map<string, Set<Connection>>();
   private readonly byTopic = new Map<string, Set<Connection>>();
+  /** The in-app mutes of the users with a stream open here: live fan-out reads no store. */
+  private readonly mutes = new MuteIndex();
+  /** Each user's latest read of their preferences in flight: only the latest one is applied. */
+  private readonly loading = new Map<string, Promise<void>>();
   private newest = 0;
   /** Users whose unread count is being read; `again`: another change came meanwhile, read once more after. */
   private readonly counting = new Map<string, { again: boolean }>();
+  /** Told when a user's first stream here opens (true) and their last one closes (false): presence. */
+  private readonly presence: ((user: string, online: boolean) => void)[] = [];
   private readonly unsubscribe: () => void;
   // One timer for every stream rather than one each: at tens of thousands of streams, timers add up.
   private readonly heartbeatTimer: NodeJS.Timeout;
@@ -95,6 +112,7 @@ export class Hub {
     private readonly metrics: Metrics,
     private readonly counts: UnreadCounts,
     private readonly receipts?: DeliveryReceipts,
+    private readonly preferences: PreferencesSource = noPreferences,
   ) {
     this.unsubscribe = bus.subscribe((msg) => this.route(msg));
     this.heartbeatTimer = setInterval(() => {
@@ -120,15 +138,61 @@ export class Hub {
   }
 
   add(c: Connection): void {
+    const first = !this.byUser.has(c.user);
     this.all.add(c);
     addTo(this.byUser, c.user, c);
     for (const t of c.topics) addTo(this.byTopic, t, c);
+    if (!first) return;
+    void this.loadPreferences(c.user);
+    for (const f of this.presence) f(c.user, true);
   }
 
   remove(c: Connection): void {
     if (!this.all.delete(c)) return;
     removeFrom(this.byUser, c.user, c);
     for (const t of c.topics) removeFrom(this.byTopic, t, c);
+    if (this.byUser.has(c.user)) return;
+    this.mutes.delete(c.user);
+    for (const f of this.presence) f(c.user, false);
+  }
+
+  onPresence(f: (user: string, online: boolean) => void): void {
+    this.presence.push(f);
+  }
+
+  /** The users with a stream open here. */
+  users(): IterableIterator<string> {
+    return this.byUser.keys();
+  }
+
+  /** (Re)reads a user's preferences into the mute index; a later read supersedes one still in flight. */
+  private loadPreferences(user: string): Promise<void> {
+    const p: Promise<void> = this.preferences
+      .load(user)
+      .then((prefs) => {
+        if (this.loading.get(user) !== p || !this.byUser.has(user)) return;
+        if (prefs) this.mutes.set(user, inappMutes(prefs));
+        else this.mutes.delete(user);
+      })
+      .catch((err: unknown) => this.preferences.onError(err, user))
+      .finally(() => {
+        if (this.loading.get(user) === p) this.loading.delete(user);
+      });
+    this.loading.set(user, p);
+    return p;
+  }
+
+  /**
+   * Resolves once the user's preferences are in the mute index. Live events that reach a stream
+   * before then are held by its subscription, which checks them with `isMuted` when it releases them.
+   */
+  async preferencesLoaded(user: string): Promise<void> {
+    while (this.loading.has(user)) await this.loading.get(user);
+  }
+
+  /** Whether the user's preferences mute this live event (for events routed before they were loaded). */
+  isMuted(user: string, ev: OutEvent): boolean {
+    return ev.notification !== undefined && this.mutes.isMuted(user, ev.notification);
   }
 
   /**
@@ -172,6 +236,10 @@ export class Hub {
     switch (msg.kind) {
       case 'notification':
         return this.routeNotification(msg.notification, msg.exceptSocket);
+      case 'preferences':
+        // New mutes change what counts as unread: the count follows once the hub filters by them too.
+        if (this.byUser.has(msg.user)) void this.loadPreferences(msg.user).then(() => this.recount(msg.user));
+        return;
       case 'read':
       case 'read-all':
       case 'deleted': {
@@ -192,22 +260,29 @@ export class Hub {
   private routeNotification(n: StoredNotification, exceptSocket: string | undefined): void {
     if (n.id > this.newest) this.newest = n.id;
     const ev = OutEvent.notification(n, exceptSocket);
+    // Null for a notification nobody here muted: then the loops below are the ones without preferences.
+    const muted = this.mutes.mutedUsers(n);
     const t = targetOf(n);
     let streams = 0;
-    if ('broadcast' in t) {
-      for (const c of this.all) c.deliver(ev);
-      streams = this.all.size;
-    } else if ('topic' in t) {
-      const set = this.byTopic.get(t.topic);
-      if (set) for (const c of set) c.deliver(ev);
-      streams = set?.size ?? 0;
-    } else {
+    if ('users' in t) {
       for (const u of t.users) {
         const set = this.byUser.get(u);
-        if (!set) continue;
+        if (!set || muted?.has(u)) continue;
         for (const c of set) c.deliver(ev);
         streams += set.size;
         this.receipts?.delivered(u, n);
+      }
+    } else {
+      const set = 'broadcast' in t ? this.all : this.byTopic.get(t.topic);
+      if (set && muted) {
+        for (const c of set) {
+          if (muted.has(c.user)) continue;
+          c.deliver(ev);
+          streams++;
+        }
+      } else if (set) {
+        for (const c of set) c.deliver(ev);
+        streams = set.size;
       }
     }
     this.metrics.fannedOut(streams, n.createdAt);

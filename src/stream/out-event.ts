@@ -1,6 +1,9 @@
-import { publicView, type Ephemeral, type StoredNotification, type UserEvent } from '../types.js';
+import { publicView, type Ephemeral, type Notification, type StoredNotification, type UserEvent } from '../types.js';
 
 const encoded = new WeakMap<StoredNotification, OutEvent>();
+
+/** The user events a stream is told about (a preferences change is for the instances, not the client). */
+export type StreamUserEvent = Exclude<UserEvent, { kind: 'preferences' }>;
 
 /**
  * One event on its way to clients, serialised lazily and at most once per format however many
@@ -24,6 +27,11 @@ export class OutEvent {
     readonly exceptSocket?: string,
   ) {}
 
+  /** The notification a `notification` event carries: the hub's mutes are checked against it. */
+  get notification(): Notification | undefined {
+    return this.event === 'notification' ? (this.payload as Notification) : undefined;
+  }
+
   get json(): string {
     return (this.jsonText ??= JSON.stringify(this.payload));
   }
@@ -45,7 +53,7 @@ export class OutEvent {
     return new OutEvent(undefined, 'ephemeral', e);
   }
 
-  static user(e: UserEvent): OutEvent {
+  static user(e: StreamUserEvent): OutEvent {
     switch (e.kind) {
       case 'read':
         return new OutEvent(undefined, 'read', { ids: e.ids });

@@ -1,4 +1,5 @@
 import type { Bus } from '../bus/bus.js';
+import { isMuted } from '../domain/preferences.js';
 import type { Metrics } from '../metrics.js';
 import type { CatchUp, ReplayState, Store } from '../store/store.js';
 import type { Audience, StoredNotification } from '../types.js';
@@ -175,10 +176,11 @@ export class RecentRing implements Replay {
     const missed: StoredNotification[] = [];
     if (r.afterId < state.prunedUpTo) return { head: upTo, missed, prunedUpTo: state.prunedUpTo };
     const hidden = new Set(state.deleted);
+    const mutes = { types: new Set(state.mutes.types), topics: new Set(state.mutes.topics) };
     const pick = (list: readonly StoredNotification[], start: number, stop: number): void => {
       for (let i = start; i < stop && missed.length < r.limit; i++) {
         const n = list[i]!;
-        if (!hidden.has(n.id) && reaches(n, r.audience)) missed.push(n);
+        if (!hidden.has(n.id) && reaches(n, r.audience) && !isMuted(mutes, n)) missed.push(n);
       }
     };
     pick(older, firstAbove(older, older.length, r.afterId), older.length);

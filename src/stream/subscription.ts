@@ -103,6 +103,7 @@ export class Subscription implements Connection {
       // what is not is the client's past (its history).
       if (lastId === undefined) this.resumeAt(this.liveAfter);
       else await this.catchUp(lastId);
+      await this.deps.hub.preferencesLoaded(this.user);
       await this.sendFirstCount();
     } catch (err) {
       this.close();
@@ -110,9 +111,10 @@ export class Subscription implements Connection {
     }
     const held = this.held ?? [];
     this.held = null;
+    // Some may have been routed before the hub knew this user's mutes.
     for (const ev of held) {
       if (ev.event === 'ephemeral') this.ephemeral(ev);
-      else this.deliver(ev);
+      else if (!this.deps.hub.isMuted(this.user, ev)) this.deliver(ev);
     }
   }
 

@@ -40,6 +40,9 @@ export class WebhookJobs {
         return this.make('notification.read', at, { user: e.user, upTo: e.upTo, readAt: at });
       case 'deleted':
         return this.make('notification.deleted', at, { user: e.user, notificationId: e.id, deletedAt: at });
+      case 'preferences':
+        // No webhook event reports a change of preferences.
+        return [];
     }
   }
 

@@ -209,7 +209,7 @@ t.test('secrets.json is made readable by its owner only, also when it existed wi
   chmodSync(file, 0o644);
   const secrets = loadSecrets(loadConfig({ HERALD_DATA_DIR: dataDir }));
   t.equal(fileMode(file), 0o600);
-  t.same(kept(dataDir), { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey }, 'the generated secrets are kept');
+  t.same(kept(dataDir), { jwtSecret: secrets.jwtSecret, publisherKey: secrets.publisherKey, vapid: secrets.vapid }, 'the generated secrets are kept');
 });
 
 t.test('a webhook secret is generated once endpoints are configured: kept, printed in demo mode only', async (t) => {

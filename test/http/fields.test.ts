@@ -94,7 +94,7 @@ t.test('an older SQLite file gains the new columns on start, its rows kept', { s
 
   const s = await startServer({ dataDir });
   const old = (await s.request('GET', '/notifications', 'alice')).body.items;
-  t.match(old, [{ id: 1, title: 'from before', broadcast: true, ...absent }], 'the old row, with null fields');
+  t.match(old, [{ id: 1, title: 'from before', broadcast: true, critical: false, ...absent }], 'the old row, with null fields (critical: false)');
   const added = await s.publish({ user: 'alice', title: 'new', ...fields });
   t.equal(added.body.id, 2);
   await s.close();

@@ -151,10 +151,10 @@ t.test('the OpenAPI document lists every route with its schema, and the UI is se
   // [path, method, parameters as "in:name", an error status it documents]
   const expected: [string, string, string[], string][] = [
     ['/notifications', 'post', ['header:idempotency-key'], '400'],
-    ['/notifications', 'get', ['query:topic', 'query:limit', 'query:before', 'query:unread', 'query:token'], '401'],
+    ['/notifications', 'get', ['query:topic', 'query:scope', 'query:limit', 'query:before', 'query:unread', 'query:includeMuted', 'query:token'], '401'],
     ['/events', 'get', ['query:topic', 'query:lastEventId', 'query:token', 'header:last-event-id'], '401'],
     ['/ws', 'get', ['query:topic', 'query:lastEventId', 'query:token'], '426'],
-    ['/notifications/unread-count', 'get', ['query:topic', 'query:token'], '401'],
+    ['/notifications/unread-count', 'get', ['query:topic', 'query:scope', 'query:token'], '401'],
     ['/notifications/{id}/read', 'post', ['path:id'], '404'],
     ['/notifications/read-all', 'post', [], '401'],
     ['/notifications/{id}', 'delete', ['path:id'], '404'],
@@ -163,6 +163,11 @@ t.test('the OpenAPI document lists every route with its schema, and the UI is se
     ['/metrics', 'get', [], '200'],
     ['/webhooks/deliveries', 'get', ['query:status', 'query:limit'], '401'],
     ['/webhooks/deliveries/{id}/retry', 'post', ['path:id'], '404'],
+    ['/preferences', 'get', [], '401'],
+    ['/preferences', 'put', [], '400'],
+    ['/push/vapid-public-key', 'get', [], '200'],
+    ['/push/subscriptions', 'post', [], '400'],
+    ['/push/subscriptions', 'delete', [], '401'],
   ];
   t.same(
     Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`)).sort(),
@@ -177,7 +182,7 @@ t.test('the OpenAPI document lists every route with its schema, and the UI is se
   }
   const body = doc.paths['/notifications']!.post!.requestBody!.content['application/json']!.schema;
   t.same(body.required, ['title'], 'the publish body schema is there');
-  t.same(Object.keys(body.properties!).sort(), ['actions', 'actor', 'body', 'broadcast', 'data', 'icon', 'title', 'topic', 'type', 'url', 'user', 'users']);
+  t.same(Object.keys(body.properties!).sort(), ['actions', 'actor', 'body', 'broadcast', 'critical', 'data', 'icon', 'title', 'topic', 'type', 'url', 'user', 'users']);
   const ui = await fetch(`${s.url}/docs/`);
   t.equal(ui.status, 200);
   t.match(await ui.text(), /swagger/i, 'the UI');

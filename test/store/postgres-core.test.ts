@@ -4,7 +4,7 @@ import t from 'tap';
 import { projectFile } from '../../src/paths.js';
 
 t.setTimeout(600_000);
-const suites = ['stream/delivery', 'stream/catchup', 'http/history', 'http/auth', 'http/input', 'stream/ws', 'http/fields', 'stream/unread'].map((name) => `test/${name}.test.ts`);
+const suites = ['stream/delivery', 'stream/catchup', 'http/history', 'http/auth', 'http/input', 'stream/ws', 'http/fields', 'stream/unread', 'http/preferences'].map((name) => `test/${name}.test.ts`);
 
 t.spawn(projectFile('node_modules', '.bin', 'tap'), ['--disable-coverage', '--reporter=tap', '--jobs=1', ...suites], {
   cwd: projectFile(),

@@ -6,7 +6,8 @@ import t, { type Test } from 'tap';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { IdempotencyKey, Store } from '../../src/store/store.js';
-import type { NewNotification } from '../../src/types.js';
+import { inappMutes, isMuted } from '../../src/domain/preferences.js';
+import type { NewNotification, Preferences, StoredNotification } from '../../src/types.js';
 import { startPostgres, type PostgresServer } from '../../support/backends.js';
 import { tempDir } from '../../support/util.js';
 
@@ -340,6 +341,43 @@ for (const kind of kinds) {
       const aborted = new AbortController();
       aborted.abort();
       t.equal(await store.prune({ olderThan: new Date(Date.now() + 60_000), signal: aborted.signal }), 0, 'an aborted prune does nothing');
+    });
+
+    t.test('preferences: stored per user; every audience query leaves out what isMuted says, and only that', async (t) => {
+      const { store, db } = await setup(t);
+      t.equal(await store.preferences('alice'), null, 'none stored');
+      const prefs: Preferences = {
+        push: 'never',
+        quietHours: { start: '23:30', end: '06:00', timeZone: 'America/New_York' },
+        types: { chat: { inapp: false }, billing: { push: false, inapp: true } },
+        topics: { deploys: { inapp: false } },
+      };
+      await store.setPreferences('alice', prefs, inappMutes(prefs));
+      // Set twice, as a second PUT would: the mutes are replaced, not added to.
+      await store.setPreferences('alice', prefs, inappMutes(prefs));
+      t.same(await store.preferences('alice'), prefs);
+      t.same(await (await db.open()).preferences('alice'), prefs, 'as another instance reads it');
+      const all: StoredNotification[] = [];
+      for (const type of [undefined, 'chat', 'billing'])
+        for (const target of [{ users: ['alice'] }, { topic: 'deploys' }, { topic: 'news' }, { broadcast: true as const }])
+          for (const critical of [false, true]) {
+            const r = await store.insert({ title: 't', type, critical, target });
+            if (r.status !== 'created') throw new Error(r.status);
+            all.push(r.notification);
+          }
+      const sets = { types: new Set(inappMutes(prefs).types), topics: new Set(inappMutes(prefs).topics) };
+      const expected = all.filter((n) => !isMuted(sets, n)).map((n) => n.id);
+      const audience = { user: 'alice', topics: ['deploys', 'news'] };
+      t.ok(expected.length < all.length && expected.length > all.length / 3, 'some muted, some not');
+      t.same((await store.since(audience, 0, 100)).map((n) => n.id), expected, 'since');
+      t.same((await store.catchUp(audience, 0, 100)).missed.map((n) => n.id), expected, 'catchUp');
+      t.same((await store.list(audience, { limit: 100, unreadOnly: false })).map((n) => n.id), [...expected].reverse(), 'list');
+      t.same((await store.list(audience, { limit: 100, unreadOnly: true })).map((n) => n.id), [...expected].reverse(), 'list unread');
+      t.equal(await store.unreadCount(audience), expected.length, 'unreadCount');
+      const withMuted = await store.list(audience, { limit: 100, unreadOnly: false, includeMuted: true });
+      t.same(withMuted.map((n) => [n.id, n.muted]), [...all].reverse().map((n) => [n.id, !expected.includes(n.id)]), 'list includeMuted, flagged');
+      t.same(withMuted.find((n) => n.critical)?.critical, true, 'critical round-trips');
+      t.equal(await store.unreadCount({ user: 'bob', topics: ['deploys', 'news'] }), 18, "bob's view is his own: nothing muted");
     });
   });
 }

@@ -34,6 +34,7 @@ const notification = fc.record({
   icon: fc.option(hostileString),
   actor: fc.option(fc.record({ name: hostileString, avatar: hostileString }, { requiredKeys: ['name'], noNullPrototype: true })),
   actions: fc.option(fc.array(fc.record({ label: hostileString, url: hostileString }, { noNullPrototype: true }), { maxLength: 3 })),
+  critical: fc.boolean(),
 });
 
 function stored(n: Omit<StoredNotification, 'broadcast' | 'createdAt' | 'users'>): StoredNotification {

@@ -10,6 +10,7 @@ export function storedNotification(id: number, target: Target = { broadcast: tru
     type: null,
     topic: 'topic' in target ? target.topic : null,
     broadcast: 'broadcast' in target,
+    critical: false,
     createdAt: new Date().toISOString(),
     url: null,
     icon: null,

@@ -9,6 +9,7 @@ import { createBus } from '../../src/bus/index.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { projectFile } from '../../src/paths.js';
 import { createStore } from '../../src/store/index.js';
+import { loadSecrets } from '../../src/secrets.js';
 import type { Bus } from '../../src/bus/bus.js';
 import type { Store } from '../../src/store/store.js';
 import { tempDir } from '../../support/util.js';
@@ -67,7 +68,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<Server> {
   });
   const store = await createStore(config.store);
   const bus = opts.bus ?? (await createBus(config.bus, store));
-  const app = await buildApp({ config, secrets: { jwtSecret, publisherKey }, store, bus });
+  // The configured JWT secret and publisher key; the VAPID keys generated into the data dir, as a first start does.
+  const app = await buildApp({ config, secrets: loadSecrets(config), store, bus });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');

@@ -82,6 +82,13 @@ const cases: Case[] = [
   ]),
   c('HERALD_PUSHER_USER_CHANNEL', 'private-user.{id}', 'pusher.userChannel', 'private-user.{id}'),
   c('HERALD_PUSHER_ACTIVITY_TIMEOUT', '30', 'pusher.activityTimeoutSeconds', 30),
+  c('HERALD_VAPID_PUBLIC_KEY', 'pub', 'push.vapidPublicKey', 'pub', { HERALD_VAPID_PRIVATE_KEY: 'priv' }),
+  c('HERALD_VAPID_PRIVATE_KEY', 'priv', 'push.vapidPrivateKey', 'priv', { HERALD_VAPID_PUBLIC_KEY: 'pub' }),
+  c('HERALD_VAPID_SUBJECT', 'https://example.com/contact', 'push.vapidSubject', 'https://example.com/contact'),
+  c('HERALD_PUSH_ALLOW_LOOPBACK_HTTP', 'true', 'push.allowLoopbackEndpoints', true),
+  c('HERALD_PUSH_MAX_ATTEMPTS', '3', 'push.maxAttempts', 3),
+  c('HERALD_PUSH_RETRY_BASE_MS', '100', 'push.retryBaseMs', 100),
+  c('HERALD_PUSH_POLL_MS', '50', 'push.pollMs', 50),
 ];
 
 /** The setting at a dotted path, e.g. `stream.maxTopics`. */
@@ -111,6 +118,10 @@ t.test('each environment variable lands in its consumer’s group, and nowhere e
     }
     if (variable === 'HERALD_WEBHOOK_ALLOW_HTTP') {
       t.throws(() => loadConfig(without), { message: /is not https/ }, 'without it, an http endpoint is refused');
+      continue;
+    }
+    if (variable.startsWith('HERALD_VAPID_') && variable.endsWith('_KEY')) {
+      t.throws(() => loadConfig(without), { message: /set together or not at all/ }, 'one VAPID key without the other is refused');
       continue;
     }
     const before = loadConfig(without);

@@ -133,10 +133,11 @@ t.test('newRow: the values both stores write; created: what the publisher is ans
   const n = created(row, 7);
   t.same(
     Object.keys(n),
-    ['id', 'title', 'body', 'data', 'type', 'topic', 'broadcast', 'createdAt', 'url', 'icon', 'actor', 'actions', 'users'],
+    ['id', 'title', 'body', 'data', 'type', 'topic', 'broadcast', 'critical', 'createdAt', 'url', 'icon', 'actor', 'actions', 'users'],
     'the fields of a stored notification, in the order clients see them, without the JSON text',
   );
-  t.same(n, { id: 7, title: 'Export ready', body: 'report.csv', data: { url: '/f/1', n: [1, null] }, type: 'export', topic: null, broadcast: false, createdAt: row.createdAt, url: null, icon: null, actor: null, actions: null, users: ['bob', 'alice'] });
+  t.same(n, { id: 7, title: 'Export ready', body: 'report.csv', data: { url: '/f/1', n: [1, null] }, type: 'export', topic: null, broadcast: false, critical: false, createdAt: row.createdAt, url: null, icon: null, actor: null, actions: null, users: ['bob', 'alice'] });
+  t.equal(newRow({ title: 'c', critical: true, target: { broadcast: true } }).critical, true, 'critical as published');
 });
 
 /** A store held in memory, as a list of notifications each with its time and direct recipients; its steps record their calls. */

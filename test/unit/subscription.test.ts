@@ -450,3 +450,29 @@ t.test('property: resume point first, then every later id once and in order, wha
   );
   t.pass('300 interleavings');
 });
+
+t.test("live events routed before the user's preferences are loaded are held, and muted ones dropped", async (t) => {
+  const bus = new MemoryBus();
+  const store = new FakeStore();
+  const metrics = new Metrics(() => 0);
+  const loaded = deferred();
+  const prefs = { push: 'offline' as const, quietHours: null, types: { chat: { inapp: false } }, topics: {} };
+  const counts = { store: store as unknown as Store, log: { error: () => {} } };
+  const hub = new Hub(bus, 60_000, metrics, counts, undefined, { load: async () => (await loaded.promise, prefs), onError: () => {} });
+  t.teardown(() => hub.close());
+  const sink = new RecordingSink();
+  const sub = new Subscription({ replay: store, hub, catchupLimit: 100, metrics }, 'alice', [], sink);
+  const route = (id: number, type: string | null) => void bus.publish({ kind: 'notification', notification: { ...storedNotification(id), type } });
+  sub.join();
+  const started = sub.start(undefined);
+  route(1, 'chat');
+  route(2, 'other');
+  await nextTurn();
+  deepStrictEqual(sink.log, ['resume 0'], 'nothing written while the preferences are read');
+  loaded.resolve();
+  await started;
+  route(3, 'chat');
+  route(4, null);
+  await nextTurn();
+  deepStrictEqual(sink.written(), { resume: 0, ids: [2, 4] }, 'the muted ones, held or live, are not written');
+});

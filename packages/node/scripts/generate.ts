@@ -20,7 +20,7 @@ async function openapiDocument(): Promise<OpenAPI3> {
   const config = loadConfig({ HERALD_DATA_DIR: dataDir, HERALD_JWT_SECRET: 'x'.repeat(32), HERALD_PUBLISHER_KEY: 'y'.repeat(32), LOG_LEVEL: 'silent' });
   const store = await createStore(config.store);
   const bus = await createBus(config.bus, store);
-  const app = await buildApp({ config, secrets: { jwtSecret: 'x'.repeat(32), publisherKey: 'y'.repeat(32) }, store, bus });
+  const app = await buildApp({ config, secrets: { jwtSecret: 'x'.repeat(32), publisherKey: 'y'.repeat(32), vapid: { publicKey: 'p', privateKey: 'q' } }, store, bus });
   try {
     await app.ready();
     return app.swagger() as OpenAPI3;

@@ -1,0 +1,199 @@
+import type { FastifyBaseLogger } from 'fastify';
+import webpush from 'web-push';
+import type { Bus } from '../bus/bus.js';
+import type { PushConfig } from '../config.js';
+import { defaultPreferences, pushDecision } from '../domain/preferences.js';
+import type { VapidKeys } from '../secrets.js';
+import type { PushJob, Store } from '../store/store.js';
+import { publicView, type Notification, type Preferences, type StoredNotification } from '../types.js';
+import type { Presence } from './presence.js';
+
+/** Jobs leased per store call. */
+const batchSize = 50;
+/** How long a claimed job stays this sender's: longer than a send may take (its timeout below). */
+const leaseMs = 60_000;
+const sendTimeoutMs = 15_000;
+/** The longest wait between two tries, whatever the backoff or Retry-After says. */
+const maxRetryDelayMs = 3_600_000;
+/** Push services accept about 4 KB of payload; past this the notification is sent without `data`. */
+const maxPayloadBytes = 3_000;
+
+/** What the service worker receives: the notification as subscribers see it, or a summary of several. */
+function payloadOf(n: Notification): string {
+  const full = JSON.stringify(n);
+  return Buffer.byteLength(full) <= maxPayloadBytes ? full : JSON.stringify({ ...n, data: null, body: n.body && n.body.slice(0, 500) });
+}
+
+function summaryOf(ns: Notification[]): string {
+  const latest = ns[ns.length - 1]!;
+  return JSON.stringify({
+    summary: true,
+    count: ns.length,
+    ids: ns.map((n) => n.id),
+    title: `${ns.length} new notifications`,
+    body: ns.slice(-3).map((n) => n.title.slice(0, 200)).join('\n'),
+    // The page to open: the newest one's, when it has one (a `url` field, or `data.url`).
+    url: (latest as { url?: unknown }).url ?? latest.data?.url ?? null,
+  });
+}
+
+/** A Retry-After header (seconds or an HTTP date) in ms from now; 0 when absent or unreadable. */
+export function retryAfterMs(value: string | undefined, now: number): number {
+  if (!value) return 0;
+  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? 0 : Math.max(0, at - now);
+}
+
+export interface PushWorkerDeps {
+  store: Store;
+  bus: Bus;
+  presence: Presence;
+  vapid: VapidKeys;
+  config: PushConfig;
+  log: FastifyBaseLogger;
+}
+
+/**
+ * Sends the queued pushes (push_jobs) with `web-push`, off the publish path: a publish only writes
+ * the jobs, in its own transaction. Every instance runs one; the store's lease gives each job to one
+ * sender at a time. It wakes on a direct notification on the bus (an instance's own publishes
+ * included) and every `pollMs` (retries, held jobs, jobs another instance queued and a lost bus message).
+ */
+export class PushWorker {
+  private readonly timer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly deps: PushWorkerDeps) {
+    this.unsubscribe = deps.bus.subscribe((msg) => {
+      if (msg.kind === 'notification' && msg.notification.users) this.wake();
+    });
+    this.timer = setInterval(() => this.wake(), deps.config.pollMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain()
+      .catch((err: unknown) => this.deps.log.error({ err }, 'push queue run failed; retrying at the next poll'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
+  }
+
+  private async drain(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const jobs = await this.deps.store.claimPushJobs(Date.now(), batchSize, leaseMs);
+      if (jobs.length === 0) return;
+      await this.process(jobs);
+    }
+  }
+
+  private async process(jobs: PushJob[]): Promise<void> {
+    const { store, presence } = this.deps;
+    const now = Date.now();
+    const prefs = new Map<string, Promise<Preferences>>();
+    const online = new Map<string, Promise<boolean>>();
+    const notes = new Map<number, Promise<StoredNotification | undefined>>();
+    const once = <K, V>(m: Map<K, Promise<V>>, k: K, f: () => Promise<V>) => m.get(k) ?? (m.set(k, f()), m.get(k)!);
+    const finished: number[] = [];
+    const sends: Promise<void>[] = [];
+    /** Held jobs now due, per subscription: each subscription gets one summary. */
+    const summaries = new Map<string, { jobs: PushJob[]; ns: Notification[] }>();
+    for (const job of jobs) {
+      const [p, isOnline, n] = await Promise.all([
+        once(prefs, job.user, async () => (await store.preferences(job.user)) ?? defaultPreferences()),
+        once(online, job.user, () => presence.isOnline(job.user)),
+        once(notes, job.notificationId, async () => (await store.range(job.notificationId - 1, job.notificationId))[0]),
+      ]);
+      // Retention deleted it (its jobs go with it, unless this read raced the delete).
+      if (!n) {
+        finished.push(job.id);
+        continue;
+      }
+      const decision = pushDecision(p, n, isOnline, now);
+      if ('holdUntil' in decision) sends.push(store.deferPushJob(job.id, decision.holdUntil, 'hold'));
+      else if (!decision.send) finished.push(job.id);
+      else if (job.held) {
+        const s = summaries.get(job.subscription.endpoint) ?? { jobs: [], ns: [] };
+        s.jobs.push(job);
+        s.ns.push(publicView(n));
+        summaries.set(job.subscription.endpoint, s);
+      } else sends.push(this.send([job], payloadOf(publicView(n)), n.critical));
+    }
+    for (const s of summaries.values()) {
+      sends.push(s.jobs.length === 1 ? this.send(s.jobs, payloadOf(s.ns[0]!), false) : this.send(s.jobs, summaryOf(s.ns), false));
+    }
+    if (finished.length > 0) sends.push(store.finishPushJobs(finished));
+    await Promise.all(sends);
+  }
+
+  /** Sends one payload for `jobs` (one, or a summary of several to the same subscription). */
+  private async send(jobs: PushJob[], payload: string, urgent: boolean): Promise<void> {
+    const { store, vapid, config, log } = this.deps;
+    const { endpoint, p256dh, auth } = jobs[0]!.subscription;
+    const ids = jobs.map((j) => j.id);
+    let status: number | undefined;
+    let retryAfter: string | null = null;
+    try {
+      // web-push signs and encrypts; the request itself goes through fetch, which also reaches the
+      // http:// loopback endpoints HERALD_PUSH_ALLOW_LOOPBACK_HTTP admits (web-push's own sender speaks https only).
+      const req = webpush.generateRequestDetails({ endpoint, keys: { p256dh, auth } }, payload, {
+        vapidDetails: { subject: config.vapidSubject, publicKey: vapid.publicKey, privateKey: vapid.privateKey },
+        TTL: 86_400,
+        urgency: urgent ? 'high' : 'normal',
+      });
+      const res = await fetch(req.endpoint, {
+        method: req.method,
+        headers: req.headers as Record<string, string>,
+        body: req.body && new Uint8Array(req.body),
+        redirect: 'error',
+        signal: AbortSignal.timeout(sendTimeoutMs),
+      });
+      await res.body?.cancel();
+      status = res.status;
+      retryAfter = res.headers.get('retry-after');
+    } catch (err) {
+      log.warn({ origin: new URL(endpoint).origin, err }, 'push send failed; will retry');
+    }
+    if (status !== undefined && status >= 200 && status < 300) return store.finishPushJobs(ids);
+    const origin = new URL(endpoint).origin;
+    if (status === 404 || status === 410) {
+      // The browser unsubscribed or the subscription expired: it will never take a push again.
+      await store.removePushSubscription(endpoint);
+      log.info({ origin, status }, 'push subscription gone; removed');
+      return;
+    }
+    const attempts = Math.max(...jobs.map((j) => j.attempts)) + 1;
+    const retryable = status === undefined || status === 429 || status >= 500;
+    if (!retryable || attempts >= config.maxAttempts) {
+      await store.finishPushJobs(ids);
+      log.warn({ origin, status, attempts }, 'push not delivered; given up');
+      return;
+    }
+    const now = Date.now();
+    const delay = Math.min(maxRetryDelayMs, Math.max(retryAfterMs(retryAfter ?? undefined, now), config.retryBaseMs * 2 ** (attempts - 1)));
+    await Promise.all(ids.map((id) => store.deferPushJob(id, now + delay, 'retry')));
+  }
+
+  /** Stops taking jobs and waits for the sends in flight (their jobs are finished or deferred, or their lease runs out). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.unsubscribe();
+    await this.running;
+  }
+}
