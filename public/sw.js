@@ -57,26 +57,29 @@ self.addEventListener('push', (event) => {
   );
 });
 
+/** Focuses an open tab of the app (taking it to `url`) or opens one. */
+async function show(url) {
+  const tabs = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const open = tabs.find((c) => c.url === url) || tabs.find((c) => new URL(c.url).origin === self.location.origin);
+  if (!open) return self.clients.openWindow(url);
+  await open.focus();
+  if (open.url !== url && 'navigate' in open) await open.navigate(url).catch(() => {});
+}
+
+async function markRead(ids) {
+  const t = await token();
+  if (!t || !Array.isArray(ids)) return;
+  await Promise.all(
+    ids.map((id) =>
+      fetch(`/notifications/${encodeURIComponent(id)}/read`, { method: 'POST', headers: { authorization: `Bearer ${t}` } }).catch(() => {}),
+    ),
+  );
+}
+
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
   const { ids, url } = event.notification.data || {};
-  event.waitUntil(
-    (async () => {
-      const tabs = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-      const open = tabs.find((c) => c.url === url) || tabs.find((c) => new URL(c.url).origin === self.location.origin);
-      if (open) {
-        await open.focus();
-        if (open.url !== url && 'navigate' in open) await open.navigate(url).catch(() => {});
-      } else {
-        await self.clients.openWindow(url);
-      }
-      const t = await token();
-      if (!t || !Array.isArray(ids)) return;
-      await Promise.all(
-        ids.map((id) =>
-          fetch(`/notifications/${encodeURIComponent(id)}/read`, { method: 'POST', headers: { authorization: `Bearer ${t}` } }).catch(() => {}),
-        ),
-      );
-    })(),
-  );
+  // Apart, so that a refused window step does not keep it unread: the user did click. Chromium refuses
+  // focus() and openWindow() once the click's window-interaction allowance is over, or the tab is gone.
+  event.waitUntil(Promise.allSettled([show(url), markRead(ids)]));
 });
