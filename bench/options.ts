@@ -11,6 +11,9 @@ const usage = `usage: npm run bench -- [options]
   --idle 20000          idle streams held (default 20000, or as many as the fd limit allows)
   --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
   --ingest-seconds 10 --ingest-connections 100  autocannon
+  --ingest-push-seconds 5 --ingest-push-rounds 3 --ingest-push-users 100
+                        ingest-push: each round publishes that long to users with nothing set, then
+                        as long to users with preferences and 2 push subscriptions each
   --catchup 10000       events behind for the catch-up scenario
   --fanout2-streams 2000  fan-out on two instances (PostgreSQL + Redis): streams, split across them
   --fanout2-rate 0      its broadcasts/s, all to one instance (0 = offered / streams)
@@ -18,7 +21,7 @@ const usage = `usage: npm run bench -- [options]
   --storm-rate 100      its publishes/s through the outage
   --storm-ring 10000    its HERALD_REPLAY_RING (0: every resume reads the store, for an A/B)
   --clients 2           load processes holding streams
-  --only a,b            scenarios: ingest,latency,fanout,fanout2,idle,catchup,storm,pusher (default all;
+  --only a,b            scenarios: ingest,ingest-push,latency,fanout,fanout2,idle,catchup,storm,pusher (default all;
                         pusher: fan-out over --sizes and --idle sockets over the Pusher protocol)
   --no-peer             skip the Socket.IO peer
   --no-ws               skip the runs over Herald's WebSocket (latency, fan-out, idle)
@@ -60,6 +63,9 @@ export function parseArgs(argv: string[]) {
     latencyRate: num('latency-rate', 1000),
     ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
     ingestConnections: num('ingest-connections', 100),
+    ingestPushSeconds: num('ingest-push-seconds', quick ? 2 : 5),
+    ingestPushRounds: Math.max(1, num('ingest-push-rounds', 3)),
+    ingestPushUsers: Math.max(1, num('ingest-push-users', 100)),
     catchup: num('catchup', 10_000),
     fanout2Streams: Math.max(2, num('fanout2-streams', quick ? 1000 : 2000)),
     fanout2Rate: num('fanout2-rate', 0),
@@ -68,7 +74,7 @@ export function parseArgs(argv: string[]) {
     stormRate: num('storm-rate', 100),
     stormRing: num('storm-ring', 10_000),
     clients: Math.max(1, num('clients', 2)),
-    only: new Set((get('only') ?? 'ingest,latency,fanout,fanout2,idle,catchup,storm,pusher').split(',')),
+    only: new Set((get('only') ?? 'ingest,ingest-push,latency,fanout,fanout2,idle,catchup,storm,pusher').split(',')),
     peer: !argv.includes('--no-peer'),
     ws: !argv.includes('--no-ws'),
     cpuProf: argv.includes('--cpu-prof'),

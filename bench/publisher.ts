@@ -22,6 +22,8 @@ interface PublishRun {
   keepIds: boolean;
   /** Closed loop only: stop after this many requests. */
   total?: number;
+  /** The notifications' `type`, if any. */
+  type?: string;
 }
 
 async function run(o: PublishRun): Promise<Msg> {
@@ -46,7 +48,8 @@ async function run(o: PublishRun): Promise<Msg> {
             ? '"broadcast":true'
             : `"user":"${o.prefix}${Math.floor(Math.random() * o.users)}"`;
       const t = nowMs();
-      const body = `{${target},"title":"bench","body":"benchmark notification","data":{"t":${t}}}`;
+      const type = o.type ? `,"type":${JSON.stringify(o.type)}` : '';
+      const body = `{${target}${type},"title":"bench","body":"benchmark notification","data":{"t":${t}}}`;
       const req = http.request(
         {
           agent,

@@ -14,6 +14,7 @@ import { fanout } from './scenarios/fanout.js';
 import { fanout2 } from './scenarios/fanout2.js';
 import { idle } from './scenarios/idle.js';
 import { ingest } from './scenarios/ingest.js';
+import { ingestPush } from './scenarios/ingest-push.js';
 import { latency } from './scenarios/latency.js';
 import { storm } from './scenarios/storm.js';
 import { pusher } from './scenarios/pusher.js';
@@ -22,6 +23,7 @@ import { resultsDir, startHerald, startPeer, type Contenders } from './servers.j
 /** Every scenario by its `--only` name, in the order they run and appear in the table. */
 const scenarios: [string, (o: Options, c: Contenders) => Promise<Section>][] = [
   ['ingest', ingest],
+  ['ingest-push', ingestPush],
   ['latency', latency],
   ['fanout', fanout],
   ['fanout2', fanout2],

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { createSigner } from 'fast-jwt';
 import { projectFile } from '../src/paths.js';
 import { benchScript, spawnNode } from './lib.js';
 import type { Options } from './options.js';
@@ -13,6 +14,9 @@ import { log } from './report.js';
 export const jwtSecret = 'bench-secret-that-is-long-enough-0123456789';
 export const publisherKey = 'bench-publisher-key-0123456789';
 export const resultsDir = projectFile('bench', 'results');
+
+/** A user's bearer token for Herald (and the peer), signed with the bench's secret. */
+export const userToken: (claims: { sub: string }) => string = createSigner({ key: jwtSecret, algorithm: 'HS256' });
 
 export interface Server {
   name: 'herald' | 'peer';

@@ -1,5 +1,4 @@
 import type { FastifyBaseLogger } from 'fastify';
-import webpush from 'web-push';
 import type { Bus } from '../bus/bus.js';
 import type { PushConfig } from '../config.js';
 import { defaultPreferences, pushDecision } from '../domain/preferences.js';
@@ -7,8 +6,9 @@ import type { VapidKeys } from '../secrets.js';
 import type { PushJob, Store } from '../store/store.js';
 import { publicView, type Notification, type Preferences, type StoredNotification } from '../types.js';
 import type { Presence } from './presence.js';
+import { PushSender } from './sender.js';
 
-/** Jobs leased per store call. */
+/** Jobs leased per store call, and so the most the sender's thread has queued or in flight. */
 const batchSize = 50;
 /** How long a claimed job stays this sender's: longer than a send may take (its timeout below). */
 const leaseMs = 60_000;
@@ -55,8 +55,8 @@ export interface PushWorkerDeps {
 }
 
 /**
- * Sends the queued pushes (push_jobs) with `web-push`, off the publish path: a publish only writes
- * the jobs, in its own transaction. Every instance runs one; the store's lease gives each job to one
+ * Sends the queued pushes (push_jobs) off the publish path: a publish only writes the jobs, in its
+ * own transaction; the signing, encryption and requests run in a worker thread (`sender.ts`). Every instance runs one; the store's lease gives each job to one
  * sender at a time. It wakes on a direct notification on the bus (an instance's own publishes
  * included) and every `pollMs` (retries, held jobs, jobs another instance queued and a lost bus message).
  */
@@ -66,8 +66,10 @@ export class PushWorker {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private readonly sender: PushSender;
 
   constructor(private readonly deps: PushWorkerDeps) {
+    this.sender = new PushSender(deps.vapid, deps.config.vapidSubject, 86_400, sendTimeoutMs);
     this.unsubscribe = deps.bus.subscribe((msg) => {
       if (msg.kind === 'notification' && msg.notification.users) this.wake();
     });
@@ -109,6 +111,7 @@ export class PushWorker {
     const online = new Map<string, Promise<boolean>>();
     const notes = new Map<number, Promise<StoredNotification | undefined>>();
     const once = <K, V>(m: Map<K, Promise<V>>, k: K, f: () => Promise<V>) => m.get(k) ?? (m.set(k, f()), m.get(k)!);
+    /** Jobs done with (sent, given up, or nothing to send): one store write for the whole batch. */
     const finished: number[] = [];
     const sends: Promise<void>[] = [];
     /** Held jobs now due, per subscription: each subscription gets one summary. */
@@ -132,45 +135,31 @@ export class PushWorker {
         s.jobs.push(job);
         s.ns.push(publicView(n));
         summaries.set(job.subscription.endpoint, s);
-      } else sends.push(this.send([job], payloadOf(publicView(n)), n.critical));
+      } else sends.push(this.send([job], payloadOf(publicView(n)), n.critical, finished));
     }
     for (const s of summaries.values()) {
-      sends.push(s.jobs.length === 1 ? this.send(s.jobs, payloadOf(s.ns[0]!), false) : this.send(s.jobs, summaryOf(s.ns), false));
+      sends.push(this.send(s.jobs, s.jobs.length === 1 ? payloadOf(s.ns[0]!) : summaryOf(s.ns), false, finished));
     }
-    if (finished.length > 0) sends.push(store.finishPushJobs(finished));
     await Promise.all(sends);
+    if (finished.length > 0) await store.finishPushJobs(finished);
   }
 
-  /** Sends one payload for `jobs` (one, or a summary of several to the same subscription). */
-  private async send(jobs: PushJob[], payload: string, urgent: boolean): Promise<void> {
-    const { store, vapid, config, log } = this.deps;
+  /**
+   * Sends one payload for `jobs` (one, or a summary of several to the same subscription); adds their
+   * ids to `finished` when they are done with, or defers them for a retry.
+   */
+  private async send(jobs: PushJob[], payload: string, urgent: boolean, finished: number[]): Promise<void> {
+    const { store, config, log } = this.deps;
     const { endpoint, p256dh, auth } = jobs[0]!.subscription;
     const ids = jobs.map((j) => j.id);
-    let status: number | undefined;
-    let retryAfter: string | null = null;
-    try {
-      // web-push signs and encrypts; the request itself goes through fetch, which also reaches the
-      // http:// loopback endpoints HERALD_PUSH_ALLOW_LOOPBACK_HTTP admits (web-push's own sender speaks https only).
-      const req = webpush.generateRequestDetails({ endpoint, keys: { p256dh, auth } }, payload, {
-        vapidDetails: { subject: config.vapidSubject, publicKey: vapid.publicKey, privateKey: vapid.privateKey },
-        TTL: 86_400,
-        urgency: urgent ? 'high' : 'normal',
-      });
-      const res = await fetch(req.endpoint, {
-        method: req.method,
-        headers: req.headers as Record<string, string>,
-        body: req.body && new Uint8Array(req.body),
-        redirect: 'error',
-        signal: AbortSignal.timeout(sendTimeoutMs),
-      });
-      await res.body?.cancel();
-      status = res.status;
-      retryAfter = res.headers.get('retry-after');
-    } catch (err) {
-      log.warn({ origin: new URL(endpoint).origin, err }, 'push send failed; will retry');
-    }
-    if (status !== undefined && status >= 200 && status < 300) return store.finishPushJobs(ids);
     const origin = new URL(endpoint).origin;
+    const result = await this.sender.send({ endpoint, p256dh, auth, payload, urgency: urgent ? 'high' : 'normal' });
+    const status = 'status' in result ? result.status : undefined;
+    if ('error' in result) log.warn({ origin, err: result.error }, 'push send failed; will retry');
+    if (status !== undefined && status >= 200 && status < 300) {
+      finished.push(...ids);
+      return;
+    }
     if (status === 404 || status === 410) {
       // The browser unsubscribed or the subscription expired: it will never take a push again.
       await store.removePushSubscription(endpoint);
@@ -180,12 +169,13 @@ export class PushWorker {
     const attempts = Math.max(...jobs.map((j) => j.attempts)) + 1;
     const retryable = status === undefined || status === 429 || status >= 500;
     if (!retryable || attempts >= config.maxAttempts) {
-      await store.finishPushJobs(ids);
+      finished.push(...ids);
       log.warn({ origin, status, attempts }, 'push not delivered; given up');
       return;
     }
     const now = Date.now();
-    const delay = Math.min(maxRetryDelayMs, Math.max(retryAfterMs(retryAfter ?? undefined, now), config.retryBaseMs * 2 ** (attempts - 1)));
+    const retryAfter = 'retryAfter' in result ? (result.retryAfter ?? undefined) : undefined;
+    const delay = Math.min(maxRetryDelayMs, Math.max(retryAfterMs(retryAfter, now), config.retryBaseMs * 2 ** (attempts - 1)));
     await Promise.all(ids.map((id) => store.deferPushJob(id, now + delay, 'retry')));
   }
 
@@ -195,5 +185,6 @@ export class PushWorker {
     clearInterval(this.timer);
     this.unsubscribe();
     await this.running;
+    await this.sender.close();
   }
 }

@@ -93,6 +93,19 @@ t.test('an offline user gets each direct notification on every device, signed an
   t.pass('bob gets it once his stream is closed');
 });
 
+t.test('one VAPID JWT per push service origin, valid for hours, reused across pushes', async (t) => {
+  const { s, push } = await setup(t);
+  await subscribe(s, 'alice', push.device('phone').subscription);
+  await subscribe(s, 'alice', push.device('laptop').subscription);
+  for (let i = 0; i < 10; i++) await s.publish({ user: 'alice', title: `n${i}` });
+  await push.waitFor((p) => p.length === 20);
+  t.equal(new Set(push.pushes.map((p) => p.jwt)).size, 1, '20 pushes to one origin, one signature');
+  const { exp, aud } = push.pushes[0]!.claims;
+  t.equal(aud, push.url);
+  const hoursLeft = (exp * 1000 - Date.now()) / 3_600_000;
+  t.ok(hoursLeft > 11 && hoursLeft <= 12, `expires in ${hoursLeft.toFixed(2)} h: within the 24 h push services accept`);
+});
+
 t.test('preferences: push never, always, per-type switches', async (t) => {
   const { s, push } = await setup(t);
   await subscribe(s, 'alice', push.device('a').subscription);

@@ -12,6 +12,8 @@ export interface ReceivedPush {
   payload: Record<string, unknown>;
   /** The VAPID JWT's claims, its signature verified. */
   claims: { aud: string; exp: number; sub: string };
+  /** The VAPID JWT as sent (ES256 signatures are randomised: two equal ones are one JWT reused). */
+  jwt: string;
   urgency: string | undefined;
 }
 
@@ -25,7 +27,7 @@ export interface Device {
 
 const b64url = (b: Buffer) => b.toString('base64url');
 
-function verifyVapid(header: string | undefined, vapidPublicKey: string): ReceivedPush['claims'] {
+function verifyVapid(header: string | undefined, vapidPublicKey: string): Pick<ReceivedPush, 'claims' | 'jwt'> {
   const m = /^vapid t=([^,]+),\s*k=(.+)$/.exec(header ?? '');
   if (!m) throw new Error(`no VAPID authorization header: ${header}`);
   const [, jwt, k] = m;
@@ -36,7 +38,7 @@ function verifyVapid(header: string | undefined, vapidPublicKey: string): Receiv
   const ok = verify('sha256', Buffer.from(`${head}.${body}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig!, 'base64url'));
   if (!ok) throw new Error('VAPID JWT signature does not verify');
   if (JSON.parse(Buffer.from(head!, 'base64url').toString()).alg !== 'ES256') throw new Error('not ES256');
-  return JSON.parse(Buffer.from(body!, 'base64url').toString());
+  return { claims: JSON.parse(Buffer.from(body!, 'base64url').toString()), jwt: jwt! };
 }
 
 export class PushService {
@@ -84,13 +86,13 @@ export class PushService {
       const d = this.devices.get(name);
       if (!d) throw new Error(`unknown device ${name}`);
       if (req.headers['content-encoding'] !== 'aes128gcm') throw new Error(`content-encoding ${req.headers['content-encoding']}`);
-      const claims = verifyVapid(req.headers.authorization, this.vapidPublicKey());
+      const { claims, jwt } = verifyVapid(req.headers.authorization, this.vapidPublicKey());
       if (claims.aud !== this.url) throw new Error(`aud ${claims.aud}`);
       if (claims.exp * 1000 < Date.now()) throw new Error('expired JWT');
       const plain = ece.decrypt(Buffer.concat(chunks), { version: 'aes128gcm', privateKey: d.ecdh, authSecret: d.auth });
       if (answer.status === 201) {
         const urgency = req.headers.urgency as string | undefined;
-        this.received.push({ device: name, payload: JSON.parse(plain.toString()), claims, urgency });
+        this.received.push({ device: name, payload: JSON.parse(plain.toString()), claims, jwt, urgency });
       }
     } catch (err) {
       answer.status = 400;

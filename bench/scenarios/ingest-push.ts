@@ -1,0 +1,148 @@
+// Ingest with Web Push (`--only ingest-push`): durable publishes to users with nothing set, against
+// publishes to users with preferences and two push subscriptions each, on one Herald, in alternating
+// rounds; the pushes really go out, to a loopback push service in this process that counts them.
+import { createECDH, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sleep } from '../../support/util.js';
+import { withPublisher, type PublishResult } from '../load.js';
+import type { Options } from '../options.js';
+import { fmt, log, type Row, type Section } from '../report.js';
+import { startHerald, userToken, withServer, type Server } from '../servers.js';
+
+/** Each (b) user's document: some types muted, a topic's push off, and every other publish pushed. */
+const preferences = {
+  push: 'always',
+  types: { chat: { inapp: false }, billing: { inapp: false, push: false } },
+  topics: { deploys: { push: false } },
+};
+const devicesPerUser = 2;
+/** The type every publish carries, (a) and (b) alike: neither muted nor switched off. */
+const publishedType = 'export';
+/** How long the last round's pushes may take to all arrive before the bench stops waiting. */
+const drainLimitMs = 120_000;
+
+/** A push service on 127.0.0.1 that answers every POST 201 at once and counts them. */
+async function startPushService(): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
+  let received = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.method === 'POST') received++;
+      res.writeHead(201).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received: () => received,
+    close: () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      return closed;
+    },
+  };
+}
+
+/** A browser's PushSubscription: a real P-256 key and auth secret, so Herald can encrypt to it. */
+function subscription(endpoint: string) {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  return { endpoint, expirationTime: null, keys: { p256dh: ecdh.getPublicKey('base64url'), auth: randomBytes(16).toString('base64url') } };
+}
+
+async function call(s: Server, method: string, path: string, user: string, body: unknown): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${s.port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${userToken({ sub: user })}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path} for ${user}: ${res.status} ${await res.text()}`);
+}
+
+/** Gives every (b) user their preferences and subscriptions, a few users at a time. */
+async function setUpUsers(s: Server, pushUrl: string, users: number): Promise<void> {
+  const setUp = async (u: number) => {
+    const user = `pushed${u}`;
+    await call(s, 'PUT', '/preferences', user, preferences);
+    for (let d = 0; d < devicesPerUser; d++) await call(s, 'POST', '/push/subscriptions', user, subscription(`${pushUrl}/push/${user}-${d}`));
+  };
+  for (let u = 0; u < users; u += 10) await Promise.all(Array.from({ length: Math.min(10, users - u) }, (_, i) => setUp(u + i)));
+}
+
+const perSec = (runs: PublishResult[]) => runs.reduce((a, r) => a + r.ok, 0) / (runs.reduce((a, r) => a + r.ms, 0) / 1000);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/**
+ * Rounds of (a) then (b), the same closed-loop publisher and duration each; after each (b) round it
+ * waits until every push that round queued has arrived, so the sender's backlog does not slow the
+ * next (a) round: what (b) pays is writing the push jobs in the publish's transaction and the sends
+ * that run during its own window.
+ */
+export async function ingestPush(o: Options): Promise<Section> {
+  const users = o.ingestPushUsers;
+  const push = await startPushService();
+  try {
+    const env = { HERALD_PUSH_ALLOW_LOOPBACK_HTTP: 'true' };
+    const measured = await withServer(
+      () => startHerald(o, env),
+      async (s) => {
+        await setUpUsers(s, push.url, users);
+        return withPublisher(s, async (publish) => {
+          const run = (prefix: string) =>
+            publish({ rate: 0, durationMs: o.ingestPushSeconds * 1000, connections: o.ingestConnections, target: 'users', prefix, users, type: publishedType });
+          const a: PublishResult[] = [];
+          const b: PublishResult[] = [];
+          const drainMs: number[] = [];
+          for (let round = 0; round < o.ingestPushRounds; round++) {
+            a.push(await run('plain'));
+            const before = push.received();
+            b.push(await run('pushed'));
+            const expected = b.reduce((x, r) => x + r.ok, 0) * devicesPerUser;
+            const duringRound = push.received() - before;
+            const t0 = Date.now();
+            while (push.received() < expected && Date.now() - t0 < drainLimitMs) await sleep(20);
+            drainMs.push(Date.now() - t0);
+            log(`ingest-push round ${round + 1}: (a) ${a.at(-1)!.ok} in ${a.at(-1)!.ms.toFixed(0)} ms, (b) ${b.at(-1)!.ok} in ${b.at(-1)!.ms.toFixed(0)} ms, ${duringRound} pushes during (b), the rest in ${drainMs.at(-1)} ms after`);
+          }
+          return { a, b, drainMs, expected: b.reduce((x, r) => x + r.ok, 0) * devicesPerUser, delivered: push.received() };
+        });
+      },
+    );
+    return report(o, measured);
+  } finally {
+    await push.close();
+  }
+}
+
+function report(o: Options, m: { a: PublishResult[]; b: PublishResult[]; drainMs: number[]; expected: number; delivered: number }): Section {
+  const [a, b] = [perSec(m.a), perSec(m.b)];
+  const failed = [...m.a, ...m.b].reduce((x, r) => x + r.failed + r.unanswered, 0);
+  const rtt = (runs: PublishResult[]) => `${fmt(median(runs.map((r) => r.rttP50)), 'ms')} / ${fmt(median(runs.map((r) => r.rttP99)), 'ms')}`;
+  const raw = { ingestPush: { users: o.ingestPushUsers, rounds: o.ingestPushRounds, seconds: o.ingestPushSeconds, a: m.a, b: m.b, aPerSec: a, bPerSec: b, ratio: b / a, failed, pushesExpected: m.expected, pushesDelivered: m.delivered, drainMs: m.drainMs } };
+  const rows: Row[] = [
+    {
+      scenario: `Ingest with Web Push: ${o.ingestPushRounds} rounds × 2 × ${o.ingestPushSeconds} s, -c ${o.ingestConnections}, ${o.ingestPushUsers} users each side`,
+      metric: 'durable notifications/s, (a) users with nothing set',
+      herald: a,
+      peer: null,
+      unit: '/s',
+    },
+    { scenario: '', metric: `durable notifications/s, (b) users with preferences + ${devicesPerUser} push subscriptions, push always`, herald: b, peer: null, unit: '/s' },
+    { scenario: '', metric: '(b) / (a)', herald: null, peer: null, unit: '', text: [`${(b / a).toFixed(2)}×`, '–'], target: '≥ 0.90×', met: b / a >= 0.9 && failed === 0 },
+    { scenario: '', metric: 'POST p50 / p99 (median of rounds), (a); (b)', herald: null, peer: null, unit: '', text: [`${rtt(m.a)}; ${rtt(m.b)}`, '–'] },
+    {
+      scenario: '',
+      metric: 'pushes delivered / queued by (b)',
+      herald: null,
+      peer: null,
+      unit: '',
+      text: [`${m.delivered.toLocaleString('en-US')} / ${m.expected.toLocaleString('en-US')}`, '–'],
+      target: 'all',
+      met: m.delivered >= m.expected && m.expected > 0,
+    },
+    { scenario: '', metric: 'after each (b) round, until its last push arrived', herald: null, peer: null, unit: '', text: [m.drainMs.map((x) => fmt(x, 'ms')).join(', '), '–'] },
+  ];
+  log(`ingest-push: (a) ${fmt(a, '/s')}, (b) ${fmt(b, '/s')}, ratio ${(b / a).toFixed(3)}, pushes ${m.delivered}/${m.expected}, ${failed} failed`);
+  return { rows, raw };
+}
