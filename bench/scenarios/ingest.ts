@@ -79,6 +79,10 @@ export async function ingest(o: Options): Promise<Section> {
   const c = await startHerald(o);
   try {
     const pending = publish(c, { rate: 0, durationMs: 5_000, connections: 32, target: 'users', users: 100, keepIds: true });
+    // The kill comes mid-flood: once publishes are committing (a loaded machine may take seconds to start
+    // the load process), then a little later, so some have been answered.
+    const started = Date.now();
+    while (committedIds(c.dataDir).size === 0 && Date.now() - started < 15_000) await sleep(50);
     await sleep(Math.min(1_500, o.ingestSeconds * 500));
     await c.stop('SIGKILL', true);
     const res = await pending;
