@@ -1,5 +1,5 @@
 // <herald-inbox> shows the notification fields of a publish (url, icon, actor, actions) in Chromium
-// against a real server. It needs the server's support for those fields, built in parallel.
+// against a real server.
 import t from 'tap';
 import { chromiumMissing, launchBrowser, screenshot } from '../support/browser.js';
 import { startServer } from '../support/server.js';

@@ -1,6 +1,6 @@
 // The preferences panel of <herald-inbox> (the gear in its header) in Chromium against a real server:
 // GET /preferences fills it, Save writes the whole document with PUT /preferences (README,
-// Preferences). It needs the server's preferences endpoints, built in parallel to the component.
+// Preferences).
 import t from 'tap';
 import { chromiumMissing, launchBrowser, screenshot } from '../support/browser.js';
 import type { Json } from '../support/http.js';
