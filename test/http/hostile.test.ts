@@ -386,7 +386,7 @@ t.test('unicode edge cases are stored and delivered intact, and never forge an S
   sent.forEach(({ id, text }, i) => {
     const ev = alice.events[i]!;
     t.equal(ev.id, String(id), `${unicodeCases[i]![0]}: the SSE id is the notification id`);
-    t.same(ev.data, { id, title: text, body: text, type: text.slice(0, 64), data: { [text]: text, list: [text] }, topic: null, broadcast: false, createdAt: ev.data.createdAt, url: null, icon: null, actor: null, actions: null });
+    t.same(ev.data, { id, title: text, body: text, type: text.slice(0, 64), data: { [text]: text, list: [text] }, topic: null, broadcast: false, createdAt: ev.data.createdAt, url: null, icon: null, actor: null, actions: null, critical: false });
   });
   const frames = parseSse((await raw).text);
   t.same(

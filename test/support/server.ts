@@ -68,8 +68,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<Server> {
   });
   const store = await createStore(config.store);
   const bus = opts.bus ?? (await createBus(config.bus, store));
-  // The configured JWT secret and publisher key; the VAPID keys generated into the data dir, as a first start does.
-  const app = await buildApp({ config, secrets: loadSecrets(config), store, bus });
+  // The tests' JWT secret and publisher key whatever the env says (their tokens must verify), the other
+  // secrets (VAPID keys, the webhook secret) as a first start makes them.
+  const app = await buildApp({ config, secrets: { ...loadSecrets(config), jwtSecret, publisherKey }, store, bus });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');
