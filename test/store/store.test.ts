@@ -290,11 +290,11 @@ for (const kind of kinds) {
       t.equal((await store.catchUp({ user: 'bob', topics: [] }, 0, 10)).missed[0]?.id, b, "bob's untouched");
     });
 
-    t.test('replayStates: each user asked for, their deletions above an id and their pruned horizon', async (t) => {
+    t.test('replayStates: each user asked for, their deletions above an id, their pruned horizon and their in-app mutes', async (t) => {
       const { store } = await setup(t);
       t.same([...(await store.replayStates(['alice', 'bob'], 0))], [
-        ['alice', { prunedUpTo: 0, deleted: [] }],
-        ['bob', { prunedUpTo: 0, deleted: [] }],
+        ['alice', { prunedUpTo: 0, deleted: [], mutes: { types: [], topics: [] } }],
+        ['bob', { prunedUpTo: 0, deleted: [], mutes: { types: [], topics: [] } }],
       ]);
       const a = await created(store, to('alice'));
       const b = await created(store, { title: 'all', target: { broadcast: true } });
@@ -305,10 +305,12 @@ for (const kind of kinds) {
       await store.remove('alice', a);
       await store.remove('bob', b);
       await store.prune({ perUser: 2 });
+      const prefs = { push: 'offline' as const, quietHours: null, types: { chat: { inapp: false } }, topics: { ops: { inapp: false } } };
+      await store.setPreferences('bob', prefs, { types: ['chat'], topics: ['ops'] });
       const states = await store.replayStates(['alice', 'bob', 'carol'], a);
-      t.same(states.get('alice'), { prunedUpTo: a, deleted: [b, c] }, 'ascending, above the id asked; the pruned one is gone with its state');
-      t.same(states.get('bob'), { prunedUpTo: 0, deleted: [b] });
-      t.same(states.get('carol'), { prunedUpTo: 0, deleted: [] }, 'a user with no state');
+      t.same(states.get('alice'), { prunedUpTo: a, deleted: [b, c], mutes: { types: [], topics: [] } }, 'ascending, above the id asked; the pruned one is gone with its state');
+      t.same(states.get('bob'), { prunedUpTo: 0, deleted: [b], mutes: { types: ['chat'], topics: ['ops'] } }, 'with the in-app mutes');
+      t.same(states.get('carol'), { prunedUpTo: 0, deleted: [], mutes: { types: [], topics: [] } }, 'a user with no state');
     });
 
     t.test('prune: by age for everyone, by per-user cap for direct ones, with horizons', async (t) => {
