@@ -2,21 +2,13 @@
 // one instance applies to live delivery on the other at once (the change is announced on the bus);
 // presence is shared through Redis, and each queued push is sent once.
 import t from 'tap';
-import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../../support/backends.js';
+import { startBackends } from '../support/backends.js';
 import { sleep } from '../../support/util.js';
 import { startServer } from '../support/server.js';
 import { connect } from '../support/sse.js';
 import { PushService } from '../support/push-service.js';
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-t.before(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-});
-t.teardown(async () => {
-  await redis?.stop();
-  await postgres?.stop();
-});
+const { redis, postgres } = await startBackends(t);
 
 t.test('a PUT on instance A mutes live delivery to a stream on instance B', async (t) => {
   const env = { HERALD_STORE: await postgres.newDatabase(), HERALD_BUS: redis.url };

@@ -3,7 +3,7 @@
 // both, including when an instance stops, gracefully or by kill -9.
 import Echo from 'laravel-echo';
 import t, { type Test } from 'tap';
-import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../../support/backends.js';
+import { startBackends } from '../support/backends.js';
 import { sleep } from '../../support/util.js';
 import { PusherForEcho, app1, authServer, clientOptions, pusherApps, pusherClient, serverSdk, subscribed } from '../support/pusher.js';
 import { spawnServer, startServer, type Server } from '../support/server.js';
@@ -11,15 +11,7 @@ import { waitUntil } from '../support/wait.js';
 
 type Json = Record<string, unknown>;
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-t.before(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-});
-t.teardown(async () => {
-  await redis?.stop();
-  await postgres?.stop();
-});
+const { redis, postgres } = await startBackends(t);
 
 /** Presence refreshes every 2 heartbeats; an instance silent for 3 refreshes is forgotten (1.2 s here). */
 const quick = { HERALD_HEARTBEAT_MS: '200' };

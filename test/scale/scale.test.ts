@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import type { BusMessage } from '../../src/types.js';
-import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../../support/backends.js';
+import { startBackends } from '../support/backends.js';
 import { sleep, tempDir } from '../../support/util.js';
 import type { Json } from '../support/http.js';
 import { startProxy } from '../support/proxy.js';
@@ -13,15 +13,7 @@ import { spawnServer, startServer, type Server } from '../support/server.js';
 import { connect, SseClient } from '../support/sse.js';
 import { publisherKey, tokenFor } from '../support/tokens.js';
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-t.before(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-});
-t.teardown(async () => {
-  await redis?.stop();
-  await postgres?.stop();
-});
+const { redis, postgres } = await startBackends(t);
 
 /** Env of one deployment: a fresh database, the shared Redis, quick client retries. */
 async function deployment(): Promise<Record<string, string>> {

@@ -2,7 +2,7 @@
 // read, read-all or delete of its user, on both transports and across instances; never after each
 // notification (the client counts those as one more each).
 import t from 'tap';
-import { startPostgres, startRedis } from '../../support/backends.js';
+import { startBackends } from '../support/backends.js';
 import { sleep } from '../../support/util.js';
 import { startServer, type Server } from '../support/server.js';
 import { connect } from '../support/sse.js';
@@ -98,11 +98,7 @@ function clientCount(c: Awaited<ReturnType<typeof connect>>): number {
 }
 
 t.test('two instances: a read on one updates the count of streams on the other', async (t) => {
-  const [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-  t.teardown(async () => {
-    await redis.stop();
-    await postgres.stop();
-  });
+  const { redis, postgres } = await startBackends(t);
   const env = { HERALD_STORE: await postgres.newDatabase(), HERALD_BUS: redis.url };
   const a = await startServer({ env });
   t.teardown(() => a.close());

@@ -2,21 +2,13 @@
 // sending each webhook once.
 import pg from 'pg';
 import t from 'tap';
-import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../../support/backends.js';
+import { startBackends } from '../support/backends.js';
 import { sleep } from '../../support/util.js';
 import { connect } from '../support/sse.js';
 import { readAllTimesPruned, receiptsAndEvents, receiverFor, serverFor } from '../support/webhooks.js';
 
 t.test('PostgreSQL', async (t) => {
-  let postgres: PostgresServer;
-  let redis: RedisServer;
-  t.before(async () => {
-    [postgres, redis] = await Promise.all([startPostgres(), startRedis()]);
-  });
-  t.teardown(async () => {
-    await redis?.stop();
-    await postgres?.stop();
-  });
+  const { redis, postgres } = await startBackends(t);
 
   t.test('receipts and events, as on SQLite', async (t) => receiptsAndEvents(t, { HERALD_STORE: await postgres.newDatabase() }));
 
