@@ -13,6 +13,11 @@ const batchSize = 50;
 /** How long a claimed job stays this sender's: longer than a send may take (its timeout below). */
 const leaseMs = 60_000;
 const sendTimeoutMs = 15_000;
+/**
+ * A direct notification wakes the worker this long after it, with every other one in that time: a
+ * burst of publishes costs one look at the queue, not one per publish. A push is not that urgent.
+ */
+const wakeDelayMs = 20;
 /** The longest wait between two tries, whatever the backoff or Retry-After says. */
 const maxRetryDelayMs = 3_600_000;
 /** Push services accept about 4 KB of payload; past this the notification is sent without `data`. */
@@ -57,8 +62,8 @@ export interface PushWorkerDeps {
 /**
  * Sends the queued pushes (push_jobs) off the publish path: a publish only writes the jobs, in its
  * own transaction; the signing, encryption and requests run in a worker thread (`sender.ts`). Every instance runs one; the store's lease gives each job to one
- * sender at a time. It wakes on a direct notification on the bus (an instance's own publishes
- * included) and every `pollMs` (retries, held jobs, jobs another instance queued and a lost bus message).
+ * sender at a time. It wakes shortly after a direct notification on the bus (an instance's own
+ * publishes included) and every `pollMs` (retries, held jobs, jobs another instance queued and a lost bus message).
  */
 export class PushWorker {
   private readonly timer: NodeJS.Timeout;
@@ -66,17 +71,24 @@ export class PushWorker {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** The wake due `wakeDelayMs` after a direct notification. */
+  private soon: NodeJS.Timeout | undefined;
   private readonly sender: PushSender;
 
   constructor(private readonly deps: PushWorkerDeps) {
     this.sender = new PushSender(deps.vapid, deps.config.vapidSubject, 86_400, sendTimeoutMs);
     this.unsubscribe = deps.bus.subscribe((msg) => {
-      if (msg.kind === 'notification' && msg.notification.users) this.wake();
+      if (msg.kind === 'notification' && msg.notification.users) this.soon ??= setTimeout(this.wakeSoon, wakeDelayMs);
     });
     this.timer = setInterval(() => this.wake(), deps.config.pollMs);
     this.timer.unref();
     this.wake();
   }
+
+  private readonly wakeSoon = () => {
+    this.soon = undefined;
+    this.wake();
+  };
 
   private wake(): void {
     if (this.stopped) return;
@@ -183,6 +195,7 @@ export class PushWorker {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.soon);
     this.unsubscribe();
     await this.running;
     await this.sender.close();

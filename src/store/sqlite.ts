@@ -100,6 +100,8 @@ export class SqliteStore implements Store {
       preferences: db.prepare(`SELECT doc FROM preferences WHERE user_id = ?`),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
       lastId: db.prepare(lastIdSql),
+      // Uses push_jobs_due; a due job is found among the first rows unless a whole backlog is leased.
+      anyPushDue: db.prepare(`SELECT 1 FROM push_jobs WHERE due_at <= @now AND locked_until <= @now LIMIT 1`),
       listWebhooks: db.prepare(`SELECT * FROM webhook_outbox WHERE status = ? ORDER BY created_at, id LIMIT ?`),
       webhookCounts: db.prepare(`SELECT status, count(*) AS c FROM webhook_outbox GROUP BY status`),
       horizon: db.prepare(`SELECT coalesce(max(up_to), 0) AS up_to FROM pruned_marks WHERE user_id IN ('${everyone}', ?)`),
@@ -303,6 +305,9 @@ export class SqliteStore implements Store {
   }
 
   async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {
+    // A read here first: the push worker asks after direct notifications, and a claim is a write (a
+    // round trip to the writer thread and a place in its group) that most of the time finds nothing.
+    if (!this.stmts.anyPushDue.get({ now })) return [];
     return (await this.writer.call('claimPushJobs', now, limit, leaseMs)).map(jobFromRow);
   }
 

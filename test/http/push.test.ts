@@ -1,9 +1,11 @@
 // Web Push end to end: subscriptions, the queue and its sender, against a loopback push service that
 // verifies the VAPID JWT and decrypts the aes128gcm payload (test/support/push-service.ts).
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
+import { senderNice } from '../../src/push/sender.js';
 import { sleep, tempDir } from '../../support/util.js';
 import { PushService } from '../support/push-service.js';
 import { spawnServer, startServer, type Server } from '../support/server.js';
@@ -104,6 +106,28 @@ t.test('one VAPID JWT per push service origin, valid for hours, reused across pu
   t.equal(aud, push.url);
   const hoursLeft = (exp * 1000 - Date.now()) / 3_600_000;
   t.ok(hoursLeft > 11 && hoursLeft <= 12, `expires in ${hoursLeft.toFixed(2)} h: within the 24 h push services accept`);
+});
+
+/** The nice value of each thread of this process, from /proc (field 19 of stat, after the command's closing parenthesis). */
+function threadNices(): number[] {
+  return readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      return [Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])];
+    } catch {
+      return []; // the thread ended while listed
+    }
+  });
+}
+
+t.test('pushes are encrypted and sent in a thread of lower priority than publishing', { skip: !existsSync('/proc/thread-self') && 'no /proc/thread-self' }, async (t) => {
+  const before = threadNices();
+  t.notOk(before.includes(senderNice), `no thread at nice ${senderNice} before a push`);
+  const { s, push } = await setup(t);
+  await subscribe(s, 'alice', push.device('phone').subscription);
+  await s.publish({ user: 'alice', title: 'low priority' });
+  await push.waitFor((p) => p.length === 1);
+  t.equal(threadNices().filter((n) => n === senderNice).length, 1, `the sender thread alone runs at nice ${senderNice}`);
+  t.equal(getPriority(), 0, 'the process itself (its main thread) is left as it was');
 });
 
 t.test('preferences: push never, always, per-type switches', async (t) => {

@@ -123,3 +123,23 @@ t.test('a writer thread that dies fails the store loudly: readiness and publishe
   t.equal(history.status, 200, 'reads still work: they never went through the writer');
   t.same(history.body.items.map((n: { title: string }) => n.title), ['before']);
 });
+
+t.test('looking at an empty push queue costs no trip to the writer thread; a due job is claimed in one', async (t) => {
+  const store = (await openStore(t, 'full')) as SqliteStore;
+  const calls: string[] = [];
+  const call = store.writer.call.bind(store.writer);
+  store.writer.call = ((method, ...args) => (calls.push(method), call(method, ...args))) as typeof store.writer.call;
+  // The push worker asks after every burst of direct notifications, to users with subscriptions or not.
+  await store.insert({ title: 'nobody subscribed', target: { users: ['alice'] } });
+  calls.length = 0;
+  t.same(await store.claimPushJobs(Date.now(), 50, 60_000), []);
+  t.same(calls, [], 'an empty queue: a read on this thread only');
+  await store.addPushSubscription('alice', { endpoint: 'https://push.example/a', p256dh: 'k', auth: 'a' }, 10);
+  const n = await store.insert({ title: 'to push', target: { users: ['alice'] } });
+  calls.length = 0;
+  const jobs = await store.claimPushJobs(Date.now(), 50, 60_000);
+  t.same(jobs.map((j) => j.notificationId), [n.status === 'created' && n.notification.id]);
+  t.same(calls, ['claimPushJobs'], 'a due job: one claim, a write');
+  t.same(await store.claimPushJobs(Date.now(), 50, 60_000), [], 'leased: not due again');
+  t.same(calls, ['claimPushJobs'], 'and seen as such by the read');
+});
