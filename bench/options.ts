@@ -18,7 +18,7 @@ const usage = `usage: npm run bench -- [options]
   --fanout2-streams 2000  fan-out on two instances (PostgreSQL + Redis): streams, split across them
   --fanout2-rate 0      its broadcasts/s, all to one instance (0 = offered / streams)
   --storm-streams 15000 reconnect storm: streams (one in --storm-ws-every 10 over WebSocket), kill -9, restart
-  --storm-rate 100      its publishes/s through the outage
+  --storm-rate 10       its broadcasts/s through the outage (× streams = the live deliveries/s)
   --storm-ring 10000    its HERALD_REPLAY_RING (0: every resume reads the store, for an A/B)
   --clients 2           load processes holding streams
   --only a,b            scenarios: ingest,ingest-push,latency,fanout,fanout2,idle,catchup,storm,pusher (default all;
@@ -71,7 +71,7 @@ export function parseArgs(argv: string[]) {
     fanout2Rate: num('fanout2-rate', 0),
     stormStreams: num('storm-streams', quick ? 2000 : 15_000),
     stormWsEvery: num('storm-ws-every', 10),
-    stormRate: num('storm-rate', 100),
+    stormRate: num('storm-rate', 10),
     stormRing: num('storm-ring', 10_000),
     clients: Math.max(1, num('clients', 2)),
     only: new Set((get('only') ?? 'ingest,ingest-push,latency,fanout,fanout2,idle,catchup,storm,pusher').split(',')),
