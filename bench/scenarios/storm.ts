@@ -22,6 +22,16 @@ function peakRss(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
+/** The kernel's cap on a listen backlog (net.core.somaxconn). */
+const somaxconn = (): number => Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+
+/** Connects the kernel dropped, on any port, because an accept queue was full (TcpExt ListenOverflows). */
+function listenOverflows(): number {
+  const [names, values] = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const i = names!.split(' ').indexOf('ListenOverflows');
+  return Number(values!.split(' ')[i]);
+}
+
 /** Herald's replay counters from /metrics: ring answers and store reads, by label. */
 async function replayCounters(port: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
@@ -48,6 +58,10 @@ export async function storm(o: Options): Promise<Section> {
     // Every stream comes from 127.0.0.1 and resumes at once: behind one proxy address a deployment
     // needs the same (or a per-address rate of at least its streams per minute).
     HERALD_RESUME_RATE_PER_IP: '0',
+    // Every stream may reconnect within one retry interval: the accept queue must hold them all, or the
+    // kernel drops connects that TCP retries after 1, 3, 7, 15, 31 s (a tail no server work can shorten).
+    // The kernel caps it at net.core.somaxconn: reported below with the connects it dropped.
+    HERALD_LISTEN_BACKLOG: String(Math.max(4096, total)),
   };
   const first = await startHerald(o, env);
   const dataDir = first.dataDir;
@@ -65,6 +79,7 @@ export async function storm(o: Options): Promise<Section> {
     publisher = new SteadyPublisher(first.port, publisherKey, o.stormRate);
     await new Promise((r) => setTimeout(r, 3000));
     const ackedBeforeKill = Math.max(...publisher.acked);
+    const overflowsBefore = listenOverflows();
     await first.stop('SIGKILL', true);
     const killedAt = nowMs();
     second = await startHerald(o, { ...env, HERALD_DATA_DIR: dataDir, PORT: String(first.port) });
@@ -101,6 +116,7 @@ export async function storm(o: Options): Promise<Section> {
     await probe;
     const caughtUpMs = caught ? Math.max(...stats.map((s) => s.caughtUpAt)) - restartedAt : null;
     const reconnectedMs = stats.every((s) => s.reconnectedAt > 0) ? Math.max(...stats.map((s) => s.reconnectedAt)) - restartedAt : null;
+    const droppedConnects = listenOverflows() - overflowsBefore;
     const counters = await replayCounters(second.port);
     await publisher.stop();
     const lastAcked = Math.max(...publisher.acked);
@@ -126,6 +142,8 @@ export async function storm(o: Options): Promise<Section> {
       reloads: sum(stats, 'reloads'),
       refused: sum(stats, 'refused'),
       behind: stats.filter((s) => s.minLast < lastAcked).length,
+      backlog: Math.min(Math.max(4096, total), somaxconn()),
+      droppedConnects,
       counters,
     };
     log(`storm: ${JSON.stringify(result)}`);
@@ -141,6 +159,14 @@ export async function storm(o: Options): Promise<Section> {
         peer: null,
         unit: 'ms',
         text: [`${fmt(result.health.p50, 'ms')} / ${fmt(result.health.p99, 'ms')} / ${fmt(result.health.max, 'ms')}`, ''],
+      },
+      {
+        scenario: '',
+        metric: 'accept queue (backlog, capped by net.core.somaxconn); connects it dropped',
+        herald: null,
+        peer: null,
+        unit: '',
+        text: [`${result.backlog.toLocaleString('en-US')}; ${droppedConnects.toLocaleString('en-US')}`, ''],
       },
       { scenario: '', metric: 'peak RSS after restart', herald: rss / 2 ** 20, peer: null, unit: 'MiB' },
       { scenario: '', metric: 'duplicates / gaps / reloads', herald: null, peer: null, unit: '', text: [`${result.duplicates} / ${result.gaps} / ${result.reloads}`, ''] },
