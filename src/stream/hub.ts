@@ -35,6 +35,8 @@ export interface Connection {
    * up (it then sends its own count once caught up, see `unread`).
    */
   readonly liveCount: number | undefined;
+  /** Whether the stream is sent unread counts (`unread`): not over Pusher, whose protocol has no such event. */
+  readonly countsUnread: boolean;
   /**
    * The user's unread count up to the id the hub had routed when it read it, and this stream's
    * `liveCount` then: the stream adds what it has written live since, which the client counted already.
@@ -324,7 +326,7 @@ export class Hub {
   }
 
   private async sendCounts(user: string): Promise<void> {
-    const streams = [...(this.byUser.get(user) ?? [])];
+    const streams = [...(this.byUser.get(user) ?? [])].filter((c) => c.countsUnread);
     // Every notification up to `upTo` has been routed here; those after it that a stream writes
     // before the count arrives, the client has counted already, so the stream adds them.
     const upTo = this.newest;

@@ -74,6 +74,7 @@ function frame(fields: { event: string; channel?: string; data: string | Record<
 
 /** Writes one channel's events to its session's socket, as Pusher frames. */
 class PusherSink implements Sink {
+  readonly carriesUnread = false;
   constructor(
     private readonly session: PusherSession,
     private readonly channel: string,

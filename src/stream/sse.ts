@@ -79,6 +79,7 @@ const heartbeat = Buffer.from(sseComment('heartbeat'));
  * `maxPending` bytes the stream is cut instead, and the client resumes by Last-Event-ID.
  */
 class SseSink implements Sink {
+  readonly carriesUnread = true;
   private readonly held: HeldSocket;
 
   constructor(

@@ -17,6 +17,8 @@ export interface Sink {
    * reconnecting right away would resume from (SSE: an `id:`-only event; WebSocket: the `ready` frame).
    */
   resumePoint(id: number): void;
+  /** Whether the transport has an `unread` event: a stream over one that has none (Pusher) never reads a count. */
+  readonly carriesUnread: boolean;
   /** An event not stored (see `Ephemeral`): only the Pusher transport writes them; others leave this out. */
   ephemeral?(ev: OutEvent): void;
   heartbeat(): void;
@@ -143,6 +145,7 @@ export class Subscription implements Connection {
    * times at most; a later change sends a fresh count anyway).
    */
   private async sendFirstCount(): Promise<void> {
+    if (!this.sink.carriesUnread) return;
     for (let attempt = 1; ; attempt++) {
       this.recount = false;
       const count = await this.deps.hub.unreadCount(this, this.lastSent);
@@ -195,6 +198,10 @@ export class Subscription implements Connection {
 
   get liveCount(): number | undefined {
     return this.held ? undefined : this.written;
+  }
+
+  get countsUnread(): boolean {
+    return this.sink.carriesUnread;
   }
 
   unread(count: number, liveCountThen: number): void {

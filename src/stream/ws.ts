@@ -57,6 +57,7 @@ function wsFrame(ev: OutEvent): Buffer {
  * answered the previous one is gone (or cannot read) and is dropped, which frees its place in the hub.
  */
 export class WsSink implements Sink {
+  readonly carriesUnread = true;
   private answered = true;
   private readonly held: HeldSocket;
 

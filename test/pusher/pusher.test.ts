@@ -7,6 +7,7 @@ import { WebSocket } from 'ws';
 import { heraldReplay } from '../../public/herald-pusher.js';
 import { startProxy } from '../support/proxy.js';
 import { startServer, type Server } from '../support/server.js';
+import { connect } from '../support/sse.js';
 import { PusherForEcho, PusherJs, app1, app2, authServer, clientOptions, portOf, pusherApps, pusherClient, serverSdk, subscribed } from '../support/pusher.js';
 import { waitUntil } from '../support/wait.js';
 import { sleep } from '../../support/util.js';
@@ -223,6 +224,26 @@ t.test('the Laravel user channel is the user’s Herald inbox, both ways', async
     { title: 'Hello', data: { id: 'n-2' } },
   ]);
   t.same((await s.request('GET', '/notifications', '43')).body, { items: [], nextCursor: null }, 'nobody else’s');
+});
+
+t.test('a Pusher channel never reads an unread count (the protocol has no event for it); an SSE stream does', async (t) => {
+  let counts = 0;
+  const unreadCount = s.store.unreadCount.bind(s.store);
+  s.store.unreadCount = (...args) => (counts++, unreadCount(...args));
+  t.teardown(() => void (s.store.unreadCount = unreadCount));
+  const auth = await authServer(s);
+  const echo = echoFor(auth, '77');
+  const channel = echo.private('App.Models.User.77');
+  await new Promise<void>((resolve) => channel.subscribed(() => resolve()));
+  t.teardown(() => echo.disconnect());
+  const n = await s.publish({ user: '77', title: 'to read' });
+  // A read changes the user's count: the hub recounts for their streams.
+  t.equal((await s.request('POST', `/notifications/${n.body.id}/read`, '77')).status, 200);
+  await sleep(200);
+  t.equal(counts, 0, 'subscribing and a read cost no count');
+  const stream = await connect(s, '77');
+  t.teardown(() => stream.close());
+  await waitUntil('the SSE stream read its first count', () => counts === 1);
 });
 
 t.test('replay: after a dropped connection the plugin resumes each channel; no gap, no duplicate', async (t) => {

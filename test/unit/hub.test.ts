@@ -17,6 +17,7 @@ class Recorder implements Connection {
   heartbeats = 0;
   ended = false;
   readonly liveCount = 0;
+  readonly countsUnread = true;
   /** The unread counts the hub handed this stream. */
   readonly counts: number[] = [];
 

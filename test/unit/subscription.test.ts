@@ -61,6 +61,7 @@ class FakeStore implements Pick<Store, 'catchUp' | 'unreadCount'> {
 
 /** What the stream wrote, one line per call, e.g. `resume 2`, `replay 3,4`, `notification 5`, `reload 5 pruned`. */
 class RecordingSink implements Sink {
+  readonly carriesUnread = true;
   readonly log: string[] = [];
   /** While set, a replay's write is in progress until it resolves. */
   gate: Promise<void> | undefined;
