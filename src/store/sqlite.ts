@@ -128,7 +128,10 @@ export class SqliteStore implements Store {
       unreadCountMuted: [false, true].map((topicsOnly) =>
         db.prepare(`SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND ${notMutedX}`, 'ASC', topicsOnly)})`),
       ),
-      hasMutes: db.prepare(`SELECT 1 FROM inapp_mutes WHERE user_id = ? LIMIT 1`),
+      // A topic mute can only hit a notification of that topic: one the audience does not follow changes nothing.
+      mutesApply: db.prepare(
+        `SELECT 1 FROM inapp_mutes WHERE user_id = @user AND (kind = 'type' OR name IN (SELECT value FROM json_each(@topics))) LIMIT 1`,
+      ),
       preferences: db.prepare(`SELECT doc FROM preferences WHERE user_id = ?`),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
       lastId: db.prepare(lastIdSql),
@@ -246,15 +249,18 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * A user with no mutes (most users, and every stream of a reconnect storm that has none) pays index
-   * range counts and their own read/deleted rows, not one visit per unread notification. A user with
-   * mutes pays the per-notification test: a type mute can hit any notification, and no index has types.
+   * A user with no mutes that apply to the audience (most users, and every stream of a reconnect storm
+   * that has none) pays index range counts and their own read/deleted rows, not one visit per unread
+   * notification. Otherwise the count tests each unread notification, as it did before: a type mute
+   * can hit any notification and no index has types, and subtracting the muted ones of a topic would
+   * visit each of them anyway (whether one is critical is in the row, not the index).
    */
   async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
     const r = this.snapshot(() => {
-      const stmts = this.stmts.hasMutes.get(audience.user) ? this.stmts.unreadCountMuted : this.stmts.unreadCount;
+      const params = this.params(audience);
+      const stmts = this.stmts.mutesApply.get(params) ? this.stmts.unreadCountMuted : this.stmts.unreadCount;
       return stmts[Number(q.topicsOnly ?? false)]!.get({
-        ...this.params(audience),
+        ...params,
         readUpTo: this.readUpTo(audience.user),
         upTo: q.upTo ?? Number.MAX_SAFE_INTEGER,
         limit: -1,
