@@ -2,6 +2,7 @@
 // published, read, read-all, deleted and muted, both give the same count for every audience, bound and
 // `topicsOnly`; and for a user with no state of their own the count costs far less than that query's
 // visit of every unread notification.
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
@@ -36,7 +37,8 @@ interface Query {
 
 /** A store on a fresh file, and the reference count over the same file, read-only. */
 async function setup() {
-  const file = join(tempDir('herald-unread-'), 'h.db');
+  const dir = tempDir('herald-unread-');
+  const file = join(dir, 'h.db');
   const store = await SqliteStore.open(file, 'normal');
   const db = new Database(file, { readonly: true, fileMustExist: true });
   const stmt = db.prepare(referenceSql);
@@ -52,11 +54,12 @@ async function setup() {
   const close = async () => {
     db.close();
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
   };
   return { store, reference, close };
 }
 
-// dan never publishes to, reads, deletes or mutes anything: the common case of a storm.
+// Nothing is sent to dan directly and dan never reads, deletes or mutes: the common case of a storm.
 const users = ['ann', 'bob', 'cyd', 'dan'];
 const topics = ['red', 'blue', 'green'];
 const types = ['alert', 'digest'];
