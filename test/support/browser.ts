@@ -2,6 +2,7 @@
 // (never a downloaded browser). Kept apart from the other support files so other suites do not load playwright.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import t, { type Test } from 'tap';
 import { projectFile } from '../../src/paths.js';
 import { tempDir } from '../../support/util.js';
 
@@ -17,8 +18,13 @@ export function chromiumMissing(): string | undefined {
     : `${chromiumPath} is missing: install Debian's chromium package (apt-get install -y chromium; .ci/run does this in CI)`;
 }
 
+export interface Browser {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
 /** A fresh headless Chromium with its own profile directory, removed on close. */
-export async function launchBrowser(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+export async function launchBrowser(): Promise<Browser> {
   const profile = tempDir('herald-chromium-');
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
@@ -49,4 +55,18 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = `${artifactsDir}/${name}.png`;
   await page.screenshot({ path });
   return path;
+}
+
+/**
+ * A test of this file with a fresh Chromium, closed after it. Without Chromium the test fails rather
+ * than skips: a browser suite that passes by not running proves nothing.
+ */
+export function browserTest(name: string, fn: (t: Test, browser: Browser) => Promise<void>): void {
+  const missing = chromiumMissing();
+  if (missing) return void t.fail(`${name}: ${missing}`);
+  t.test(name, async (t) => {
+    const browser = await launchBrowser();
+    t.teardown(() => browser.close());
+    await fn(t, browser);
+  });
 }
