@@ -336,6 +336,21 @@ for (const kind of kinds) {
       t.same(await claimAll(store), [`${next} alice a1`], 'the next one is');
     });
 
+    t.test('push jobs and retention: a notification pruned before queueing gets none; its queued jobs go with it', async (t) => {
+      const { store } = await setup(t);
+      await store.addPushSubscription('alice', sub('a1'), 10);
+      await created(store, to('alice'));
+      await created(store, to('alice'));
+      const later = new Date(Date.now() + 60_000);
+      t.equal(await store.prune({ olderThan: later }), 2);
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 2, 'the cursor moves past them');
+      t.same(await claimAll(store), [], 'with no job');
+      await created(store, to('alice'));
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 1);
+      t.equal(await store.prune({ olderThan: later }), 1);
+      t.same(await claimAll(store), [], 'the queued job went with its notification');
+    });
+
     const oneWriter = kind.name === 'SqliteStore' && 'a SQLite file has one writer: one process';
     t.test('two instances queueing push jobs at once write each job once', { skip: oneWriter }, async (t) => {
       const { store: a, db } = await setup(t);
