@@ -10,7 +10,7 @@ import { PushSender } from './sender.js';
 
 /** Jobs leased per store call, and so the most the sender's thread has queued or in flight. */
 const batchSize = 50;
-/** Notifications whose jobs one store call writes: bounds that transaction, and the writer's wait behind it. */
+/** Notifications (and their recipients) whose jobs one store call writes: bounds that transaction, and the writer's wait behind it. */
 const queueBatch = 1_000;
 /** How long a claimed job stays this sender's: longer than a send may take (its timeout below). */
 const leaseMs = 60_000;
@@ -117,7 +117,7 @@ export class PushWorker {
       if (this.stopped) return;
       const scanned = await this.deps.store.queuePushJobs(Date.now(), queueBatch);
       const jobs = await this.deps.store.claimPushJobs(Date.now(), batchSize, leaseMs);
-      if (jobs.length === 0 && scanned < queueBatch) return;
+      if (jobs.length === 0 && scanned === 0) return;
       if (jobs.length > 0) await this.process(jobs);
     }
   }

@@ -257,13 +257,15 @@ const sql = {
     FROM leased l JOIN push_subscriptions s ON s.endpoint = l.endpoint ORDER BY l.due_at, l.id`,
   pushBehind: `SELECT (SELECT last_id FROM push_cursor) < (SELECT last_id FROM id_counter) AS behind`,
   lockPushCursor: `SELECT last_id FROM push_cursor FOR UPDATE`,
-  // $1 the cursor as locked, $2 the most ids to take, $3 the jobs' due time. The newest committed id is
+  // $1 the cursor as locked, $2 the most ids (and recipients) to take, $3 the jobs' due time; the edge as
+  // in SqliteWriter.queuePushJobs. The newest committed id is
   // id_counter's committed value, read without its lock: publishers update it in the transaction that
   // inserts and commit in id order (they hold its lock to COMMIT), so a snapshot that sees it at N sees
   // every notification up to N and no later commit can add one below N: the range has no gap. This
   // statement's snapshot is taken after the cursor's lock was granted, so it sees the cursor's mover's
   // commit and reads a counter at or above $1: the cursor never moves back.
-  queuePushes: `WITH bounds AS (SELECT least($1::bigint + $2, last_id) AS up_to FROM id_counter),
+  queuePushes: `WITH edge AS (SELECT notification_id AS id FROM recipients WHERE notification_id > $1 ORDER BY notification_id OFFSET $2 LIMIT 1),
+    bounds AS (SELECT least($1::bigint + $2, c.last_id, (SELECT greatest(id - 1, $1 + 1) FROM edge)) AS up_to FROM id_counter c),
     queued AS (
       INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at)
       SELECT r.notification_id, s.user_id, s.endpoint, $3 FROM recipients r JOIN push_subscriptions s ON s.user_id = r.user_id
@@ -635,13 +637,13 @@ export class PostgresStore implements Store {
     return ((await this.pool.query(sql.removeSubscription, [endpoint, user ?? null])).rowCount ?? 0) > 0;
   }
 
-  async queuePushJobs(now: number, maxNotifications: number): Promise<number> {
+  async queuePushJobs(now: number, max: number): Promise<number> {
     // A read first: every instance wakes on every direct notification, and most find another one moved the cursor.
     if (!(await this.pool.query<{ behind: boolean }>(sql.pushBehind)).rows[0]!.behind) return 0;
     return this.transaction(async (client) => {
       // Held to COMMIT: instances queueing at once take turns, each starting where the last one stopped.
       const after = (await client.query<{ last_id: number }>(sql.lockPushCursor)).rows[0]!.last_id;
-      const { rows } = await client.query<{ up_to: number }>(sql.queuePushes, [after, maxNotifications, now]);
+      const { rows } = await client.query<{ up_to: number }>(sql.queuePushes, [after, max, now]);
       return rows[0]!.up_to - after;
     });
   }

@@ -66,6 +66,8 @@ export class SqliteWriter {
          WHERE r.notification_id > @after AND r.notification_id <= @upTo ORDER BY r.notification_id`,
       ),
       movePushCursor: db.prepare(`UPDATE push_cursor SET last_id = ?`),
+      // The notification holding the recipient row just past the bound (recipients_notification).
+      recipientEdge: db.prepare(`SELECT notification_id AS id FROM recipients WHERE notification_id > ? ORDER BY notification_id LIMIT 1 OFFSET ?`),
       pushCursorToNewest: db.prepare(`UPDATE push_cursor SET last_id = (${lastIdSql}) WHERE NOT EXISTS (SELECT 1 FROM push_subscriptions)`),
       saveSubscription: db.prepare(
         `INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) VALUES (@endpoint, @user, @p256dh, @auth, @now)
@@ -264,13 +266,12 @@ export class SqliteWriter {
     return this.stmts.removeSubscription.run({ endpoint, user }).changes > 0;
   }
 
-  /**
-   * `Store.queuePushJobs`: the jobs of the ids above the cursor, at most `maxNotifications` of them,
-   * up to the newest id; moves the cursor past them. Returns how far it moved.
-   */
-  queuePushJobs(now: number, maxNotifications: number): number {
+  /** `Store.queuePushJobs`. Returns how far the cursor moved. */
+  queuePushJobs(now: number, max: number): number {
     const after = (this.stmts.pushCursor.get() as { last_id: number }).last_id;
-    const upTo = Math.min(after + maxNotifications, (this.stmts.lastId.get() as { id: number }).id);
+    const edge = (this.stmts.recipientEdge.get(after, max) as { id: number } | undefined)?.id ?? Infinity;
+    // Short of the edge's notification, unless it is the first: a notification's jobs are never split.
+    const upTo = Math.min(after + max, (this.stmts.lastId.get() as { id: number }).id, Math.max(edge - 1, after + 1));
     if (upTo <= after) return 0;
     this.stmts.queuePushes.run({ after, upTo, now });
     this.stmts.movePushCursor.run(upTo);

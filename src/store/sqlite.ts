@@ -308,11 +308,11 @@ export class SqliteStore implements Store {
     return this.writer.call('removePushSubscription', endpoint, user ?? null);
   }
 
-  async queuePushJobs(now: number, maxNotifications: number): Promise<number> {
+  async queuePushJobs(now: number, max: number): Promise<number> {
     // A read here first, as for claims: the worker asks after every burst of direct notifications, and
     // without subscribers (or once caught up) a write would queue nothing.
     if (!(this.stmts.pushBehind.get() as { behind: number }).behind) return 0;
-    return this.writer.call('queuePushJobs', now, maxNotifications);
+    return this.writer.call('queuePushJobs', now, max);
   }
 
   async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {

@@ -204,13 +204,14 @@ export interface Store {
   removePushSubscription(endpoint: string, user?: string): Promise<boolean>;
   /**
    * Writes the push jobs of the next committed notifications, off the publish path: in one
-   * transaction, takes the ids above a durable cursor (at most `maxNotifications` of them, up to the
-   * newest committed id), writes a job due at `now` for each (direct recipient × their subscription),
-   * and moves the cursor past them. So each committed notification's jobs are written once, whichever
-   * instance and whatever crash; a notification retention deleted first gets none. Resolves with how
-   * many ids the cursor moved (0: nothing to queue; `maxNotifications`: there may be more).
+   * transaction, takes the ids above a durable cursor, up to the newest committed id, writes a job due
+   * at `now` for each (direct recipient × their subscription), and moves the cursor past them. So each
+   * committed notification's jobs are written once, whichever instance and whatever crash; one
+   * retention deleted first gets none. Takes at most `max` ids, holding at most `max` recipients in
+   * all (unless the first alone has more: a notification is never split), so the transaction stays
+   * short. Resolves with how many ids the cursor moved: 0 when there is nothing to queue.
    */
-  queuePushJobs(now: number, maxNotifications: number): Promise<number>;
+  queuePushJobs(now: number, max: number): Promise<number>;
   /**
    * Leases up to `limit` jobs due at `now` for `leaseMs`, oldest due first: no other caller, on any
    * instance, gets them until the lease runs out or the job is finished or deferred.

@@ -310,7 +310,7 @@ for (const kind of kinds) {
       t.equal(await store.queuePushJobs(Date.now(), 1000), 0, 'again: nothing more');
 
       const more = [await created(store, to('alice')), await created(store, to('alice')), await created(store, to('alice'))];
-      t.equal(await store.queuePushJobs(Date.now(), 2), 2, 'at most maxNotifications ids a call');
+      t.equal(await store.queuePushJobs(Date.now(), 2), 2, 'at most `max` ids a call');
       t.same(await claimAll(store), more.slice(0, 2).flatMap((id) => [`${id} alice a1`, `${id} alice a2`]));
       await store.close();
       const reopened = await db.open();
@@ -318,6 +318,15 @@ for (const kind of kinds) {
       t.equal(await reopened.queuePushJobs(Date.now(), 1000), 1, 'after a restart: where the cursor stopped');
       t.same(await claimAll(reopened), [`${more[2]} alice a1`, `${more[2]} alice a2`]);
       t.equal(await reopened.queuePushJobs(Date.now(), 1000), 0);
+
+      // At most `max` recipients a call too, but a notification whole, however many it has.
+      const three = await created(reopened, { title: 'three', target: { users: ['alice', 'bob', 'carol'] } });
+      const one = await created(reopened, to('bob'));
+      const two = await created(reopened, { title: 'two', target: { users: ['alice', 'bob'] } });
+      t.equal(await reopened.queuePushJobs(Date.now(), 2), 1, 'three recipients: alone');
+      t.equal(await reopened.queuePushJobs(Date.now(), 2), 1, 'one, not with the two after it');
+      t.equal(await reopened.queuePushJobs(Date.now(), 2), 1, 'two');
+      t.same(await claimAll(reopened), [`${three} alice a1`, `${three} alice a2`, `${three} bob b1`, `${one} bob b1`, `${two} alice a1`, `${two} alice a2`, `${two} bob b1`].sort());
     });
 
     t.test('push cursor: a database from before it starts at its newest id (no history pushed)', async (t) => {
