@@ -257,13 +257,13 @@ const sql = {
     FROM leased l JOIN push_subscriptions s ON s.endpoint = l.endpoint ORDER BY l.due_at, l.id`,
   pushBehind: `SELECT (SELECT last_id FROM push_cursor) < (SELECT last_id FROM id_counter) AS behind`,
   lockPushCursor: `SELECT last_id FROM push_cursor FOR UPDATE`,
-  // $1 the cursor as locked, $2 the most ids (and recipients) to take, $3 the jobs' due time; the edge as
-  // in SqliteWriter.queuePushJobs. The newest committed id is
-  // id_counter's committed value, read without its lock: publishers update it in the transaction that
-  // inserts and commit in id order (they hold its lock to COMMIT), so a snapshot that sees it at N sees
-  // every notification up to N and no later commit can add one below N: the range has no gap. This
-  // statement's snapshot is taken after the cursor's lock was granted, so it sees the cursor's mover's
-  // commit and reads a counter at or above $1: the cursor never moves back.
+  // $1 the cursor as locked, $2 the most ids (and recipients) to take, $3 the jobs' due time; the edge
+  // as in SqliteWriter.queuePushJobs. The newest committed id is id_counter's committed value, read
+  // without its lock: publishers update it in the transaction that inserts and commit in id order
+  // (they hold its lock to COMMIT), so a snapshot that sees it at N sees every notification up to N,
+  // and no later commit can add one below N: the range has no gap. This statement's snapshot is taken
+  // after the cursor's lock was granted, so it sees the last mover's commit and a counter at or above
+  // $1: the cursor never moves back.
   queuePushes: `WITH edge AS (SELECT notification_id AS id FROM recipients WHERE notification_id > $1 ORDER BY notification_id OFFSET $2 LIMIT 1),
     bounds AS (SELECT least($1::bigint + $2, c.last_id, (SELECT greatest(id - 1, $1 + 1) FROM edge)) AS up_to FROM id_counter c),
     queued AS (
