@@ -145,9 +145,9 @@ CREATE TABLE IF NOT EXISTS push_subscriptions (
 );
 CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (user_id, created_at);
 
--- Pushes waiting to be sent, one per notification and subscription, written in the transaction of
--- the notification (so no commit loses one). Instances claim due jobs with FOR UPDATE SKIP LOCKED and
--- lease them (locked_until) while they send; a job whose instance died is taken again after its lease.
+-- Pushes waiting to be sent, one per notification and subscription, written by the push worker from
+-- push_cursor, not by the publish. Instances claim due jobs with FOR UPDATE SKIP LOCKED and lease
+-- them (locked_until) while they send; a job whose instance died is taken again after its lease.
 CREATE TABLE IF NOT EXISTS push_jobs (
   id               bigserial PRIMARY KEY,
   notification_id  bigint  NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
@@ -161,3 +161,12 @@ CREATE TABLE IF NOT EXISTS push_jobs (
 CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (due_at);
 CREATE INDEX IF NOT EXISTS push_jobs_notification ON push_jobs (notification_id);
 CREATE INDEX IF NOT EXISTS push_jobs_endpoint ON push_jobs (endpoint);
+
+-- The highest notification id whose push jobs exist: an instance's push worker locks this row, writes
+-- the jobs of the ids above it and moves it, in one transaction, so each job is written once. A new
+-- database starts at 0; one from before this table starts at its newest id (history is not pushed).
+CREATE TABLE IF NOT EXISTS push_cursor (
+  singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  last_id    bigint  NOT NULL
+);
+INSERT INTO push_cursor (singleton, last_id) SELECT true, last_id FROM id_counter ON CONFLICT DO NOTHING;

@@ -133,9 +133,9 @@ CREATE TABLE IF NOT EXISTS push_subscriptions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (user_id, created_at);
 
--- Pushes waiting to be sent, one per notification and subscription, written in the transaction of
--- the notification (so no commit loses one). A sender leases a job (locked_until) while it sends;
--- a job whose sender died is taken again once its lease runs out.
+-- Pushes waiting to be sent, one per notification and subscription, written by the push worker from
+-- push_cursor, not by the publish. A sender leases a job (locked_until) while it sends; a job whose
+-- sender died is taken again once its lease runs out.
 CREATE TABLE IF NOT EXISTS push_jobs (
   id               INTEGER PRIMARY KEY AUTOINCREMENT,
   notification_id  INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
@@ -149,3 +149,13 @@ CREATE TABLE IF NOT EXISTS push_jobs (
 CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (due_at);
 CREATE INDEX IF NOT EXISTS push_jobs_notification ON push_jobs (notification_id);
 CREATE INDEX IF NOT EXISTS push_jobs_endpoint ON push_jobs (endpoint);
+
+-- The highest notification id whose push jobs exist: the push worker writes the jobs of the ids above
+-- it and moves it, in one transaction, so a committed notification is never skipped nor queued twice.
+-- A new file starts at 0; a file from before this table starts at its newest id (history is not pushed).
+CREATE TABLE IF NOT EXISTS push_cursor (
+  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  last_id  INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO push_cursor (id, last_id)
+  SELECT 1, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notifications'), 0);

@@ -76,8 +76,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /**
  * Rounds of (a) then (b), the same closed-loop publisher and duration each; after each (b) round it
  * waits until every push that round queued has arrived, so the sender's backlog does not slow the
- * next (a) round: what (b) pays is writing the push jobs in the publish's transaction and the sends
- * that run during its own window.
+ * next (a) round: what (b) pays is the sender's work that runs during its own window (writing the
+ * push jobs from the store's cursor, claiming and sending them).
  */
 export async function ingestPush(o: Options): Promise<Section> {
   const users = o.ingestPushUsers;

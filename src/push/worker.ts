@@ -10,6 +10,8 @@ import { PushSender } from './sender.js';
 
 /** Jobs leased per store call, and so the most the sender's thread has queued or in flight. */
 const batchSize = 50;
+/** Notifications (and their recipients) whose jobs one store call writes: bounds that transaction, and the writer's wait behind it. */
+const queueBatch = 1_000;
 /** How long a claimed job stays this sender's: longer than a send may take (its timeout below). */
 const leaseMs = 60_000;
 const sendTimeoutMs = 15_000;
@@ -60,10 +62,12 @@ export interface PushWorkerDeps {
 }
 
 /**
- * Sends the queued pushes (push_jobs) off the publish path: a publish only writes the jobs, in its
- * own transaction; the signing, encryption and requests run in a worker thread (`sender.ts`). Every instance runs one; the store's lease gives each job to one
- * sender at a time. It wakes shortly after a direct notification on the bus (an instance's own
- * publishes included) and every `pollMs` (retries, held jobs, jobs another instance queued and a lost bus message).
+ * Sends Web Push off the publish path: a publish writes no job; this worker writes the jobs of what
+ * was committed since the store's push cursor (`queuePushJobs`), then leases and sends them; the
+ * signing, encryption and requests run in a worker thread (`sender.ts`). Every instance runs one; the
+ * cursor's lock gives each notification's jobs to one writer, the lease each job to one sender at a
+ * time. It wakes shortly after a direct notification on the bus (an instance's own publishes
+ * included) and every `pollMs` (retries, held jobs, another instance's work and a lost bus message).
  */
 export class PushWorker {
   private readonly timer: NodeJS.Timeout;
@@ -107,12 +111,14 @@ export class PushWorker {
       });
   }
 
+  /** Until the cursor has caught up and no job is due: one batch of each per turn, so new jobs never wait for a whole backlog's sends. */
   private async drain(): Promise<void> {
     for (;;) {
       if (this.stopped) return;
+      const scanned = await this.deps.store.queuePushJobs(Date.now(), queueBatch);
       const jobs = await this.deps.store.claimPushJobs(Date.now(), batchSize, leaseMs);
-      if (jobs.length === 0) return;
-      await this.process(jobs);
+      if (jobs.length === 0 && scanned === 0) return;
+      if (jobs.length > 0) await this.process(jobs);
     }
   }
 

@@ -255,6 +255,23 @@ const sql = {
     leased AS (UPDATE push_jobs j SET locked_until = $3 FROM due WHERE j.id = due.id RETURNING j.*)
     SELECT l.id, l.notification_id, l.user_id, l.endpoint, s.p256dh, s.auth, l.attempts, l.held
     FROM leased l JOIN push_subscriptions s ON s.endpoint = l.endpoint ORDER BY l.due_at, l.id`,
+  pushBehind: `SELECT (SELECT last_id FROM push_cursor) < (SELECT last_id FROM id_counter) AS behind`,
+  lockPushCursor: `SELECT last_id FROM push_cursor FOR UPDATE`,
+  // $1 the cursor as locked, $2 the most ids (and recipients) to take, $3 the jobs' due time; the edge
+  // as in SqliteWriter.queuePushJobs. The newest committed id is id_counter's committed value, read
+  // without its lock: publishers update it in the transaction that inserts and commit in id order
+  // (they hold its lock to COMMIT), so a snapshot that sees it at N sees every notification up to N,
+  // and no later commit can add one below N: the range has no gap. This statement's snapshot is taken
+  // after the cursor's lock was granted, so it sees the last mover's commit and a counter at or above
+  // $1: the cursor never moves back.
+  queuePushes: `WITH edge AS (SELECT notification_id AS id FROM recipients WHERE notification_id > $1 ORDER BY notification_id OFFSET $2 LIMIT 1),
+    bounds AS (SELECT least($1::bigint + $2, c.last_id, (SELECT greatest(id - 1, $1 + 1) FROM edge)) AS up_to FROM id_counter c),
+    queued AS (
+      INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at)
+      SELECT r.notification_id, s.user_id, s.endpoint, $3 FROM recipients r JOIN push_subscriptions s ON s.user_id = r.user_id
+      WHERE r.notification_id > $1 AND r.notification_id <= (SELECT up_to FROM bounds) ORDER BY r.notification_id),
+    moved AS (UPDATE push_cursor SET last_id = (SELECT up_to FROM bounds))
+    SELECT up_to FROM bounds`,
   finishJobs: `DELETE FROM push_jobs WHERE id = ANY($1::bigint[])`,
   deferJob: `UPDATE push_jobs SET due_at = $2, locked_until = 0, attempts = attempts + $3, held = held OR $4 WHERE id = $1`,
   // The counter is updated in the transaction that inserts, so its committed value is the newest committed id.
@@ -273,11 +290,6 @@ const sql = {
         AS v (id, title, body, data, type, topic, broadcast, created_at, url, icon, actor, actions, critical)
     ), recipients_added AS (
       INSERT INTO recipients (user_id, notification_id) SELECT * FROM unnest($9::text[], $10::bigint[])
-    ), pushes_queued AS (
-      -- One index probe per recipient: nothing for a user without push subscriptions.
-      INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at)
-      SELECT r.id, s.user_id, s.endpoint, $22 FROM unnest($9::text[], $10::bigint[]) AS r (user_id, id)
-      JOIN push_subscriptions s ON s.user_id = r.user_id
     ), keys_added AS (
       INSERT INTO idempotency_keys (publisher, key, request_hash, notification_id, created_at)
       SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::timestamptz[])
@@ -399,11 +411,8 @@ export class PostgresStore implements Store {
     return this.inserts.add({ n, idempotency });
   }
 
-  private async commitBatch(batch: Publish[]): Promise<InsertResult[]> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+  private commitBatch(batch: Publish[]): Promise<InsertResult[]> {
+    return this.transaction(async (client) => {
       // Taken first and held to COMMIT: every other publisher, on any instance, waits here, so ids
       // commit in order, and the idempotency keys read next include every committed one.
       const { rows } = await client.query<{ last_id: number }>(sql.lockCounter);
@@ -444,7 +453,6 @@ export class PostgresStore implements Store {
           last,
           nr.url, nr.icon, nr.actor, nr.actions,
           nr.critical,
-          Date.now(),
         ]);
       }
       // Replays answer with the stored row, as SQLite does (read inside the transaction, which sees its own rows).
@@ -454,19 +462,12 @@ export class PostgresStore implements Store {
         const found = await client.query<Row>(sql.byIds, [replayIds]);
         for (const row of found.rows) replayed.set(row.id, fromRow(row));
       }
-      await client.query('COMMIT');
       return outcome.map((o): InsertResult => {
         if ('created' in o) return { status: 'created', notification: o.created };
         if ('conflict' in o) return { status: 'conflict' };
         return { status: 'replayed', notification: replayed.get(o.replayed)! };
       });
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw err;
-    } finally {
-      // A connection that could not even roll back is discarded rather than returned to the pool.
-      client.release(broken);
-    }
+    });
   }
 
   private async rows(text: string, values: unknown[]): Promise<Row[]> {
@@ -534,23 +535,32 @@ export class PostgresStore implements Store {
     return (await this.count(sql.markRead, [user, id, action.at, ...jobColumns(action.outbox)])) > 0;
   }
 
-  async markAllRead(user: string, action = unreportedAll()): Promise<number> {
-    // The jobs are made from the watermark, known only once it is set: a transaction around both.
+  /** Runs `work` in a transaction on one pooled connection: committed if it resolves, rolled back if it throws. */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const upTo = (await client.query<{ last_id: number }>(sql.markAllRead, [user, action.at])).rows[0]!.last_id;
-      const jobs = action.outbox(upTo);
-      if (jobs.length > 0) await client.query(insertJobs(1, 'true'), jobColumns(jobs));
+      const result = await work(client);
       await client.query('COMMIT');
-      return upTo;
+      return result;
     } catch (err) {
       await client.query('ROLLBACK').catch((e: Error) => (broken = e));
       throw err;
     } finally {
+      // A connection that could not even roll back is discarded rather than returned to the pool.
       client.release(broken);
     }
+  }
+
+  markAllRead(user: string, action = unreportedAll()): Promise<number> {
+    // The jobs are made from the watermark, known only once it is set: a transaction around both.
+    return this.transaction(async (client) => {
+      const upTo = (await client.query<{ last_id: number }>(sql.markAllRead, [user, action.at])).rows[0]!.last_id;
+      const jobs = action.outbox(upTo);
+      if (jobs.length > 0) await client.query(insertJobs(1, 'true'), jobColumns(jobs));
+      return upTo;
+    });
   }
 
   async remove(user: string, id: number, action: UserAction = unreported()): Promise<boolean> {
@@ -625,6 +635,17 @@ export class PostgresStore implements Store {
 
   async removePushSubscription(endpoint: string, user?: string): Promise<boolean> {
     return ((await this.pool.query(sql.removeSubscription, [endpoint, user ?? null])).rowCount ?? 0) > 0;
+  }
+
+  async queuePushJobs(now: number, max: number): Promise<number> {
+    // A read first: every instance wakes on every direct notification, and most find another one moved the cursor.
+    if (!(await this.pool.query<{ behind: boolean }>(sql.pushBehind)).rows[0]!.behind) return 0;
+    return this.transaction(async (client) => {
+      // Held to COMMIT: instances queueing at once take turns, each starting where the last one stopped.
+      const after = (await client.query<{ last_id: number }>(sql.lockPushCursor)).rows[0]!.last_id;
+      const { rows } = await client.query<{ up_to: number }>(sql.queuePushes, [after, max, now]);
+      return rows[0]!.up_to - after;
+    });
   }
 
   async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {

@@ -58,10 +58,17 @@ export class SqliteWriter {
          VALUES (@title, @body, @data, @type, @topic, @broadcast, @critical, @createdAt, @url, @icon, @actor, @actions)`,
       ),
       recipient: db.prepare(`INSERT OR IGNORE INTO recipients (user_id, notification_id) VALUES (?, ?)`),
-      // One index probe per recipient: nothing for a user without push subscriptions.
-      queuePush: db.prepare(
-        `INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at) SELECT ?, user_id, endpoint, ? FROM push_subscriptions WHERE user_id = ?`,
+      pushCursor: db.prepare(`SELECT last_id FROM push_cursor`),
+      // A range of recipients (recipients_notification), one probe of push_subscriptions_user each.
+      queuePushes: db.prepare(
+        `INSERT INTO push_jobs (notification_id, user_id, endpoint, due_at)
+         SELECT r.notification_id, s.user_id, s.endpoint, @now FROM recipients r JOIN push_subscriptions s ON s.user_id = r.user_id
+         WHERE r.notification_id > @after AND r.notification_id <= @upTo ORDER BY r.notification_id`,
       ),
+      movePushCursor: db.prepare(`UPDATE push_cursor SET last_id = ?`),
+      // The notification holding the recipient row just past the bound (recipients_notification).
+      recipientEdge: db.prepare(`SELECT notification_id AS id FROM recipients WHERE notification_id > ? ORDER BY notification_id LIMIT 1 OFFSET ?`),
+      pushCursorToNewest: db.prepare(`UPDATE push_cursor SET last_id = (${lastIdSql}) WHERE NOT EXISTS (SELECT 1 FROM push_subscriptions)`),
       saveSubscription: db.prepare(
         `INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) VALUES (@endpoint, @user, @p256dh, @auth, @now)
          ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at`,
@@ -182,11 +189,7 @@ export class SqliteWriter {
         actions: row.actionsJson,
       }).lastInsertRowid,
     );
-    const now = Date.now();
-    for (const u of row.users ?? []) {
-      this.stmts.recipient.run(u, id);
-      this.stmts.queuePush.run(id, now, u);
-    }
+    for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
     if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, row.createdAt);
     return { status: 'created', notification: created(row, id) };
   }
@@ -251,6 +254,9 @@ export class SqliteWriter {
   }
 
   addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): void {
+    // While nobody is subscribed the store skips `queuePushJobs` and the cursor lags: the first subscription
+    // moves it to the newest id, as a queue run just before would have (with no subscription it queues nothing).
+    this.stmts.pushCursorToNewest.run();
     this.stmts.saveSubscription.run({ ...sub, user, now: Date.now() });
     this.stmts.trimSubscriptions.run({ user, max: maxPerUser });
   }
@@ -258,6 +264,18 @@ export class SqliteWriter {
   /** `user` null: whoever's it is. */
   removePushSubscription(endpoint: string, user: string | null): boolean {
     return this.stmts.removeSubscription.run({ endpoint, user }).changes > 0;
+  }
+
+  /** `Store.queuePushJobs`. Returns how far the cursor moved. */
+  queuePushJobs(now: number, max: number): number {
+    const after = (this.stmts.pushCursor.get() as { last_id: number }).last_id;
+    const edge = (this.stmts.recipientEdge.get(after, max) as { id: number } | undefined)?.id ?? Infinity;
+    // Short of the edge's notification, unless it is the first: a notification's jobs are never split.
+    const upTo = Math.min(after + max, (this.stmts.lastId.get() as { id: number }).id, Math.max(edge - 1, after + 1));
+    if (upTo <= after) return 0;
+    this.stmts.queuePushes.run({ after, upTo, now });
+    this.stmts.movePushCursor.run(upTo);
+    return upTo - after;
   }
 
   claimPushJobs(now: number, limit: number, leaseMs: number): JobRow[] {

@@ -135,6 +135,10 @@ export class SqliteStore implements Store {
       preferences: db.prepare(`SELECT doc FROM preferences WHERE user_id = ?`),
       readUpTo: db.prepare(`SELECT read_up_to FROM read_marks WHERE user_id = ?`),
       lastId: db.prepare(lastIdSql),
+      // Whether `queuePushJobs` has anything to do: nothing while nobody is subscribed (see the writer's addPushSubscription).
+      pushBehind: db.prepare(
+        `SELECT EXISTS (SELECT 1 FROM push_subscriptions) AND (SELECT last_id FROM push_cursor) < (${lastIdSql}) AS behind`,
+      ),
       // Uses push_jobs_due; a due job is found among the first rows unless a whole backlog is leased.
       anyPushDue: db.prepare(`SELECT 1 FROM push_jobs WHERE due_at <= @now AND locked_until <= @now LIMIT 1`),
       listWebhooks: db.prepare(`SELECT * FROM webhook_outbox WHERE status = ? ORDER BY created_at, id LIMIT ?`),
@@ -345,6 +349,13 @@ export class SqliteStore implements Store {
 
   removePushSubscription(endpoint: string, user?: string): Promise<boolean> {
     return this.writer.call('removePushSubscription', endpoint, user ?? null);
+  }
+
+  async queuePushJobs(now: number, max: number): Promise<number> {
+    // A read here first, as for claims: the worker asks after every burst of direct notifications, and
+    // without subscribers (or once caught up) a write would queue nothing.
+    if (!(this.stmts.pushBehind.get() as { behind: number }).behind) return 0;
+    return this.writer.call('queuePushJobs', now, max);
   }
 
   async claimPushJobs(now: number, limit: number, leaseMs: number): Promise<PushJob[]> {

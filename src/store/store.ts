@@ -196,12 +196,22 @@ export interface Store {
   setPreferences(user: string, p: Preferences, mutes: Mutes): Promise<void>;
   /**
    * Stores (or moves to `user`) a browser's subscription; beyond `maxPerUser` the user's oldest go.
-   * From then on every insert of a notification to `user` (direct targets) queues a push job for it,
-   * in the insert's transaction.
+   * From then on `queuePushJobs` makes a push job for it of every notification to `user` (direct
+   * targets) committed after it, and of those committed shortly before that it had not yet reached.
    */
   addPushSubscription(user: string, sub: PushSubscriptionRecord, maxPerUser: number): Promise<void>;
   /** Removes a subscription (and its pending jobs); `user` given: only if it is theirs. False if there was none. */
   removePushSubscription(endpoint: string, user?: string): Promise<boolean>;
+  /**
+   * Writes the push jobs of the next committed notifications, off the publish path: in one
+   * transaction, takes the ids above a durable cursor, up to the newest committed id, writes a job due
+   * at `now` for each (direct recipient × their subscription), and moves the cursor past them. So each
+   * committed notification's jobs are written once, whichever instance and whatever crash; one
+   * retention deleted first gets none. Takes at most `max` ids, holding at most `max` recipients in
+   * all (unless the first alone has more: a notification is never split), so the transaction stays
+   * short. Resolves with how many ids the cursor moved: 0 when there is nothing to queue.
+   */
+  queuePushJobs(now: number, max: number): Promise<number>;
   /**
    * Leases up to `limit` jobs due at `now` for `leaseMs`, oldest due first: no other caller, on any
    * instance, gets them until the lease runs out or the job is finished or deferred.

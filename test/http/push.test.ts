@@ -1,6 +1,8 @@
 // Web Push end to end: subscriptions, the queue and its sender, against a loopback push service that
 // verifies the VAPID JWT and decrypts the aes128gcm payload (test/support/push-service.ts).
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -220,6 +222,45 @@ t.test('kill -9 with a push pending: the restarted server sends it', async (t) =
   t.equal(push.pushes[0]!.payload.id, n.id);
   t.same(push.log.map((l) => l.status), [503, 201], 'tried once before the kill, sent once after');
   t.equal(((await (await fetch(`${child.url}/push/vapid-public-key`)).json()) as { publicKey: string }).publicKey, key, 'the VAPID key was kept');
+});
+
+t.test('kill -9 with notifications committed while the sender was stuck: the restarted server queues and sends them', async (t) => {
+  const dataDir = tempDir();
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const env = { ...pushEnv, HERALD_DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+  let child = await spawnServer(env);
+  t.teardown(() => child.stop());
+  const key = ((await (await fetch(`${child.url}/push/vapid-public-key`)).json()) as { publicKey: string }).publicKey;
+  const push = new PushService(() => key);
+  await push.start();
+  t.teardown(() => push.close());
+  // A push service that takes a request and never answers: the sender waits on it (its timeout is 15 s).
+  const stuck = createServer(() => {});
+  const asked = new Promise<void>((resolve) => stuck.once('request', () => resolve()));
+  await new Promise<void>((resolve) => stuck.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => (stuck.closeAllConnections(), stuck.close(() => resolve()))));
+  const post = async (path: string, auth: string, body: unknown) => {
+    const res = await fetch(child.url + path, { method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    if (res.status !== 201) throw new Error(`${path} answered ${res.status}`);
+    return res;
+  };
+  const { port } = stuck.address() as AddressInfo;
+  await post('/push/subscriptions', tokenFor('alice'), { ...push.device('x').subscription, endpoint: `http://127.0.0.1:${port}/push/x` });
+  await post('/push/subscriptions', tokenFor('bob'), push.device('bob').subscription);
+  const publish = async (user: string, title: string) => ((await (await post('/notifications', publisherKey, { user, title })).json()) as { id: number }).id;
+  const first = await publish('alice', 'stuck');
+  await asked;
+  const ids: number[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await publish('bob', `n${i}`));
+  const db = new Database(join(dataDir, 'herald.db'), { readonly: true });
+  t.same(db.prepare(`SELECT notification_id FROM push_jobs WHERE user_id = 'bob'`).all(), [], "bob's five are committed without a job");
+  t.equal((db.prepare('SELECT last_id FROM push_cursor').get() as { last_id: number }).last_id, first, 'the cursor below them');
+  db.close();
+  t.match(await child.stop('SIGKILL'), { signal: 'SIGKILL' }, 'killed with the sender still waiting');
+  child = await spawnServer(env);
+  await push.waitFor((p) => p.length === 5, 15_000);
+  await sleep(300);
+  t.same(push.ofDevice('bob').map((p) => p.payload.id as number).sort((a, b) => a - b), ids, 'each of the five sent once, after the restart');
 });
 
 t.test('the service worker is served from the root, so its scope is the whole origin', async (t) => {

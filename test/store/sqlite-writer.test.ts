@@ -124,7 +124,7 @@ t.test('a writer thread that dies fails the store loudly: readiness and publishe
   t.same(history.body.items.map((n: { title: string }) => n.title), ['before']);
 });
 
-t.test('looking at an empty push queue costs no trip to the writer thread; a due job is claimed in one', async (t) => {
+t.test('looking at an empty push queue or a caught-up cursor costs no trip to the writer thread; due work is one trip each', async (t) => {
   const store = (await openStore(t, 'full')) as SqliteStore;
   const calls: string[] = [];
   const call = store.writer.call.bind(store.writer);
@@ -132,14 +132,17 @@ t.test('looking at an empty push queue costs no trip to the writer thread; a due
   // The push worker asks after every burst of direct notifications, to users with subscriptions or not.
   await store.insert({ title: 'nobody subscribed', target: { users: ['alice'] } });
   calls.length = 0;
+  t.equal(await store.queuePushJobs(Date.now(), 1000), 0);
   t.same(await store.claimPushJobs(Date.now(), 50, 60_000), []);
-  t.same(calls, [], 'an empty queue: a read on this thread only');
+  t.same(calls, [], 'nobody subscribed and an empty queue: reads on this thread only');
   await store.addPushSubscription('alice', { endpoint: 'https://push.example/a', p256dh: 'k', auth: 'a' }, 10);
   const n = await store.insert({ title: 'to push', target: { users: ['alice'] } });
   calls.length = 0;
+  t.equal(await store.queuePushJobs(Date.now(), 1000), 1, 'only the one published after the subscription');
   const jobs = await store.claimPushJobs(Date.now(), 50, 60_000);
   t.same(jobs.map((j) => j.notificationId), [n.status === 'created' && n.notification.id]);
-  t.same(calls, ['claimPushJobs'], 'a due job: one claim, a write');
+  t.same(calls, ['queuePushJobs', 'claimPushJobs'], 'new notifications: one queue run; a due job: one claim');
+  t.equal(await store.queuePushJobs(Date.now(), 1000), 0, 'caught up');
   t.same(await store.claimPushJobs(Date.now(), 50, 60_000), [], 'leased: not due again');
-  t.same(calls, ['claimPushJobs'], 'and seen as such by the read');
+  t.same(calls, ['queuePushJobs', 'claimPushJobs'], 'and both seen as such by reads');
 });

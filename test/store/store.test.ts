@@ -2,6 +2,8 @@
 // throwaway server). Whatever the routes and the bus rely on is asserted here, store by store.
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -13,8 +15,11 @@ import { tempDir } from '../../support/util.js';
 
 interface Kind {
   name: string;
-  /** A fresh, empty database; `open` connects to it (again), as a new process or another instance would. */
-  fresh(t: Pick<Test, 'teardown'>): Promise<{ open(): Promise<Store> }>;
+  /**
+   * A fresh, empty database; `open` connects to it (again), as a new process or another instance would;
+   * `exec` runs SQL on it directly (with no store open), as an operator or an older release would.
+   */
+  fresh(t: Pick<Test, 'teardown'>): Promise<{ open(): Promise<Store>; exec(sql: string): Promise<void> }>;
 }
 
 let postgres: PostgresServer | undefined;
@@ -26,7 +31,15 @@ const kinds: Kind[] = [
     async fresh(t) {
       const dir = tempDir();
       t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-      return { open: () => SqliteStore.open(join(dir, 'herald.db'), 'normal') };
+      const file = join(dir, 'herald.db');
+      return {
+        open: () => SqliteStore.open(file, 'normal'),
+        async exec(sql) {
+          const db = new Database(file);
+          db.exec(sql);
+          db.close();
+        },
+      };
     },
   },
   {
@@ -34,12 +47,26 @@ const kinds: Kind[] = [
     async fresh() {
       postgres ??= await startPostgres();
       const url = await postgres.newDatabase();
-      return { open: () => PostgresStore.open(url) };
+      return {
+        open: () => PostgresStore.open(url),
+        async exec(sql) {
+          const client = new pg.Client(url);
+          await client.connect();
+          await client.query(sql).finally(() => client.end());
+        },
+      };
     },
   },
 ];
 
 const to = (user: string, title = `for ${user}`): NewNotification => ({ title, target: { users: [user] } });
+const sub = (device: string) => ({ endpoint: `https://push.example/${device}`, p256dh: 'k', auth: 'a' });
+
+/** Leases every due push job, as "notification user device", sorted. */
+async function claimAll(store: Store): Promise<string[]> {
+  const jobs = await store.claimPushJobs(Date.now(), 10_000, 60_000);
+  return jobs.map((j) => `${j.notificationId} ${j.user} ${j.subscription.endpoint.split('/').pop()}`).sort();
+}
 const key = (k: string, requestHash = 'h1', publisher = 'pub'): IdempotencyKey => ({ publisher, key: k, requestHash });
 
 /** Inserts and returns the new id, failing the test if it was not created. */
@@ -267,6 +294,94 @@ for (const kind of kinds) {
       t.same(race.map((r) => r.status).sort(), ['created', 'replayed', 'replayed', 'replayed']);
       t.same(new Set(race.map((r) => (r.status === 'conflict' ? 0 : r.notification.id))), new Set([201]));
       t.equal(await b.lastId(), 201);
+    });
+
+    t.test('push jobs: an insert writes none; queuePushJobs writes one per direct recipient and subscription, once', async (t) => {
+      const { store, db } = await setup(t);
+      for (const [user, device] of [['alice', 'a1'], ['alice', 'a2'], ['bob', 'b1']] as const) await store.addPushSubscription(user, sub(device), 10);
+      const both = await created(store, { title: 'both', target: { users: ['alice', 'bob', 'carol'] } });
+      await created(store, to('carol'));
+      await created(store, { title: 'deploy', target: { topic: 'deploys' } });
+      await created(store, { title: 'all', target: { broadcast: true } });
+      const bobs = await created(store, to('bob'));
+      t.same(await claimAll(store), [], 'the inserts wrote no job');
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 5, 'the cursor moved past the five');
+      t.same(await claimAll(store), [`${both} alice a1`, `${both} alice a2`, `${both} bob b1`, `${bobs} bob b1`], 'one job per subscription of each recipient; none for carol, the topic or the broadcast');
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 0, 'again: nothing more');
+
+      const more = [await created(store, to('alice')), await created(store, to('alice')), await created(store, to('alice'))];
+      t.equal(await store.queuePushJobs(Date.now(), 2), 2, 'at most `max` ids a call');
+      t.same(await claimAll(store), more.slice(0, 2).flatMap((id) => [`${id} alice a1`, `${id} alice a2`]));
+      await store.close();
+      const reopened = await db.open();
+      t.teardown(() => reopened.close());
+      t.equal(await reopened.queuePushJobs(Date.now(), 1000), 1, 'after a restart: where the cursor stopped');
+      t.same(await claimAll(reopened), [`${more[2]} alice a1`, `${more[2]} alice a2`]);
+      t.equal(await reopened.queuePushJobs(Date.now(), 1000), 0);
+
+      // At most `max` recipients a call too, but a notification whole, however many it has.
+      const three = await created(reopened, { title: 'three', target: { users: ['alice', 'bob', 'carol'] } });
+      const one = await created(reopened, to('bob'));
+      const two = await created(reopened, { title: 'two', target: { users: ['alice', 'bob'] } });
+      t.equal(await reopened.queuePushJobs(Date.now(), 2), 1, 'three recipients: alone');
+      t.equal(await reopened.queuePushJobs(Date.now(), 2), 1, 'one, not with the two after it');
+      t.equal(await reopened.queuePushJobs(Date.now(), 2), 1, 'two');
+      t.same(await claimAll(reopened), [`${three} alice a1`, `${three} alice a2`, `${three} bob b1`, `${one} bob b1`, `${two} alice a1`, `${two} alice a2`, `${two} bob b1`].sort());
+    });
+
+    t.test('push cursor: a database from before it starts at its newest id (no history pushed)', async (t) => {
+      const db = await kind.fresh(t);
+      const older = await db.open();
+      await older.addPushSubscription('alice', sub('a1'), 10);
+      for (let i = 0; i < 3; i++) await created(older, to('alice'));
+      await older.close();
+      await db.exec('DROP TABLE push_cursor');
+      const store = await db.open();
+      t.teardown(() => store.close());
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 0, 'the three before the upgrade are not pushed');
+      t.same(await claimAll(store), []);
+      const next = await created(store, to('alice'));
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 1);
+      t.same(await claimAll(store), [`${next} alice a1`], 'the next one is');
+    });
+
+    t.test('push jobs and retention: a notification pruned before queueing gets none; its queued jobs go with it', async (t) => {
+      const { store } = await setup(t);
+      await store.addPushSubscription('alice', sub('a1'), 10);
+      await created(store, to('alice'));
+      await created(store, to('alice'));
+      const later = new Date(Date.now() + 60_000);
+      t.equal(await store.prune({ olderThan: later }), 2);
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 2, 'the cursor moves past them');
+      t.same(await claimAll(store), [], 'with no job');
+      await created(store, to('alice'));
+      t.equal(await store.queuePushJobs(Date.now(), 1000), 1);
+      t.equal(await store.prune({ olderThan: later }), 1);
+      t.same(await claimAll(store), [], 'the queued job went with its notification');
+    });
+
+    const oneWriter = kind.name === 'SqliteStore' && 'a SQLite file has one writer: one process';
+    t.test('two instances queueing push jobs at once write each job once', { skip: oneWriter }, async (t) => {
+      const { store: a, db } = await setup(t);
+      const b = await db.open();
+      t.teardown(() => b.close());
+      const users = Array.from({ length: 10 }, (_, i) => `u${i}`);
+      for (const u of users) for (const d of [1, 2]) await a.addPushSubscription(u, sub(`${u}-${d}`), 10);
+      for (let i = 0; i < 30; i++) {
+        await Promise.all(Array.from({ length: 10 }, (_, j) => a.insert({ title: 'n', target: { users: [users[j]!, users[(j + 1 + (i % 9)) % 10]!] } })));
+      }
+      // Small steps, four loops on two instances: each call races the others for the cursor.
+      const run = async (store: Store) => {
+        let moved = 0;
+        for (let n; (n = await store.queuePushJobs(Date.now(), 7)) > 0; ) moved += n;
+        return moved;
+      };
+      const moved = await Promise.all([run(a), run(b), run(a), run(b)]);
+      t.equal(moved.reduce((x, y) => x + y, 0), 300, 'the cursor moved past each of the 300 ids once in all');
+      t.ok(moved.filter((m) => m > 0).length > 1, `more than one loop moved it (${moved.join(', ')})`);
+      const jobs = await claimAll(b);
+      t.equal(jobs.length, 300 * 2 * 2, 'two recipients with two subscriptions each, per notification');
+      t.equal(new Set(jobs).size, jobs.length, 'none twice');
     });
 
     t.test('catchUp: the head, one page and the pruned horizon, as lastId, since and prunedUpTo see them', async (t) => {
