@@ -40,6 +40,14 @@ export function newRow(n: NewNotification): NewRow {
   };
 }
 
+/**
+ * A new row as the SQLite writer thread takes it: without the objects its JSON columns were made from,
+ * which would only be copied across threads to be dropped there.
+ */
+export type WriteRow = Omit<NewRow, 'data' | 'actor' | 'actions'>;
+
+export const forWriting = ({ data: _d, actor: _a, actions: _b, ...row }: NewRow): WriteRow => row;
+
 /** The notification a written row is, as its publisher is answered (no read back: it is what was written). */
 export function created({ dataJson: _d, actorJson: _a, actionsJson: _b, ...fields }: NewRow, id: number): StoredNotification {
   return { id, ...fields };

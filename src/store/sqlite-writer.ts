@@ -3,10 +3,10 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { projectFile } from '../paths.js';
 import { everyone, pruneBatch } from './prune.js';
-import { created, newRow, type JobRow, type OutboxRow, type Publish } from './rows.js';
+import type { JobRow, OutboxRow, WriteRow } from './rows.js';
 import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
 import type { Mutes } from '../types.js';
-import type { DeliveredReceipt, InsertResult, PushSubscriptionRecord, UserAction, WebhookJob } from './store.js';
+import type { DeliveredReceipt, IdempotencyKey, InsertResult, PushSubscriptionRecord, UserAction, WebhookJob } from './store.js';
 
 /**
  * The one connection that writes, in WAL mode, with the schema applied. It belongs to the writer
@@ -162,7 +162,11 @@ export class SqliteWriter {
     };
   }
 
-  insert({ n, idempotency }: Publish): InsertResult {
+  /**
+   * `row` is made on the main thread (`newRow`), which answers the publisher from it: only the new id
+   * comes back, not a copy of the notification it already has.
+   */
+  insert(row: WriteRow, idempotency: IdempotencyKey | undefined): Written {
     if (idempotency) {
       const prior = this.stmts.findKey.get(idempotency.publisher, idempotency.key) as
         | { request_hash: string; notification_id: number }
@@ -172,7 +176,6 @@ export class SqliteWriter {
         return { status: 'replayed', notification: fromRow(this.stmts.byId.get(prior.notification_id) as Row) };
       }
     }
-    const row = newRow(n);
     const id = Number(
       this.stmts.insert.run({
         title: row.title,
@@ -191,7 +194,7 @@ export class SqliteWriter {
     );
     for (const u of row.users ?? []) this.stmts.recipient.run(u, id);
     if (idempotency) this.stmts.saveKey.run(idempotency.publisher, idempotency.key, idempotency.requestHash, id, row.createdAt);
-    return { status: 'created', notification: created(row, id) };
+    return { status: 'created', id };
   }
 
   private enqueue(jobs: readonly WebhookJob[]): void {
@@ -330,6 +333,9 @@ export class SqliteWriter {
     return { unlinked: ids.length, deleted };
   }
 }
+
+/** What the writer answers an insert: a new notification's id, or the store's answer to a retry. */
+export type Written = { status: 'created'; id: number } | Exclude<InsertResult, { status: 'created' }>;
 
 /** The writer thread's calls, by name: `SqliteWriter`'s public methods (private members are not keys). */
 export type WriterCalls = {
