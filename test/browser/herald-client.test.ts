@@ -6,6 +6,7 @@ import { HeraldClient, type HeraldNotification, type HeraldState } from '../../p
 import { sleep } from '../../support/util.js';
 import { startServer, type Server } from '../support/server.js';
 import { tokenFor } from '../support/tokens.js';
+import { waitUntil } from '../support/wait.js';
 
 /** sessionStorage's shape, in memory. */
 class MemoryStorage {
@@ -29,31 +30,23 @@ function client(t: Test, s: Server, opts: Partial<ConstructorParameters<typeof H
   return { c, seen };
 }
 
-async function until(what: string, pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 t.test('resumes after the stored id, and keeps the newest id in storage', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
   const storage = new MemoryStorage();
   const first = client(t, s, { token: tokenFor('fay'), storage, resumeKey: 'k' });
   first.c.connect();
-  await until('connected', () => first.c.state === 'connected');
+  await waitUntil('connected', () => first.c.state === 'connected');
   await sleep(20);
   const a = await s.publish({ user: 'fay', title: 'a' });
-  await until('a', () => first.seen.notifications.length === 1);
+  await waitUntil('a', () => first.seen.notifications.length === 1);
   t.equal(storage.getItem('k'), String(a.body.id));
   first.c.close();
 
   const missed = [await s.publish({ user: 'fay', title: 'b' }), await s.publish({ user: 'fay', title: 'c' })].map((r) => r.body.id);
   const second = client(t, s, { token: tokenFor('fay'), storage, resumeKey: 'k' });
   second.c.connect();
-  await until('the missed two', () => second.seen.notifications.length === 2);
+  await waitUntil('the missed two', () => second.seen.notifications.length === 2);
   t.same(second.seen.notifications.map((n) => n.id), missed);
   t.equal(storage.getItem('k'), String(missed[1]));
 });
@@ -66,12 +59,12 @@ t.test('a refused token is replaced by asking the token function again', async (
   const token = () => (++calls === 1 ? tokenFor('gus', {}, 'x'.repeat(40)) : tokenFor('gus'));
   const { c, seen } = client(t, s, { token });
   c.connect();
-  await until('connected', () => c.state === 'connected');
+  await waitUntil('connected', () => c.state === 'connected');
   t.equal(calls, 2, 'asked once more after the 401');
   t.same(seen.states, ['connecting', 'reconnecting', 'connected']);
   await sleep(20);
   await s.publish({ user: 'gus', title: 'hello' });
-  await until('the notification', () => seen.notifications.length === 1);
+  await waitUntil('the notification', () => seen.notifications.length === 1);
 });
 
 t.test('a reload event is passed on and moves the resume point', async (t) => {
@@ -82,7 +75,7 @@ t.test('a reload event is passed on and moves the resume point', async (t) => {
   // An id the server never issued (a reset database, say): the server says reload from `head`.
   const { c, seen } = client(t, s, { token: tokenFor('hal'), storage, resumeKey: 'k', lastEventId: head + 1000 });
   c.connect();
-  await until('reload', () => seen.reloads.length === 1);
+  await waitUntil('reload', () => seen.reloads.length === 1);
   t.same(seen.reloads[0], { reason: 'ahead-of-server', lastId: head });
   t.equal(c.lastEventId, head);
   t.equal(storage.getItem('k'), String(head));
@@ -93,11 +86,11 @@ t.test('close() ends the stream on the server and stops every event', async (t) 
   t.teardown(() => s.close());
   const { c, seen } = client(t, s, { token: tokenFor('ida') });
   c.connect();
-  await until('connected', () => c.state === 'connected');
+  await waitUntil('connected', () => c.state === 'connected');
   t.equal(s.app.hub.streamsOf('ida'), 1);
   c.close();
   t.equal(c.state, 'closed');
-  await until('the server to drop the stream', () => s.app.hub.streamsOf('ida') === 0);
+  await waitUntil('the server to drop the stream', () => s.app.hub.streamsOf('ida') === 0);
   await s.publish({ user: 'ida', title: 'too late' });
   await sleep(200);
   t.equal(seen.notifications.length, 0);

@@ -6,6 +6,7 @@ import { HeraldInbox, type InboxItem, type InboxOptions } from '../../packages/c
 import { sleep } from '../../support/util.js';
 import { startServer, type Server } from '../support/server.js';
 import { tokenFor } from '../support/tokens.js';
+import { waitUntil } from '../support/wait.js';
 import type { Json } from '../support/http.js';
 
 class MemoryStorage {
@@ -32,14 +33,6 @@ function inbox(t: Test, s: Server, user: string, opts: Partial<InboxOptions> = {
   return { store, seen };
 }
 
-async function until(what: string, pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 const ids = (items: readonly InboxItem[]) => items.map((n) => n.id);
 
 async function history(s: Server, user: string): Promise<Json[]> {
@@ -53,7 +46,7 @@ t.test('history, then live: one list newest first, the unread count kept without
   const old = [];
   for (let i = 0; i < 3; i++) old.push((await s.publish({ user: 'amy', title: `old ${i}` })).body.id as number);
   const { store, seen } = inbox(t, s, 'amy');
-  await until('connected, history and count', () => {
+  await waitUntil('connected, history and count', () => {
     const snap = store.getSnapshot();
     return snap.state === 'connected' && snap.items.length === 3 && snap.unreadCount === 3;
   });
@@ -62,7 +55,7 @@ t.test('history, then live: one list newest first, the unread count kept without
   t.ok(Object.isFrozen(before) && Object.isFrozen(before.items), 'snapshots are immutable');
 
   const live = (await s.publish({ user: 'amy', title: 'live one' })).body.id as number;
-  await until('the live one', () => store.getSnapshot().items.length === 4);
+  await waitUntil('the live one', () => store.getSnapshot().items.length === 4);
   const after = store.getSnapshot();
   t.not(after, before, 'a new snapshot after a change');
   t.same(ids(after.items), [live, ...old.reverse()]);
@@ -78,7 +71,7 @@ t.test('loadMore pages back through history until there is no more', async (t) =
   const all = [];
   for (let i = 0; i < 5; i++) all.push((await s.publish({ user: 'ben', title: `n${i}` })).body.id as number);
   const { store } = inbox(t, s, 'ben', { pageSize: 2 });
-  await until('the first page', () => store.getSnapshot().items.length === 2);
+  await waitUntil('the first page', () => store.getSnapshot().items.length === 2);
   t.ok(store.getSnapshot().hasMore);
   await store.loadMore();
   await store.loadMore();
@@ -97,20 +90,20 @@ t.test('two tabs: read and delete show in the other at once; undo restores; the 
   channels++;
   const tab1 = inbox(t, s, 'cat', { undoMs: 300 });
   const tab2 = inbox(t, s, 'cat', { undoMs: 300 });
-  for (const tab of [tab1, tab2]) await until('loaded', () => tab.store.getSnapshot().items.length === 2 && tab.store.getSnapshot().unreadCount === 2);
+  for (const tab of [tab1, tab2]) await waitUntil('loaded', () => tab.store.getSnapshot().items.length === 2 && tab.store.getSnapshot().unreadCount === 2);
 
   await tab1.store.markRead(a);
-  await until('read in the other tab', () => tab2.store.getSnapshot().items.find((n) => n.id === a)?.read === true);
+  await waitUntil('read in the other tab', () => tab2.store.getSnapshot().items.find((n) => n.id === a)?.read === true);
   t.equal(tab2.store.getSnapshot().unreadCount, 1);
   t.equal((await history(s, 'cat')).find((n) => n.id === a)!.read, true, 'and on the server');
 
   tab1.store.remove(b);
   t.same(ids(tab1.store.getSnapshot().items), [a], 'gone here at once');
   t.same(tab1.store.getSnapshot().pendingDeletes, [b], 'and undoable');
-  await until('gone in the other tab', () => tab2.store.getSnapshot().items.length === 1);
+  await waitUntil('gone in the other tab', () => tab2.store.getSnapshot().items.length === 1);
   t.equal(tab2.store.getSnapshot().unreadCount, 0);
   tab1.store.undoRemove(b);
-  await until('back in the other tab', () => tab2.store.getSnapshot().items.length === 2);
+  await waitUntil('back in the other tab', () => tab2.store.getSnapshot().items.length === 2);
   t.same(ids(tab1.store.getSnapshot().items), [b, a]);
   t.equal(tab1.store.getSnapshot().unreadCount, 1);
   await sleep(500);
@@ -120,11 +113,11 @@ t.test('two tabs: read and delete show in the other at once; undo restores; the 
   const end = Date.now() + 5000;
   while ((await history(s, 'cat')).length !== 1 && Date.now() < end) await sleep(50);
   t.same((await history(s, 'cat')).map((n) => n.id), [a], 'sent once the window passed');
-  await until('still gone in the other tab', () => tab2.store.getSnapshot().items.length === 1);
+  await waitUntil('still gone in the other tab', () => tab2.store.getSnapshot().items.length === 1);
   t.same(tab1.store.getSnapshot().pendingDeletes, []);
 
   await tab2.store.markAllRead();
-  await until('all read in the first tab', () => tab1.store.getSnapshot().items.every((n) => n.read));
+  await waitUntil('all read in the first tab', () => tab1.store.getSnapshot().items.every((n) => n.read));
   t.equal(tab1.store.getSnapshot().unreadCount, 0);
 });
 
@@ -133,7 +126,7 @@ t.test('stop() sends a delete still in its undo window', async (t) => {
   t.teardown(() => s.close());
   const id = (await s.publish({ user: 'dan', title: 'x' })).body.id as number;
   const { store } = inbox(t, s, 'dan', { undoMs: 60_000 });
-  await until('loaded', () => store.getSnapshot().items.length === 1);
+  await waitUntil('loaded', () => store.getSnapshot().items.length === 1);
   store.remove(id);
   store.stop();
   const end = Date.now() + 5000;
@@ -147,21 +140,21 @@ t.test('a stream that resumes tells its catch-up in one caughtUp event, not as l
   const storage = new MemoryStorage();
   const first = inbox(t, s, 'eli', { storage, resumeKey: 'k' });
   // The catch-up ends with the count (Herald's `unread` event); what comes after is live.
-  await until('caught up', () => first.store.getSnapshot().unreadCount !== null);
+  await waitUntil('caught up', () => first.store.getSnapshot().unreadCount !== null);
   const seenId = (await s.publish({ user: 'eli', title: 'seen' })).body.id as number;
-  await until('seen', () => first.seen.live.length === 1);
+  await waitUntil('seen', () => first.seen.live.length === 1);
   first.store.stop();
   t.equal(storage.getItem('k'), String(seenId));
 
   const missed = [];
   for (let i = 0; i < 3; i++) missed.push((await s.publish({ user: 'eli', title: `missed ${i}` })).body.id as number);
   const second = inbox(t, s, 'eli', { storage, resumeKey: 'k' });
-  await until('the catch-up', () => second.seen.caughtUp.length === 1);
+  await waitUntil('the catch-up', () => second.seen.caughtUp.length === 1);
   t.same(ids(second.seen.caughtUp[0]!), missed, 'the missed ones, in order');
   t.same(second.seen.live, [], 'no live event for them');
-  await until('the count', () => second.store.getSnapshot().unreadCount === 4);
+  await waitUntil('the count', () => second.store.getSnapshot().unreadCount === 4);
   const after = (await s.publish({ user: 'eli', title: 'after' })).body.id as number;
-  await until('live again', () => second.seen.live.length === 1);
+  await waitUntil('live again', () => second.seen.live.length === 1);
   t.equal(second.seen.live[0]!.id, after);
   t.equal(second.store.getSnapshot().unreadCount, 5);
 });
@@ -172,7 +165,7 @@ t.test('a failed request is told in the snapshot and as an error event', async (
   const { store } = inbox(t, s, 'fay', { topics: ['not-allowed'] });
   const errors: Error[] = [];
   store.on('error', (e) => errors.push(e));
-  await until('the error', () => store.getSnapshot().error !== null);
+  await waitUntil('the error', () => store.getSnapshot().error !== null);
   t.match(store.getSnapshot().error, /topic/i, "the server's message");
   t.ok(errors.length >= 1);
 });

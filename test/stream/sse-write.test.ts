@@ -2,18 +2,14 @@
 // tick share a write, a catch-up replay is not mistaken for a slow consumer, and an open stream's
 // socket is taken out of node:http so that nothing of its request is kept.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import t from 'tap';
 import { sleep } from '../../support/util.js';
+import { collectGarbage } from '../support/gc.js';
 import { rawGet } from '../support/http.js';
 import { startServer } from '../support/server.js';
 import { connect, parseSse, rawStream } from '../support/sse.js';
 import { tokenFor } from '../support/tokens.js';
 import { waitUntil } from '../support/wait.js';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
 
 t.test('the stream is close-delimited: no chunk framing between events', async (t) => {
   const s = await startServer();
@@ -74,11 +70,7 @@ t.test('an open stream keeps nothing of its request: node:http and Fastify let g
   const clients = await Promise.all(['a', 'b', 'c'].map((u) => connect(s, u)));
   t.teardown(() => clients.forEach((c) => c.close()));
   t.equal(held.length, 6);
-  // A WeakRef's target lives at least until the current job ends: collect across a few turns.
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await sleep(10);
-  }
+  await collectGarbage();
   t.same(
     held.map((r) => r.deref()?.constructor.name),
     held.map(() => undefined),

@@ -1,18 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import t from 'tap';
 import { sleep } from '../../support/util.js';
+import { collectGarbage } from '../support/gc.js';
 import { rawGet } from '../support/http.js';
 import { startServer, type Server } from '../support/server.js';
 import { connect } from '../support/sse.js';
 import { tokenFor } from '../support/tokens.js';
 import { waitUntil } from '../support/wait.js';
 import { WsClient, wsConnect, wsRefusal, wsUrl } from '../support/ws.js';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
 
 t.test('notifications reach the right users and topics, with the same payload JSON as SSE', async (t) => {
   const s = await startServer();
@@ -510,11 +506,7 @@ t.test('an open socket keeps nothing of its upgrade request: node:http, Fastify 
   t.teardown(() => clients.forEach((c) => c.close()));
   await waitUntil('three sockets in the hub', () => s.app.hub.size === 3);
   t.equal(held.length, 6, 'a request and a response per socket');
-  // A WeakRef's target lives at least until the current job ends: collect across a few turns.
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await sleep(10);
-  }
+  await collectGarbage();
   t.same(
     held.map((r) => r.deref()?.constructor.name),
     held.map(() => undefined),
