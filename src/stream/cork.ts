@@ -9,6 +9,13 @@ export class HeldSocket {
   constructor(readonly out: Writable) {}
 }
 
+/**
+ * Sockets uncorked per turn of the event loop; the rest go out in the following turns. Node (libuv
+ * 1.46) accepts one connection per turn of a busy loop, so a turn that writes to 15,000 sockets
+ * (~100 ms) would starve the accept queue during a reconnect storm; slices keep turns short.
+ */
+const defaultSlice = 1024;
+
 /** How often the loop's utilisation is read to decide whether it is busy, ms. */
 const loadSampleMs = 20;
 /** Above this share of time spent running rather than waiting for I/O, the loop counts as busy. */
@@ -36,8 +43,19 @@ export class Flusher {
   private sampledAt = -Infinity;
   private elu = performance.eventLoopUtilization();
 
-  /** `windowMs`: the longest a write may be held under load; 0 holds nothing past its tick. */
-  constructor(private readonly windowMs: number) {}
+  /** Due sockets not yet uncorked, from `next` on: a slice per turn of the event loop. */
+  private due: HeldSocket[] = [];
+  private next = 0;
+  private sliceScheduled = false;
+
+  /**
+   * `windowMs`: the longest a write may be held under load; 0 holds nothing past its tick.
+   * `slice`: the most sockets uncorked in one turn of the event loop.
+   */
+  constructor(
+    private readonly windowMs: number,
+    private readonly slice = defaultSlice,
+  ) {}
 
   /** Call before each write to `s.out`: the write is then held until its flush. */
   hold(s: HeldSocket): void {
@@ -54,6 +72,7 @@ export class Flusher {
   close(): void {
     clearTimeout(this.laterTimer);
     this.flushLater();
+    while (this.next < this.due.length) this.uncorkSlice();
   }
 
   private tickStart(): number {
@@ -70,22 +89,42 @@ export class Flusher {
   }
 
   private readonly flushSoon = (): void => {
-    uncorkAll(this.soon, this.tickNow!);
     this.tickNow = undefined;
+    this.flush(this.soon);
   };
 
   private readonly flushLater = (): void => {
     this.laterTimer = undefined;
-    uncorkAll(this.later, performance.now());
+    this.flush(this.later);
   };
-}
 
-function uncorkAll(held: HeldSocket[], now: number): void {
-  for (const s of held) {
-    s.lastFlush = now;
-    s.out.uncork();
+  /**
+   * Queues `held` to be uncorked: a slice now, unless earlier ones still wait for their turn. A
+   * queued socket stays corked, so what is written to it meanwhile joins its held bytes, in order.
+   */
+  private flush(held: HeldSocket[]): void {
+    for (const s of held) this.due.push(s);
+    held.length = 0;
+    if (!this.sliceScheduled) this.uncorkSlice();
   }
-  held.length = 0;
+
+  private readonly uncorkSlice = (): void => {
+    this.sliceScheduled = false;
+    const now = performance.now();
+    const end = Math.min(this.due.length, this.next + this.slice);
+    for (; this.next < end; this.next++) {
+      const s = this.due[this.next]!;
+      s.lastFlush = now;
+      s.out.uncork();
+    }
+    if (this.next < this.due.length) {
+      this.sliceScheduled = true;
+      setImmediate(this.uncorkSlice);
+    } else {
+      this.due = [];
+      this.next = 0;
+    }
+  };
 }
 
 /**

@@ -2,13 +2,15 @@
 // stream's socket in one write; an isolated event is written in its own tick, not held. Counted on
 // the server's side of each stream's real TCP socket: one `_write`/`_writev` call is one write to
 // the kernel, however many events it carries.
-import type { Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
 import { Publisher } from '../../src/domain/publisher.js';
+import { Flusher, HeldSocket } from '../../src/stream/cork.js';
 import { sleep } from '../../support/util.js';
 import { startServer, type Server } from '../support/server.js';
 import { connect } from '../support/sse.js';
+import { waitUntil } from '../support/wait.js';
 import { wsConnect } from '../support/ws.js';
 
 const windowMs = 50;
@@ -122,4 +124,39 @@ t.test('WebSocket: whole frames, one buffer each, coalesced as SSE events are; l
     'every frame parsed by a real client, in order',
   );
   t.same(notes.slice(-2).map((f) => f.data.data.pad.length), sizes, 'large frames arrive whole');
+});
+
+t.test('a turn of the event loop uncorks at most one slice of sockets; the rest follow in later turns, every byte in order', async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const count = 5;
+  const accepted: Socket[] = [];
+  const gotAll = new Promise<void>((r) => server.on('connection', (s: Socket) => accepted.push(s) === count && r()));
+  const clients = await Promise.all(
+    Array.from({ length: count }, () => new Promise<Socket>((r) => { const c = net.connect((server.address() as AddressInfo).port, '127.0.0.1', () => r(c)); })),
+  );
+  await gotAll;
+  const received = clients.map(() => '');
+  clients.forEach((c, i) => c.on('data', (d: Buffer) => (received[i] += d.toString())));
+  t.teardown(() => [...clients, ...accepted].forEach((s) => s.destroy()));
+
+  const flusher = new Flusher(0, 2);
+  const held = accepted.map((s) => new HeldSocket(s));
+  const write = (i: number, text: string) => {
+    flusher.hold(held[i]!);
+    held[i]!.out.write(text);
+  };
+  held.forEach((_, i) => write(i, 'a'));
+  const corked = () => held.filter((h) => h.out.writableCorked).length;
+  await new Promise((r) => process.nextTick(r));
+  t.equal(corked(), 3, 'the tick that wrote to 5 sockets uncorked 2');
+  // A write to a socket still waiting for its slice joins its held bytes.
+  write(4, 'b');
+  await new Promise((r) => setImmediate(r));
+  t.equal(corked(), 1, 'the next turn, 2 more');
+  await new Promise((r) => setImmediate(r));
+  t.equal(corked(), 0, 'then the last');
+  await waitUntil('every client got its bytes, in order', () => received.every((r, i) => r === (i === 4 ? 'ab' : 'a')));
+  t.same(received, ['a', 'a', 'a', 'a', 'ab']);
 });
