@@ -151,6 +151,9 @@ const sql = {
     mark AS (${raiseHorizon('gone')}),
     log AS (DELETE FROM read_all_log WHERE up_to <= (SELECT max(id) FROM gone))
     SELECT count(*) AS n FROM gone`,
+  pruneDeadWebhooks: `WITH gone AS (DELETE FROM webhook_outbox WHERE id IN
+      (SELECT id FROM webhook_outbox WHERE status = 'dead' AND created_at < $1 LIMIT ${pruneBatch} FOR UPDATE SKIP LOCKED) RETURNING 1)
+    SELECT count(*)::int AS n FROM gone`,
   usersOverCap: `SELECT user_id FROM recipients GROUP BY user_id HAVING count(*) > $1`,
   // The newest of a user's direct notifications beyond their cap: it and everything below it go.
   capEdge: `SELECT notification_id AS id FROM recipients WHERE user_id = $1 ORDER BY notification_id DESC LIMIT 1 OFFSET $2`,
@@ -362,6 +365,7 @@ export class PostgresStore implements Store {
 
   private readonly pruneSteps: PruneSteps = {
     oldBatch: async (cutoff) => (await this.pool.query<{ n: number }>(sql.pruneOld, [everyone, cutoff])).rows[0]!.n,
+    deadWebhooksBatch: async (cutoff) => (await this.pool.query<{ n: number }>(sql.pruneDeadWebhooks, [cutoff.getTime()])).rows[0]!.n,
     usersOverCap: async (perUser) =>
       (await this.pool.query<{ user_id: string }>(sql.usersOverCap, [perUser])).rows.map((r) => r.user_id),
     capEdge: async (user, perUser) => (await this.pool.query<{ id: number }>(sql.capEdge, [user, perUser])).rows[0]?.id,

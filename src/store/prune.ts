@@ -13,6 +13,8 @@ export const everyone = '';
 export interface PruneSteps {
   /** Deletes up to `pruneBatch` notifications created before `cutoff`; resolves with how many. */
   oldBatch(cutoff: Date): Promise<number>;
+  /** Deletes up to `pruneBatch` dead webhooks (out of attempts) created before `cutoff`; resolves with how many. */
+  deadWebhooksBatch(cutoff: Date): Promise<number>;
   /** The users with more than `perUser` direct notifications. */
   usersOverCap(perUser: number): Promise<string[]>;
   /** The newest of the user's direct notifications beyond the newest `perUser`: it and everything below it go. */
@@ -25,20 +27,29 @@ export interface PruneSteps {
   userBatch(user: string, upTo: number): Promise<{ unlinked: number; deleted: number }>;
 }
 
+/** Runs `batch` until it deletes less than a whole batch (or `signal` aborts); resolves with the total. */
+async function inBatches(batch: () => Promise<number>, signal: AbortSignal | undefined): Promise<number> {
+  let deleted = 0;
+  while (!signal?.aborted) {
+    const n = await batch();
+    deleted += n;
+    if (n < pruneBatch) break;
+    await nextTurn();
+  }
+  return deleted;
+}
+
 /**
- * The retention run of `Store.prune`: by age first, then each user over the cap, one batch at a time,
- * with a turn of the event loop between batches so publishes keep flowing. `signal` is checked before
- * each batch. Resolves with the number of notifications deleted.
+ * The retention run of `Store.prune`: by age first (notifications, then dead webhooks, which would
+ * otherwise stay for ever), then each user over the cap, one batch at a time, with a turn of the
+ * event loop between batches so publishes keep flowing. `signal` is checked before each batch.
+ * Resolves with the number of notifications deleted.
  */
 export async function prune(steps: PruneSteps, { olderThan, perUser, signal }: PruneOptions): Promise<number> {
   let deleted = 0;
   if (olderThan) {
-    while (!signal?.aborted) {
-      const n = await steps.oldBatch(olderThan);
-      deleted += n;
-      if (n < pruneBatch) break;
-      await nextTurn();
-    }
+    deleted += await inBatches(() => steps.oldBatch(olderThan), signal);
+    await inBatches(() => steps.deadWebhooksBatch(olderThan), signal);
   }
   if (perUser) {
     for (const user of await steps.usersOverCap(perUser)) {

@@ -135,6 +135,10 @@ export class SqliteWriter {
       webhookDone: db.prepare(`DELETE FROM webhook_outbox WHERE id = ?`),
       webhookRetryAt: db.prepare(`UPDATE webhook_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?`),
       webhookDead: db.prepare(`UPDATE webhook_outbox SET status = 'dead', last_error = ? WHERE id = ?`),
+      // Uses webhook_outbox_status (status, created_at).
+      pruneDeadWebhooks: db.prepare(
+        `DELETE FROM webhook_outbox WHERE id IN (SELECT id FROM webhook_outbox WHERE status = 'dead' AND created_at < ? LIMIT ${pruneBatch})`,
+      ),
       retryWebhook: db.prepare(`UPDATE webhook_outbox SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ? AND status = 'dead'`),
       // Per-notification read rows at or below the watermark say nothing more: drop them.
       clearReads: db.prepare(`DELETE FROM user_state WHERE user_id = ? AND notification_id <= ? AND deleted = 0`),
@@ -296,6 +300,10 @@ export class SqliteWriter {
   }
 
   /** One retention batch by age (`PruneSteps.oldBatch`); `cutoff` is an ISO 8601 instant. */
+  pruneDeadWebhooks(cutoff: number): number {
+    return this.stmts.pruneDeadWebhooks.run(cutoff).changes;
+  }
+
   pruneOld(cutoff: string): number {
     const ids = (this.stmts.oldIds.all(cutoff) as { id: number }[]).map((r) => r.id);
     if (ids.length === 0) return 0;

@@ -159,6 +159,7 @@ export class SqliteStore implements Store {
     this.snapshot = <T>(read: () => T) => inTransaction(read) as T;
     this.pruneSteps = {
       oldBatch: (cutoff) => writer.call('pruneOld', cutoff.toISOString()),
+      deadWebhooksBatch: (cutoff) => writer.call('pruneDeadWebhooks', cutoff.getTime()),
       usersOverCap: (perUser) => writer.call('usersOverCap', perUser),
       capEdge: (user, perUser) => writer.call('capEdge', user, perUser),
       userBatch: (user, upTo) => writer.call('pruneUser', user, upTo),

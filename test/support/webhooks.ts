@@ -3,6 +3,7 @@
 import type { Test } from 'tap';
 import type { Json } from './http.js';
 import { startServer, type Server } from './server.js';
+import { sleep } from '../../support/util.js';
 import { connect } from './sse.js';
 import { publisherKey } from './tokens.js';
 import { startReceiver, webhookSecret, type Receiver } from './webhook-receiver.js';
@@ -94,3 +95,39 @@ export async function readAllTimesPruned(t: Test, store: Record<string, string>,
   t.match((await s.request('GET', '/notifications', 'hana')).body.items, [{ id: kept, read: true, readAt: String }]);
 }
 
+
+/**
+ * Retention by age drops dead webhooks older than its cutoff (they would stay for ever otherwise),
+ * and nothing else of the outbox: a newer dead one, and a pending one, stay.
+ */
+export async function deadWebhooksPruned(t: Test, store: Record<string, string>): Promise<void> {
+  const receiver = await receiverFor(t);
+  receiver.answer = () => 503;
+  const s = await serverFor(t, receiver, { ...store, HERALD_WEBHOOK_MAX_ATTEMPTS: '1', HERALD_WEBHOOK_TIMEOUT_MS: '30000' });
+  const ids = async (status: string) =>
+    ((await adminGet(s, `/webhooks/deliveries?status=${status}`)).body.items as Json[]).map((w) => w.payload.data.notificationId as number);
+  const readAndWait = async (title: string, until: (id: number) => Promise<boolean>) => {
+    const id = (await s.publish({ user: 'jo', title })).body.id as number;
+    await s.request('POST', `/notifications/${id}/read`, 'jo');
+    for (const deadline = Date.now() + 10_000; !(await until(id)); await sleep(50)) {
+      if (Date.now() > deadline) throw new Error(`the webhook of ${title} never got where expected`);
+    }
+    return id;
+  };
+  const isDead = async (id: number) => (await ids('dead')).includes(id);
+
+  await readAndWait('old', isDead);
+  await sleep(20);
+  const cutoff = new Date();
+  await sleep(20);
+  const newer = await readAndWait('newer', isDead);
+  await s.store.prune({ olderThan: cutoff });
+  t.same(await ids('dead'), [newer], 'the dead webhook from before the cutoff went; the newer one stayed');
+
+  // One in flight (its endpoint never answers): pending, however old.
+  receiver.answer = () => 'hang';
+  const pending = await readAndWait('pending', async (id) => receiver.requests.some((r) => r.payload.data.notificationId === id));
+  await s.store.prune({ olderThan: new Date(Date.now() + 60_000) });
+  t.same(await ids('dead'), [], 'every dead one before a cutoff in the future');
+  t.same(await ids('pending'), [pending], 'the pending one stayed');
+}

@@ -154,6 +154,10 @@ function memory(rows: { id: number; at: number; users: string[] }[]) {
       if (doomed.length > 0) raise('', doomed.map((r) => r.id));
       return doomed.length;
     },
+    async deadWebhooksBatch() {
+      calls.push('dead webhooks');
+      return 0;
+    },
     async usersOverCap(perUser) {
       const users = [...new Set(rows.flatMap((r) => r.users))];
       return users.filter((u) => userIds(u).length > perUser);
@@ -181,7 +185,11 @@ t.test('prune: by age in batches until a short one, then each user over the cap'
   const m = memory([...many(1, 2500, 0, ['ann']), ...many(2501, 5, 100, ['bob', 'cy']), ...many(2506, 30, 100, ['bob'])]);
   const deleted = await prune(m.steps, { olderThan: new Date(50), perUser: 10 });
   t.equal(deleted, 2500 + 20, "the 2,500 old ones, and bob's oldest but for the 5 cy still has");
-  t.same(m.calls, ['old', 'old', 'old', 'user bob', 'user bob'], 'three age batches (1,000, 1,000, 500); one cap batch, then one that finds nothing');
+  t.same(
+    m.calls,
+    ['old', 'old', 'old', 'dead webhooks', 'user bob', 'user bob'],
+    'three age batches (1,000, 1,000, 500), dead webhooks by the same age; one cap batch, then one that finds nothing',
+  );
   const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
   t.same(m.ids(), [...range(2501, 2505), ...range(2526, 2535)], 'bob keeps his 10 newest; the shared ones he lost stay for cy');
   t.same(Object.fromEntries(m.horizon), { '': 2500, bob: 2525 }, 'each batch raised its horizon');
@@ -208,7 +216,7 @@ t.test('prune: nothing asked, nothing done; an aborted run stops before its next
     return n;
   };
   t.equal(await prune(m.steps, { olderThan: new Date(50), perUser: 1, signal: stop.signal }), 1000, 'one batch, then it stopped');
-  t.same(m.calls, ['old'], 'no cap batch either');
+  t.same(m.calls, ['old'], 'no dead-webhook nor cap batch either');
 });
 
 t.test('prune: other work runs between batches', async (t) => {

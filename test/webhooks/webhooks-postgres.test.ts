@@ -5,7 +5,7 @@ import t from 'tap';
 import { startBackends } from '../support/backends.js';
 import { sleep } from '../../support/util.js';
 import { connect } from '../support/sse.js';
-import { readAllTimesPruned, receiptsAndEvents, receiverFor, serverFor } from '../support/webhooks.js';
+import { deadWebhooksPruned, readAllTimesPruned, receiptsAndEvents, receiverFor, serverFor } from '../support/webhooks.js';
 
 t.test('PostgreSQL', async (t) => {
   const { redis, postgres } = await startBackends(t);
@@ -24,6 +24,9 @@ t.test('PostgreSQL', async (t) => {
       }
     });
   });
+
+  t.test('retention drops dead webhooks older than its cutoff, and only those, as on SQLite', async (t) =>
+    deadWebhooksPruned(t, { HERALD_STORE: await postgres.newDatabase() }));
 
   t.test('two instances on PostgreSQL + Redis send each webhook once', async (t) => {
     const receiver = await receiverFor(t);

@@ -11,7 +11,7 @@ import { spawnServer } from '../support/server.js';
 import { connect } from '../support/sse.js';
 import { tokenFor } from '../support/tokens.js';
 import { webhookSecret } from '../support/webhook-receiver.js';
-import { adminGet, publisher, quick, readAllTimesPruned, receiptsAndEvents, receiverFor, serverFor } from '../support/webhooks.js';
+import { adminGet, deadWebhooksPruned, publisher, quick, readAllTimesPruned, receiptsAndEvents, receiverFor, serverFor } from '../support/webhooks.js';
 
 t.test('SQLite: delivered, read, read-all and deleted webhooks, signed; receipts in history', (t) => receiptsAndEvents(t, {}));
 
@@ -24,6 +24,8 @@ t.test('SQLite: retention drops the read-all times it passed', (t) =>
       db.close();
     }
   }));
+
+t.test('SQLite: retention drops dead webhooks older than its cutoff, and only those', (t) => deadWebhooksPruned(t, {}));
 
 t.test('a direct notification replayed on a resume is delivered then, once', async (t) => {
   const receiver = await receiverFor(t);
