@@ -10,6 +10,7 @@ const usage = `usage: npm run bench -- [options]
   --warmup 1            fan-out and latency: seconds of the same load before that, not measured
   --idle 20000          idle streams held (default 20000, or as many as the fd limit allows)
   --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
+  --latency-large 10000  the same rate to this many streams, Herald (SSE) and the peer (0: skip)
   --ingest-seconds 10 --ingest-connections 100  autocannon
   --ingest-push-seconds 5 --ingest-push-rounds 3 --ingest-push-users 100
                         ingest-push: each round publishes that long to users with nothing set, then
@@ -61,6 +62,7 @@ export function parseArgs(argv: string[]) {
     idle: num('idle', quick ? 5000 : 20_000),
     latencyStreams: num('latency-streams', 1000),
     latencyRate: num('latency-rate', 1000),
+    latencyLarge: num('latency-large', quick ? 0 : 10_000),
     ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
     ingestConnections: num('ingest-connections', 100),
     ingestPushSeconds: num('ingest-push-seconds', quick ? 2 : 5),
