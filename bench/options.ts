@@ -30,6 +30,7 @@ const usage = `usage: npm run bench -- [options]
   --cpu-prof-clients    the same for the load processes holding streams
   --settle-ms 2000      idle: wait before reading the server's RSS
   --server FILE         the Herald build to run (default dist/src/server.js), to compare two builds
+  --herald-node-args "--flag ..."  node options for Herald's process (to compare V8 settings)
   --out FILE            JSON result file (default bench/results/bench-<time>.json)`;
 
 export function parseArgs(argv: string[]) {
@@ -83,6 +84,7 @@ export function parseArgs(argv: string[]) {
     cpuProfClients: argv.includes('--cpu-prof-clients'),
     out: get('out'),
     server: get('server') ?? projectFile('dist', 'src', 'server.js'),
+    heraldNodeArgs: (get('herald-node-args') ?? '').split(' ').filter(Boolean),
     fdRoom,
     /** Pause before reading RSS after opening idle streams. */
     settleMs: num('settle-ms', 2000),

@@ -84,7 +84,7 @@ export async function startHerald(o: Options, env: Record<string, string> = {}, 
       HERALD_PUSHER_APPS: `${pusherBench.id}:${pusherBench.key}:${pusherBench.secret}`,
       ...env,
     },
-    nodeArgs: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+    nodeArgs: [...o.heraldNodeArgs, ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
   });
   const p = await startProcess(proc);
   return {
