@@ -133,9 +133,12 @@ t.test('a turn of the event loop uncorks at most one slice of sockets; the rest 
   const count = 5;
   const accepted: Socket[] = [];
   const gotAll = new Promise<void>((r) => server.on('connection', (s: Socket) => accepted.push(s) === count && r()));
-  const clients = await Promise.all(
-    Array.from({ length: count }, () => new Promise<Socket>((r) => { const c = net.connect((server.address() as AddressInfo).port, '127.0.0.1', () => r(c)); })),
-  );
+  const port = (server.address() as AddressInfo).port;
+  const connectOne = () =>
+    new Promise<Socket>((resolve) => {
+      const c: Socket = net.connect(port, '127.0.0.1', () => resolve(c));
+    });
+  const clients = await Promise.all(Array.from({ length: count }, connectOne));
   await gotAll;
   const received = clients.map(() => '');
   clients.forEach((c, i) => c.on('data', (d: Buffer) => (received[i] += d.toString())));
