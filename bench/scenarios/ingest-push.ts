@@ -1,10 +1,10 @@
 // Ingest with Web Push (`--only ingest-push`): durable publishes to users with nothing set, against
 // publishes to users with preferences and two push subscriptions each, on one Herald, in alternating
-// rounds; the pushes really go out, to a loopback push service in this process that counts them.
+// rounds; the pushes really go out, to a loopback push service (push-service.ts) that counts them.
 import { createECDH, randomBytes } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import { sleep } from '../../support/util.js';
+import { benchScript, spawnNode, Worker, type Msg } from '../lib.js';
 import { withPublisher, type PublishResult } from '../load.js';
 import type { Options } from '../options.js';
 import { fmt, log, type Row, type Section } from '../report.js';
@@ -22,26 +22,17 @@ const publishedType = 'export';
 /** How long the last round's pushes may take to all arrive before the bench stops waiting. */
 const drainLimitMs = 120_000;
 
-/** A push service on 127.0.0.1 that answers every POST 201 at once and counts them. */
-async function startPushService(): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
-  let received = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      if (req.method === 'POST') received++;
-      res.writeHead(201).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    received: () => received,
-    close: () => {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeAllConnections();
-      return closed;
-    },
-  };
+/** The push service (push-service.ts) in its own process at nice 19: see there why. */
+async function startPushService(): Promise<{ url: string; received: () => Promise<number>; close: () => Promise<void> }> {
+  const w = new Worker(spawnNode(benchScript('push-service'), [], { ipc: true }));
+  try {
+    os.setPriority(w.proc.pid!, 19);
+    const { url } = await w.call<Msg & { url: string }>({ op: 'start' });
+    return { url, received: async () => (await w.call<Msg & { received: number }>({ op: 'count' })).received, close: () => w.stop() };
+  } catch (err) {
+    await w.stop();
+    throw err;
+  }
 }
 
 /** A browser's PushSubscription: a real P-256 key and auth secret, so Herald can encrypt to it. */
@@ -96,16 +87,16 @@ export async function ingestPush(o: Options): Promise<Section> {
           const drainMs: number[] = [];
           for (let round = 0; round < o.ingestPushRounds; round++) {
             a.push(await run('plain'));
-            const before = push.received();
+            const before = await push.received();
             b.push(await run('pushed'));
             const expected = b.reduce((x, r) => x + r.ok, 0) * devicesPerUser;
-            const duringRound = push.received() - before;
+            const duringRound = (await push.received()) - before;
             const t0 = Date.now();
-            while (push.received() < expected && Date.now() - t0 < drainLimitMs) await sleep(20);
+            while ((await push.received()) < expected && Date.now() - t0 < drainLimitMs) await sleep(20);
             drainMs.push(Date.now() - t0);
             log(`ingest-push round ${round + 1}: (a) ${a.at(-1)!.ok} in ${a.at(-1)!.ms.toFixed(0)} ms, (b) ${b.at(-1)!.ok} in ${b.at(-1)!.ms.toFixed(0)} ms, ${duringRound} pushes during (b), the rest in ${drainMs.at(-1)} ms after`);
           }
-          return { a, b, drainMs, expected: b.reduce((x, r) => x + r.ok, 0) * devicesPerUser, delivered: push.received() };
+          return { a, b, drainMs, expected: b.reduce((x, r) => x + r.ok, 0) * devicesPerUser, delivered: await push.received() };
         });
       },
     );
