@@ -12,9 +12,9 @@ const usage = `usage: npm run bench -- [options]
   --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
   --latency-large 10000  the same rate to this many streams, Herald (SSE) and the peer (0: skip)
   --ingest-seconds 10 --ingest-connections 100  autocannon
-  --ingest-push-seconds 5 --ingest-push-rounds 3 --ingest-push-users 100
-                        ingest-push: each round publishes that long to users with nothing set, then
-                        as long to users with preferences and 2 push subscriptions each
+  --ingest-push-seconds 5 --ingest-push-rounds 4 --ingest-push-users 100
+                        ingest-push: each round publishes that long to users with nothing set, and
+                        as long to users with preferences and 2 push subscriptions each, in turns
   --catchup 10000       events behind for the catch-up scenario
   --fanout2-streams 2000  fan-out on two instances (PostgreSQL + Redis): streams, split across them
   --fanout2-rate 0      its broadcasts/s, all to one instance (0 = offered / streams)
@@ -67,7 +67,7 @@ export function parseArgs(argv: string[]) {
     ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
     ingestConnections: num('ingest-connections', 100),
     ingestPushSeconds: num('ingest-push-seconds', quick ? 2 : 5),
-    ingestPushRounds: Math.max(1, num('ingest-push-rounds', 3)),
+    ingestPushRounds: Math.max(1, num('ingest-push-rounds', 4)),
     ingestPushUsers: Math.max(1, num('ingest-push-users', 100)),
     catchup: num('catchup', 10_000),
     fanout2Streams: Math.max(2, num('fanout2-streams', quick ? 1000 : 2000)),
