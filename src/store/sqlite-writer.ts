@@ -299,11 +299,12 @@ export class SqliteWriter {
     this.stmts.deferJob.run({ id, dueAt, retry: kind === 'retry' ? 1 : 0, hold: kind === 'hold' ? 1 : 0 });
   }
 
-  /** One retention batch by age (`PruneSteps.oldBatch`); `cutoff` is an ISO 8601 instant. */
+  /** `PruneSteps.deadWebhooksBatch`; `cutoff` in ms since the epoch, as `created_at`. */
   pruneDeadWebhooks(cutoff: number): number {
     return this.stmts.pruneDeadWebhooks.run(cutoff).changes;
   }
 
+  /** One retention batch by age (`PruneSteps.oldBatch`); `cutoff` is an ISO 8601 instant. */
   pruneOld(cutoff: string): number {
     const ids = (this.stmts.oldIds.all(cutoff) as { id: number }[]).map((r) => r.id);
     if (ids.length === 0) return 0;
