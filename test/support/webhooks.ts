@@ -5,6 +5,7 @@ import type { Json } from './http.js';
 import { startServer, type Server } from './server.js';
 import { sleep } from '../../support/util.js';
 import { connect } from './sse.js';
+import { waitUntil } from './wait.js';
 import { publisherKey } from './tokens.js';
 import { startReceiver, webhookSecret, type Receiver } from './webhook-receiver.js';
 
@@ -109,9 +110,7 @@ export async function deadWebhooksPruned(t: Test, store: Record<string, string>)
   const readAndWait = async (title: string, until: (id: number) => Promise<boolean>) => {
     const id = (await s.publish({ user: 'jo', title })).body.id as number;
     await s.request('POST', `/notifications/${id}/read`, 'jo');
-    for (const deadline = Date.now() + 10_000; !(await until(id)); await sleep(50)) {
-      if (Date.now() > deadline) throw new Error(`the webhook of ${title} never got where expected`);
-    }
+    await waitUntil(`the webhook of ${title} where expected`, () => until(id));
     return id;
   };
   const isDead = async (id: number) => (await ids('dead')).includes(id);
