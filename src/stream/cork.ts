@@ -72,7 +72,7 @@ export class Flusher {
   close(): void {
     clearTimeout(this.laterTimer);
     this.flushLater();
-    while (this.next < this.due.length) this.uncorkSlice();
+    this.uncorkSlice(Infinity);
   }
 
   private tickStart(): number {
@@ -108,10 +108,11 @@ export class Flusher {
     if (!this.sliceScheduled) this.uncorkSlice();
   }
 
-  private readonly uncorkSlice = (): void => {
+  /** Uncorks the next `count` due sockets; schedules the next slice if any are left. */
+  private readonly uncorkSlice = (count = this.slice): void => {
     this.sliceScheduled = false;
     const now = performance.now();
-    const end = Math.min(this.due.length, this.next + this.slice);
+    const end = Math.min(this.due.length, this.next + count);
     for (; this.next < end; this.next++) {
       const s = this.due[this.next]!;
       s.lastFlush = now;
