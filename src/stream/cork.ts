@@ -1,6 +1,7 @@
 // Write batching shared by the SSE and WebSocket sinks: when a stream's socket gets its bytes.
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
+import { LoopLoad } from '../loop-load.js';
 
 /** One stream's socket as the flusher sees it; the sink keeps it for the stream's life. */
 export class HeldSocket {
@@ -18,8 +19,6 @@ const defaultSlice = 1024;
 
 /** How often the loop's utilisation is read to decide whether it is busy, ms. */
 const loadSampleMs = 20;
-/** Above this share of time spent running rather than waiting for I/O, the loop counts as busy. */
-const busyUtilization = 0.5;
 
 /**
  * Decides when held writes reach the sockets, for one app. Every write corks its socket; by default
@@ -40,8 +39,7 @@ export class Flusher {
   /** performance.now() of this tick's first write, shared by every socket written in the tick. */
   private tickNow: number | undefined;
   private busy = false;
-  private sampledAt = -Infinity;
-  private elu = performance.eventLoopUtilization();
+  private readonly load = new LoopLoad(loadSampleMs);
 
   /** Due sockets not yet uncorked, from `next` on: a slice per turn of the event loop. */
   private due: HeldSocket[] = [];
@@ -79,12 +77,7 @@ export class Flusher {
     if (this.tickNow !== undefined) return this.tickNow;
     const now = (this.tickNow = performance.now());
     process.nextTick(this.flushSoon);
-    if (this.windowMs > 0 && now - this.sampledAt >= loadSampleMs) {
-      const elu = performance.eventLoopUtilization();
-      this.busy = performance.eventLoopUtilization(elu, this.elu).utilization > busyUtilization;
-      this.elu = elu;
-      this.sampledAt = now;
-    }
+    if (this.windowMs > 0) this.busy = this.load.isBusy(now);
     return now;
   }
 

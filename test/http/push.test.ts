@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { senderNice } from '../../src/push/sender.js';
@@ -130,6 +131,29 @@ t.test('pushes are encrypted and sent in a thread of lower priority than publish
   await push.waitFor((p) => p.length === 1);
   t.equal(threadNices().filter((n) => n === senderNice).length, 1, `the sender thread alone runs at nice ${senderNice}`);
   t.equal(getPriority(), 0, 'the process itself (its main thread) is left as it was');
+});
+
+t.test('pushes give way while the event loop is busy, and still go out while it stays busy', async (t) => {
+  const { s, push } = await setup(t);
+  await subscribe(s, 'alice', push.device('phone').subscription);
+  const timed = async (title: string, count: number) => {
+    const start = performance.now();
+    await s.publish({ user: 'alice', title });
+    await push.waitFor((p) => p.length === count);
+    return performance.now() - start;
+  };
+  const idleMs = await timed('idle', 1);
+  // The server runs in this process: 35 ms of every 40 spent spinning keeps its event loop busy.
+  const spin = setInterval(() => {
+    const end = performance.now() + 35;
+    while (performance.now() < end);
+  }, 40);
+  t.teardown(() => clearInterval(spin));
+  await sleep(200);
+  const busyMs = await timed('busy', 2);
+  clearInterval(spin);
+  t.ok(busyMs >= 200, `held back while the loop is busy: ${busyMs.toFixed(0)} ms (on an idle loop: ${idleMs.toFixed(0)} ms)`);
+  t.ok(busyMs < 5000, 'but not for long: a busy loop slows pushes, never stops them');
 });
 
 t.test('preferences: push never, always, per-type switches', async (t) => {
