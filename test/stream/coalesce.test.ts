@@ -126,11 +126,11 @@ t.test('WebSocket: whole frames, one buffer each, coalesced as SSE events are; l
   t.same(notes.slice(-2).map((f) => f.data.data.pad.length), sizes, 'large frames arrive whole');
 });
 
-t.test('a turn of the event loop uncorks at most one slice of sockets; the rest follow in later turns, every byte in order', async (t) => {
+/** `count` connected loopback socket pairs: the client ends, and the server's (accepted) ends. */
+async function socketPairs(t: Test, count: number): Promise<{ clients: Socket[]; accepted: Socket[] }> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const count = 5;
   const accepted: Socket[] = [];
   const gotAll = new Promise<void>((r) => server.on('connection', (s: Socket) => accepted.push(s) === count && r()));
   const port = (server.address() as AddressInfo).port;
@@ -140,9 +140,14 @@ t.test('a turn of the event loop uncorks at most one slice of sockets; the rest 
     });
   const clients = await Promise.all(Array.from({ length: count }, connectOne));
   await gotAll;
+  t.teardown(() => [...clients, ...accepted].forEach((s) => s.destroy()));
+  return { clients, accepted };
+}
+
+t.test('a turn of the event loop uncorks at most one slice of sockets; the rest follow in later turns, every byte in order', async (t) => {
+  const { clients, accepted } = await socketPairs(t, 5);
   const received = clients.map(() => '');
   clients.forEach((c, i) => c.on('data', (d: Buffer) => (received[i] += d.toString())));
-  t.teardown(() => [...clients, ...accepted].forEach((s) => s.destroy()));
 
   const flusher = new Flusher(0, 2);
   const held = accepted.map((s) => new HeldSocket(s));
@@ -162,4 +167,19 @@ t.test('a turn of the event loop uncorks at most one slice of sockets; the rest 
   t.equal(corked(), 0, 'then the last');
   await waitUntil('every client got its bytes, in order', () => received.every((r, i) => r === (i === 4 ? 'ab' : 'a')));
   t.same(received, ['a', 'a', 'a', 'a', 'ab']);
+});
+
+t.test('by default a turn uncorks at most 32 sockets, so connections are still accepted while a broadcast goes out', async (t) => {
+  const { accepted } = await socketPairs(t, 40);
+  const flusher = new Flusher(0);
+  const held = accepted.map((s) => new HeldSocket(s));
+  for (const h of held) {
+    flusher.hold(h);
+    h.out.write('a');
+  }
+  const corked = () => held.filter((h) => h.out.writableCorked).length;
+  await new Promise((r) => process.nextTick(r));
+  t.equal(corked(), 8, 'the tick that wrote to 40 sockets uncorked 32');
+  await new Promise((r) => setImmediate(r));
+  t.equal(corked(), 0, 'the next turn, the other 8');
 });
