@@ -30,9 +30,11 @@ const loadSampleMs = 25;
 /**
  * Under a busy loop a batch waits up to this many times as long as the last one took, and at least
  * `minYieldMs`: pushes then get about a tenth of the time, and still move under a load that never ends.
+ * At most `maxYieldMs`: a batch that took long waiting on a slow push service used no CPU meanwhile.
  */
 const yieldFactor = 9;
 const minYieldMs = 250;
+const maxYieldMs = 5_000;
 /** Push services accept about 4 KB of payload; past this the notification is sent without `data`. */
 const maxPayloadBytes = 3_000;
 
@@ -145,11 +147,12 @@ export class PushWorker {
    * back, and each hand-off waited behind the sender (and the garbage collector's helper threads,
    * which run at normal priority): publishes to users with push subscriptions ran at 0.6 to 0.8× the
    * rate of those without. So while the event loop is busy, the next batch (its jobs written, claimed
-   * and sent) waits, up to `yieldFactor` times as long as the last batch took; on an idle loop it
+   * and sent) waits, up to `yieldFactor` times as long as the last batch took (within `minYieldMs` and
+   * `maxYieldMs`); on an idle loop it
    * starts at once. The queue is durable, so what waits is a push sent later, never one lost.
    */
   private async yieldToPublishing(): Promise<void> {
-    const until = performance.now() + Math.max(minYieldMs, yieldFactor * this.lastRunMs);
+    const until = performance.now() + Math.min(maxYieldMs, Math.max(minYieldMs, yieldFactor * this.lastRunMs));
     while (!this.stopped && this.load.isBusy() && performance.now() < until) await sleep(loadSampleMs);
   }
 

@@ -48,8 +48,8 @@ export class PushService {
   readonly pushes = this.received.items;
   /** Every request's path and the status answered, valid or not. */
   readonly log: { device: string; status: number }[] = [];
-  /** Answers to give next, per device, before the default 201 (e.g. [503, 201]); a header to add to each. */
-  readonly script = new Map<string, { status: number; headers?: Record<string, string> }[]>();
+  /** Answers to give next, per device, before the default 201 (e.g. [503, 201]); a header to add to each, a delay before it. */
+  readonly script = new Map<string, { status: number; headers?: Record<string, string>; delayMs?: number }[]>();
   /** Called once a request is answered (the kill -9 test stops the server there). */
   onAnswer: ((status: number) => void) | undefined;
   url = '';
@@ -100,6 +100,7 @@ export class PushService {
       process.stderr.write(`push service refused a request: ${(err as Error).message}\n`);
     }
     this.log.push({ device: name, status: answer.status });
+    if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
     res.writeHead(answer.status, answer.headers).end();
     this.onAnswer?.(answer.status);
   }
