@@ -148,8 +148,8 @@ export class PushWorker {
    * which run at normal priority): publishes to users with push subscriptions ran at 0.6 to 0.8× the
    * rate of those without. So while the event loop is busy, the next batch (its jobs written, claimed
    * and sent) waits, up to `yieldFactor` times as long as the last batch took (within `minYieldMs` and
-   * `maxYieldMs`); on an idle loop it
-   * starts at once. The queue is durable, so what waits is a push sent later, never one lost.
+   * `maxYieldMs`); on an idle loop it starts at once. The queue is durable, so what waits is a push
+   * sent later, never one lost.
    */
   private async yieldToPublishing(): Promise<void> {
     const until = performance.now() + Math.min(maxYieldMs, Math.max(minYieldMs, yieldFactor * this.lastRunMs));

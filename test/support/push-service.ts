@@ -4,6 +4,7 @@
 import { createECDH, createPublicKey, randomBytes, verify, type ECDH } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import ece from 'http_ece';
+import { sleep } from '../../support/util.js';
 import { Received } from './received.js';
 
 export interface ReceivedPush {
@@ -100,7 +101,7 @@ export class PushService {
       process.stderr.write(`push service refused a request: ${(err as Error).message}\n`);
     }
     this.log.push({ device: name, status: answer.status });
-    if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
+    if (answer.delayMs) await sleep(answer.delayMs);
     res.writeHead(answer.status, answer.headers).end();
     this.onAnswer?.(answer.status);
   }
