@@ -7,7 +7,7 @@ const usage = `usage: npm run bench -- [options]
   --sizes 1000,5000     fan-out stream counts (default 1000,5000,10000,15000)
   --offered 400000      fan-out: deliveries/s offered (publish rate = offered / streams)
   --seconds 5           fan-out and latency: seconds of publishing
-  --warmup 1            fan-out and latency: seconds of the same load before that, not measured
+  --warmup 1            ingest, fan-out and latency: seconds of the same load before that, not measured
   --idle 20000          idle streams held (default 20000, or as many as the fd limit allows)
   --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
   --latency-large 10000  the same rate to this many streams, Herald (SSE) and the peer (0: skip)

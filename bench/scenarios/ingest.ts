@@ -21,35 +21,60 @@ function committedIds(dataDir: string): Set<number> {
   }
 }
 
-/** Durable POST /notifications with autocannon, then checks that every 201 is a committed row. */
+interface Autocannon {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; max: number };
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+}
+
+/** `seconds` of autocannon's durable POSTs to `port`: its JSON report. */
+async function autocannon(o: Options, port: number, seconds: number): Promise<Autocannon> {
+  const body = JSON.stringify({ user: 'u1', title: 'Your export is ready', body: 'report.csv', data: { url: '/files/42' }, type: 'export' });
+  const proc = spawnNode(projectFile('node_modules', 'autocannon', 'autocannon.js'), [
+    '-c', String(o.ingestConnections), '-d', String(seconds), '-m', 'POST',
+    '-H', `authorization=Bearer ${publisherKey}`, '-H', 'content-type=application/json', '-b', body, '-j',
+    `http://127.0.0.1:${port}/notifications`,
+  ]);
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const killer = setTimeout(() => proc.kill('SIGKILL'), (seconds + 60) * 1000);
+  await new Promise((r) => proc.on('exit', r));
+  clearTimeout(killer);
+  return JSON.parse(out) as Autocannon;
+}
+
+const acLatency = (a: Autocannon) => `${a.latency.p50} / ${a.latency.p99} / ${a.latency.max} ms`;
+
+/**
+ * Durable POST /notifications with autocannon, then checks that every 201 is a committed row. Like
+ * the latency and fan-out runs, the measured run follows `--warmup` seconds of the same load, reported
+ * on its own row: a process just started compiles its hot paths in its first second (about 4,600/s, p99
+ * 119 ms, against 10,800/s and 21 ms in the seconds after, measured against one server), and that
+ * second alone decided the 10 s run's p99.
+ */
 export async function ingest(o: Options): Promise<Section> {
   const rows: Row[] = [];
   const raw: Record<string, unknown> = {};
   const s = await startHerald(o);
-  let ac: { requests: { average: number; total: number }; latency: { p50: number; p99: number; max: number }; '2xx': number; non2xx: number; errors: number };
+  let warm: Autocannon | null = null;
+  let ac: Autocannon;
   let rowsOnDisk: number;
   let cpuUsPerPublish: number;
   try {
-    const body = JSON.stringify({ user: 'u1', title: 'Your export is ready', body: 'report.csv', data: { url: '/files/42' }, type: 'export' });
-    const proc = spawnNode(projectFile('node_modules', 'autocannon', 'autocannon.js'), [
-      '-c', String(o.ingestConnections), '-d', String(o.ingestSeconds), '-m', 'POST',
-      '-H', `authorization=Bearer ${publisherKey}`, '-H', 'content-type=application/json', '-b', body, '-j',
-      `http://127.0.0.1:${s.port}/notifications`,
-    ]);
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    if (o.warmup > 0) warm = await autocannon(o, s.port, o.warmup);
     const cpu0 = cpuMsOf(s.pid);
-    const killer = setTimeout(() => proc.kill('SIGKILL'), (o.ingestSeconds + 60) * 1000);
-    await new Promise((r) => proc.on('exit', r));
-    clearTimeout(killer);
-    ac = JSON.parse(out) as typeof ac;
+    ac = await autocannon(o, s.port, o.ingestSeconds);
     cpuUsPerPublish = ((cpuMsOf(s.pid) - cpu0) * 1000) / Math.max(1, ac['2xx']);
     await s.stop('SIGTERM', true);
     rowsOnDisk = committedIds(s.dataDir).size;
   } finally {
     await s.stop();
   }
-  raw.ingest = { ...ac, rowsOnDisk, cpuUsPerPublish };
+  const answered = ac['2xx'] + (warm?.['2xx'] ?? 0);
+  const failed = ac.non2xx + ac.errors + (warm ? warm.non2xx + warm.errors : 0);
+  raw.ingest = { ...ac, warmup: warm, rowsOnDisk, cpuUsPerPublish };
   rows.push(
     {
       scenario: `Ingest: autocannon -c ${o.ingestConnections}, ${o.ingestSeconds} s, synchronous=FULL`,
@@ -60,17 +85,38 @@ export async function ingest(o: Options): Promise<Section> {
       target: '≥ 10,000/s',
       met: ac.requests.average >= 10_000,
     },
-    { scenario: '', metric: 'latency p50 / p99 / max', herald: null, peer: null, unit: '', text: [`${ac.latency.p50} / ${ac.latency.p99} / ${ac.latency.max} ms`, '–'] },
-    { scenario: '', metric: 'server CPU per publish', herald: cpuUsPerPublish, peer: null, unit: 'µs' },
     {
       scenario: '',
-      metric: '201s answered / rows on disk',
+      metric: 'latency p50 / p99 / max',
       herald: null,
       peer: null,
       unit: '',
-      text: [`${ac['2xx'].toLocaleString('en-US')} / ${rowsOnDisk.toLocaleString('en-US')}`, '–'],
+      text: [acLatency(ac), '–'],
+      target: 'p99 < 30 ms',
+      met: ac.latency.p99 < 30,
+    },
+    { scenario: '', metric: 'server CPU per publish', herald: cpuUsPerPublish, peer: null, unit: 'µs' },
+    ...(warm
+      ? [
+          {
+            scenario: '',
+            metric: `the ${o.warmup} s warm-up before, just started (not counted above): notifications/s, latency p50 / p99 / max`,
+            herald: null,
+            peer: null,
+            unit: '',
+            text: [`${Math.round(warm.requests.average).toLocaleString('en-US')} /s, ${acLatency(warm)}`, '–'] as [string, string],
+          },
+        ]
+      : []),
+    {
+      scenario: '',
+      metric: '201s answered (warm-up included) / rows on disk',
+      herald: null,
+      peer: null,
+      unit: '',
+      text: [`${answered.toLocaleString('en-US')} / ${rowsOnDisk.toLocaleString('en-US')}`, '–'],
       target: 'rows ≥ 201s, no errors',
-      met: rowsOnDisk >= ac['2xx'] && ac.non2xx + ac.errors === 0,
+      met: rowsOnDisk >= answered && failed === 0,
     },
   );
   log(`ingest: ${fmt(ac.requests.average, '/s')}, ${cpuUsPerPublish.toFixed(0)} µs CPU each, p50 ${ac.latency.p50} ms, p99 ${ac.latency.p99} ms, ${ac['2xx']} 2xx, ${rowsOnDisk} rows`);

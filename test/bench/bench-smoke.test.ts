@@ -20,7 +20,9 @@ t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', asyn
   const raw = result.raw;
 
   t.ok(raw.ingest.requests.average > 0, 'ingest measured');
-  t.ok(raw.ingest.rowsOnDisk >= raw.ingest['2xx'], 'every 201 is a committed row');
+  // The measured run follows a warm-up of the same load on the same server, whose 201s are rows too.
+  t.ok(raw.ingest.warmup['2xx'] > 0, 'ingest: a warm-up ran first');
+  t.ok(raw.ingest.rowsOnDisk >= raw.ingest['2xx'] + raw.ingest.warmup['2xx'], 'every 201 is a committed row');
   t.ok(raw.crash.acked > 0, 'the crash check got answers before the kill');
   t.equal(raw.crash.missing, 0, 'no answered publish is missing after kill -9');
 
