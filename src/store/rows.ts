@@ -17,6 +17,21 @@ export interface NewRow extends Omit<StoredNotification, 'id'> {
 
 const jsonText = (v: object | undefined): string | null => (v === undefined ? null : JSON.stringify(v));
 
+/**
+ * Now as ISO 8601. A publish burst makes many rows in the same millisecond: they share one string
+ * rather than each formatting the date again (a measurable share of a publish's CPU at 10,000/s).
+ */
+let isoMs = -1;
+let iso = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
+}
+
 /** The row of a new notification; `users` are its recipients, each once. */
 export function newRow(n: NewNotification): NewRow {
   const t = n.target;
@@ -28,7 +43,7 @@ export function newRow(n: NewNotification): NewRow {
     topic: 'topic' in t ? t.topic : null,
     broadcast: 'broadcast' in t,
     critical: n.critical ?? false,
-    createdAt: new Date().toISOString(),
+    createdAt: isoNow(),
     url: n.url ?? null,
     icon: n.icon ?? null,
     actor: n.actor ?? null,
@@ -46,11 +61,42 @@ export function newRow(n: NewNotification): NewRow {
  */
 export type WriteRow = Omit<NewRow, 'data' | 'actor' | 'actions'>;
 
-export const forWriting = ({ data: _d, actor: _a, actions: _b, ...row }: NewRow): WriteRow => row;
+// This and `created` name every field rather than use object rest, which V8 runs in a slow generic
+// runtime path: on the publish path both cost more than the rest of the row's making together.
+export const forWriting = (r: NewRow): WriteRow => ({
+  title: r.title,
+  body: r.body,
+  type: r.type,
+  topic: r.topic,
+  broadcast: r.broadcast,
+  critical: r.critical,
+  createdAt: r.createdAt,
+  url: r.url,
+  icon: r.icon,
+  users: r.users,
+  dataJson: r.dataJson,
+  actorJson: r.actorJson,
+  actionsJson: r.actionsJson,
+});
 
 /** The notification a written row is, as its publisher is answered (no read back: it is what was written). */
-export function created({ dataJson: _d, actorJson: _a, actionsJson: _b, ...fields }: NewRow, id: number): StoredNotification {
-  return { id, ...fields };
+export function created(r: NewRow, id: number): StoredNotification {
+  return {
+    id,
+    title: r.title,
+    body: r.body,
+    data: r.data,
+    type: r.type,
+    topic: r.topic,
+    broadcast: r.broadcast,
+    critical: r.critical,
+    createdAt: r.createdAt,
+    url: r.url,
+    icon: r.icon,
+    actor: r.actor,
+    actions: r.actions,
+    users: r.users,
+  };
 }
 
 /** An outbox row as both stores read it (PostgreSQL's int8 columns are parsed to numbers). */
