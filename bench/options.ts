@@ -1,5 +1,6 @@
 // The bench's command line: every option, its default, and `--help`.
 import { projectFile } from '../src/paths.js';
+import { startNodeArgs } from '../support/util.js';
 import { hardFdLimit } from './lib.js';
 
 const usage = `usage: npm run bench -- [options]
@@ -30,7 +31,8 @@ const usage = `usage: npm run bench -- [options]
   --cpu-prof-clients    the same for the load processes holding streams
   --settle-ms 2000      idle: wait before reading the server's RSS
   --server FILE         the Herald build to run (default dist/src/server.js), to compare two builds
-  --herald-node-args "--flag ..."  node options for Herald's process (to compare V8 settings)
+  --herald-node-args "--flag ..."  node options for Herald's process instead of npm start's (package.json),
+                        to compare V8 settings ("" for none)
   --out FILE            JSON result file (default bench/results/bench-<time>.json)`;
 
 export function parseArgs(argv: string[]) {
@@ -84,7 +86,7 @@ export function parseArgs(argv: string[]) {
     cpuProfClients: argv.includes('--cpu-prof-clients'),
     out: get('out'),
     server: get('server') ?? projectFile('dist', 'src', 'server.js'),
-    heraldNodeArgs: (get('herald-node-args') ?? '').split(' ').filter(Boolean),
+    heraldNodeArgs: (get('herald-node-args') ?? startNodeArgs().join(' ')).split(' ').filter(Boolean),
     fdRoom,
     /** Pause before reading RSS after opening idle streams. */
     settleMs: num('settle-ms', 2000),

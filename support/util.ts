@@ -1,9 +1,10 @@
 // Small process helpers shared by the tests and the bench. No tap and no app here: importing tap
 // into a plain process (the bench) takes over its uncaught-error reporting.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { projectFile } from '../src/paths.js';
 
 export function tempDir(prefix = 'herald-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -22,3 +23,11 @@ export function freePort(): Promise<number> {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The node options `npm start` runs Herald with (package.json's start script): the bench and the tests run the built server with them too. */
+export function startNodeArgs(): string[] {
+  const pkg = JSON.parse(readFileSync(projectFile('package.json'), 'utf8')) as { scripts: { start: string } };
+  const [node, ...rest] = pkg.scripts.start.split(/\s+/);
+  if (node !== 'node') throw new Error(`package.json's start script does not run node: ${pkg.scripts.start}`);
+  return rest.slice(0, rest.findIndex((a) => !a.startsWith('-')));
+}

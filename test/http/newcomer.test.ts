@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { projectFile } from '../../src/paths.js';
-import { tempDir } from '../../support/util.js';
+import { startNodeArgs, tempDir } from '../../support/util.js';
 import { startServer, spawnServer } from '../support/server.js';
 
 t.test('.d.ts files are TypeScript; the client files come from packages/client/dist, else 404', async (t) => {
@@ -55,4 +55,16 @@ t.test('the built server is up in about a second (npm start runs it without buil
   await child.stop();
   // Generous for a shared, loaded machine; a build on start took about a minute.
   t.ok(ms < 5000, `listening after ${ms} ms`);
+});
+
+t.test('npm start gives V8 one helper thread, and the built server run by the tests gets the same options', async (t) => {
+  // Two cores shared by the event loop, the SQLite writer and V8's helpers: four helpers (the default)
+  // lengthened the 1,000-stream latency run's p99 (README, Operations).
+  t.same(startNodeArgs(), ['--v8-pool-size=1'], "package.json's start script");
+  const dataDir = tempDir();
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const child = await spawnServer({ HERALD_DATA_DIR: dataDir });
+  t.teardown(() => child.stop());
+  const argv = readFileSync(`/proc/${child.proc.pid}/cmdline`, 'utf8').split('\0');
+  t.ok(argv.includes('--v8-pool-size=1'), `the server's command line: ${argv.join(' ')}`);
 });

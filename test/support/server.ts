@@ -12,7 +12,7 @@ import { createStore } from '../../src/store/index.js';
 import { loadSecrets } from '../../src/secrets.js';
 import type { Bus } from '../../src/bus/bus.js';
 import type { Store } from '../../src/store/store.js';
-import { tempDir } from '../../support/util.js';
+import { startNodeArgs, tempDir } from '../../support/util.js';
 import type { Json } from './http.js';
 import { jwtSecret, publisherKey, tokenFor } from './tokens.js';
 
@@ -114,9 +114,9 @@ export interface Child {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs the built server (`dist/src/server.js`, as `npm start` does) as a separate process. */
+/** Runs the built server (`dist/src/server.js`, with the node options `npm start` gives it) as a separate process. */
 export async function spawnServer(env: Record<string, string>): Promise<Child> {
-  const proc = spawn(process.execPath, [projectFile('dist', 'src', 'server.js')], {
+  const proc = spawn(process.execPath, [...startNodeArgs(), projectFile('dist', 'src', 'server.js')], {
     env: {
       PATH: process.env.PATH ?? '',
       HERALD_JWT_SECRET: jwtSecret,
