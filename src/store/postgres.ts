@@ -5,7 +5,7 @@ import { projectFile } from '../paths.js';
 import { publicView, type Audience, type InboxItem, type Mutes, type NewNotification, type Preferences, type StoredNotification } from '../types.js';
 import { GroupCommit } from './group-commit.js';
 import { everyone, prune, pruneBatch, type PruneSteps } from './prune.js';
-import { created, jobFromRow, listIndex, listQueries, newRow, outboxEntry, unreported, unreportedAll, type JobRow, type ListFlags, type NewRow, type OutboxRow, type Publish } from './rows.js';
+import { created, jobFromRow, listIndex, listQueries, newRow, outboxEntry, unreported, unreportedAll, type JobRow, type ListFlags, type OutboxRow, type Publish, type WriteRow } from './rows.js';
 import type {
   CatchUp,
   CountQuery,
@@ -320,7 +320,7 @@ class BatchRows {
   readonly r = { user: [] as string[], id: [] as number[] };
   readonly k = { publisher: [] as string[], key: [] as string[], hash: [] as string[], id: [] as number[], createdAt: [] as string[] };
 
-  add(id: number, row: NewRow, idempotency: IdempotencyKey | undefined): void {
+  add(id: number, row: WriteRow, idempotency: IdempotencyKey | undefined): void {
     const { n, r, k } = this;
     n.id.push(id);
     n.title.push(row.title);
@@ -443,7 +443,7 @@ export class PostgresStore implements Store {
         }
         const id = ++last;
         const row = newRow(n);
-        b.add(id, row, idempotency);
+        b.add(id, row.write, idempotency);
         if (idempotency) known.set(keyOf(idempotency), { hash: idempotency.requestHash, id });
         outcome.push({ created: created(row, id) });
       }

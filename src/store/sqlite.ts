@@ -3,7 +3,7 @@ import { publicView, type Audience, type InboxItem, type Mutes, type NewNotifica
 import { Checkpointer } from './checkpointer.js';
 import { everyone, prune, type PruneSteps } from './prune.js';
 import { columns, fromRow, lastIdSql, type Row } from './sqlite-rows.js';
-import { created, forWriting, jobFromRow, listIndex, listQueries, newRow, outboxEntry, unreported, unreportedAll, type ListFlags, type OutboxRow } from './rows.js';
+import { created, jobFromRow, listIndex, listQueries, newRow, outboxEntry, unreported, unreportedAll, type ListFlags, type OutboxRow } from './rows.js';
 import type {
   CatchUp,
   CountQuery,
@@ -179,7 +179,7 @@ export class SqliteStore implements Store {
 
   async insert(n: NewNotification, idempotency?: IdempotencyKey): Promise<InsertResult> {
     const row = newRow(n);
-    const written = await this.writer.call('insert', forWriting(row), idempotency);
+    const written = await this.writer.call('insert', row.write, idempotency);
     return written.status === 'created' ? { status: 'created', notification: created(row, written.id) } : written;
   }
 

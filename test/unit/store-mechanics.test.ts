@@ -122,13 +122,15 @@ t.test('group commit: drain waits for everything queued, including what joins me
 t.test('newRow: the values both stores write; created: what the publisher is answered', async (t) => {
   const before = Date.now();
   const row = newRow({ title: 'Export ready', body: 'report.csv', data: { url: '/f/1', n: [1, null] }, type: 'export', target: { users: ['bob', 'alice', 'bob'] } });
-  t.match(row, { title: 'Export ready', body: 'report.csv', type: 'export', topic: null, broadcast: false, dataJson: '{"url":"/f/1","n":[1,null]}' });
-  t.same(row.users, ['bob', 'alice'], 'each recipient once, in the order first named');
-  t.ok(Date.parse(row.createdAt) >= before - 1 && row.createdAt === new Date(row.createdAt).toISOString(), 'createdAt is now, ISO 8601 UTC');
+  const w = row.write;
+  t.match(w, { title: 'Export ready', body: 'report.csv', type: 'export', topic: null, broadcast: false, dataJson: '{"url":"/f/1","n":[1,null]}' });
+  t.notOk('data' in w || 'actor' in w || 'actions' in w, 'what is written carries the JSON text only, not the objects too');
+  t.same(w.users, ['bob', 'alice'], 'each recipient once, in the order first named');
+  t.ok(Date.parse(w.createdAt) >= before - 1 && w.createdAt === new Date(w.createdAt).toISOString(), 'createdAt is now, ISO 8601 UTC');
 
   const topic = newRow({ title: 't', target: { topic: 'news' } });
-  t.match(topic, { body: null, data: null, dataJson: null, type: null, topic: 'news', broadcast: false, users: null });
-  t.match(newRow({ title: 'b', target: { broadcast: true } }), { topic: null, broadcast: true, users: null });
+  t.match(topic, { data: null, write: { body: null, dataJson: null, type: null, topic: 'news', broadcast: false, users: null } });
+  t.match(newRow({ title: 'b', target: { broadcast: true } }).write, { topic: null, broadcast: true, users: null });
 
   const n = created(row, 7);
   t.same(
@@ -136,8 +138,8 @@ t.test('newRow: the values both stores write; created: what the publisher is ans
     ['id', 'title', 'body', 'data', 'type', 'topic', 'broadcast', 'critical', 'createdAt', 'url', 'icon', 'actor', 'actions', 'users'],
     'the fields of a stored notification, in the order clients see them, without the JSON text',
   );
-  t.same(n, { id: 7, title: 'Export ready', body: 'report.csv', data: { url: '/f/1', n: [1, null] }, type: 'export', topic: null, broadcast: false, critical: false, createdAt: row.createdAt, url: null, icon: null, actor: null, actions: null, users: ['bob', 'alice'] });
-  t.equal(newRow({ title: 'c', critical: true, target: { broadcast: true } }).critical, true, 'critical as published');
+  t.same(n, { id: 7, title: 'Export ready', body: 'report.csv', data: { url: '/f/1', n: [1, null] }, type: 'export', topic: null, broadcast: false, critical: false, createdAt: w.createdAt, url: null, icon: null, actor: null, actions: null, users: ['bob', 'alice'] });
+  t.equal(newRow({ title: 'c', critical: true, target: { broadcast: true } }).write.critical, true, 'critical as published');
 });
 
 /** A store held in memory, as a list of notifications each with its time and direct recipients; its steps record their calls. */
