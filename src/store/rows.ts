@@ -67,7 +67,8 @@ export function newRow(n: NewNotification): NewRow {
 /**
  * The notification a written row is, as its publisher is answered (no read back: it is what was
  * written). Every field named rather than copied with object rest (`{ dataJson, ...fields }`), which
- * V8 runs in a slow generic path: on the ingest profile it cost about 5 µs a publish.
+ * V8 runs in a slow generic path: on the ingest profile that rest, here and in the strip before the
+ * write, cost about 1.8 µs a publish.
  */
 export function created({ write: w, data, actor, actions }: NewRow, id: number): StoredNotification {
   return {
