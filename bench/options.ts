@@ -86,7 +86,7 @@ export function parseArgs(argv: string[]) {
     cpuProfClients: argv.includes('--cpu-prof-clients'),
     out: get('out'),
     server: get('server') ?? projectFile('dist', 'src', 'server.js'),
-    heraldNodeArgs: (get('herald-node-args') ?? startNodeArgs().join(' ')).split(' ').filter(Boolean),
+    heraldNodeArgs: get('herald-node-args')?.split(' ').filter(Boolean) ?? startNodeArgs(),
     fdRoom,
     /** Pause before reading RSS after opening idle streams. */
     settleMs: num('settle-ms', 2000),

@@ -28,6 +28,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export function startNodeArgs(): string[] {
   const pkg = JSON.parse(readFileSync(projectFile('package.json'), 'utf8')) as { scripts: { start: string } };
   const [node, ...rest] = pkg.scripts.start.split(/\s+/);
-  if (node !== 'node') throw new Error(`package.json's start script does not run node: ${pkg.scripts.start}`);
-  return rest.slice(0, rest.findIndex((a) => !a.startsWith('-')));
+  const script = rest.findIndex((a) => !a.startsWith('-'));
+  if (node !== 'node' || script < 0) throw new Error(`package.json's start script does not run a script with node: ${pkg.scripts.start}`);
+  return rest.slice(0, script);
 }
