@@ -69,6 +69,15 @@ export class Flusher {
     } else this.soon.push(s);
   }
 
+  /**
+   * Takes over a cork the caller already put on `s.out` (an SSE stream's head, see sse.ts): what it
+   * holds leaves with this tick's writes, never later.
+   */
+  adopt(s: HeldSocket): void {
+    this.tickStart();
+    this.soon.push(s);
+  }
+
   /** Sends what is held now (shutdown). */
   close(): void {
     clearTimeout(this.laterTimer);

@@ -88,14 +88,23 @@ class SseSink implements Sink {
     private readonly maxPending: number,
     private readonly metrics: Metrics,
     private readonly flusher: Flusher,
+    /** Whether `out` is corked on the stream's head, which then leaves with the first write. */
+    private headHeld: boolean,
   ) {
     this.held = new HeldSocket(out);
+  }
+
+  /** Holds the socket until its flush (cork.ts); the first time, the held head goes with it. */
+  private hold(): void {
+    if (!this.headHeld) return this.flusher.hold(this.held);
+    this.headHeld = false;
+    this.flusher.adopt(this.held);
   }
 
   private write(chunk: Buffer | string): void {
     const out = this.out;
     if (out.destroyed) return;
-    this.flusher.hold(this.held);
+    this.hold();
     out.write(chunk);
     if (out.writableLength > this.maxPending) {
       this.metrics.slowConsumerDropped();
@@ -108,6 +117,8 @@ class SseSink implements Sink {
   }
 
   async sendMany(evs: readonly OutEvent[]): Promise<void> {
+    // The resume point comes first, but a replay before it must not wait on a drain the cork would stop.
+    if (this.headHeld) this.hold();
     let chunk = '';
     for (const ev of evs) {
       chunk += sseFrame(ev);
@@ -163,11 +174,19 @@ export async function openSseStream(
   // Not chunked: the body ends when the connection does, as a stream's does anyway, so bytes
   // written to the socket are the event stream itself, with no chunk framing per write.
   res.useChunkedEncodingByDefault = false;
+  // The head waits for the stream's first write, its resume point (with the replay when resuming from
+  // the ring, a few ms later): one write and one wake-up of the client instead of two, which a
+  // reconnect storm pays for every stream. node:http adds no cork of its own to a corked socket.
+  const socket = res.socket;
+  socket?.cork();
   res.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), ...sseHeaders });
   res.write(sseRetry(opts.retryMs));
-  res.socket?.setNoDelay(true);
-  const out = detachFromHttp(res) ?? res;
-  const sub = new Subscription(opts, user, request.query.topic ?? [], new SseSink(out, opts.maxPendingBytes, opts.metrics, opts.flusher));
+  socket?.setNoDelay(true);
+  const detached = detachFromHttp(res);
+  if (!detached) socket?.uncork();
+  const sink = new SseSink(detached ?? res, opts.maxPendingBytes, opts.metrics, opts.flusher, detached !== null);
+  const out = detached ?? res;
+  const sub = new Subscription(opts, user, request.query.topic ?? [], sink);
   out.on('close', () => sub.close());
   try {
     await sub.start(lastEventId(request.headers['last-event-id'], request.query.lastEventId));

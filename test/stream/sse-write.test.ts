@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import t from 'tap';
 import { sleep } from '../../support/util.js';
 import { collectGarbage } from '../support/gc.js';
-import { rawGet } from '../support/http.js';
+import { rawConnection, rawGet } from '../support/http.js';
 import { startServer } from '../support/server.js';
 import { connect, parseSse, rawStream } from '../support/sse.js';
 import { tokenFor } from '../support/tokens.js';
@@ -24,6 +24,29 @@ t.test('the stream is close-delimited: no chunk framing between events', async (
     /^retry: \d+\n\nid: \d+\n\nid: \d+\nevent: notification\ndata: \{.*\}\n\nevent: unread\ndata: \{"count":1\}\n\n$/,
     'nothing but SSE on the wire',
   );
+});
+
+t.test('a resuming stream gets its head, resume point, replay and count in one write', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const missed = await s.publish({ user: 'ann', title: 'missed' });
+  const conn = await rawConnection(s.url);
+  t.teardown(() => conn.socket.destroy());
+  // The replay comes from the ring a few ms after the request (it gathers resumes into one read):
+  // the head waits for it rather than going out on its own, a write and a client wake-up less per resume.
+  const first = new Promise<string>((resolve) => conn.socket.once('data', (d: string) => resolve(d)));
+  conn.socket.write(
+    `GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${tokenFor('ann')}\r\nlast-event-id: ${missed.body.id - 1}\r\n\r\n`,
+  );
+  const chunk = await first;
+  t.match(chunk, /^HTTP\/1\.1 200 /, 'the head');
+  t.match(
+    chunk.slice(chunk.indexOf('\r\n\r\n') + 4),
+    new RegExp(`^retry: \\d+\n\nid: ${missed.body.id - 1}\n\nid: ${missed.body.id}\nevent: notification\ndata: .*\n\nevent: unread\ndata: \\{"count":1\\}\n\n$`),
+    'and the whole start of the stream, in the same chunk',
+  );
+  const live = await s.publish({ user: 'ann', title: 'live' });
+  await waitUntil('the live event', () => conn.text().includes(`id: ${live.body.id}\n`));
 });
 
 t.test('notifications published together all arrive, in id order, on every stream', async (t) => {
