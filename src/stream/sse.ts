@@ -184,8 +184,8 @@ export async function openSseStream(
   socket?.setNoDelay(true);
   const detached = detachFromHttp(res);
   if (!detached) socket?.uncork();
-  const sink = new SseSink(detached ?? res, opts.maxPendingBytes, opts.metrics, opts.flusher, detached !== null);
   const out = detached ?? res;
+  const sink = new SseSink(out, opts.maxPendingBytes, opts.metrics, opts.flusher, detached !== null);
   const sub = new Subscription(opts, user, request.query.topic ?? [], sink);
   out.on('close', () => sub.close());
   try {
