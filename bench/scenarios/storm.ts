@@ -115,8 +115,8 @@ export async function storm(o: Options): Promise<Section> {
       return stats.every((s) => s.caughtUpAt > 0);
     });
     // The live traffic the storm carried: the publisher's connect waits in the accept queue like every
-    // stream's, and when it gets in before the storm's connects its backlog and its 10/s reach every
-    // stream already back, which in these runs about doubled the storm (see the README's Results).
+    // stream's, and when it gets in before the storm's connects its backlog and its steady rate reach
+    // every stream already back, which in these runs about doubled the storm (see the README's Results).
     const publishedDuring = publisher.acked.length - ackedAtRestart;
     await probe;
     const caughtUpMs = caught ? Math.max(...stats.map((s) => s.caughtUpAt)) - restartedAt : null;
