@@ -41,7 +41,6 @@ export class Flusher {
   private laterTimer: NodeJS.Timeout | undefined;
   /** performance.now() of this tick's first write, shared by every socket written in the tick. */
   private tickNow: number | undefined;
-  private busy = false;
   private readonly load = new LoopLoad(loadSampleMs);
 
   /** Due sockets not yet uncorked, from `next` on: a slice per turn of the event loop. */
@@ -64,7 +63,8 @@ export class Flusher {
     if (out.writableCorked) return;
     out.cork();
     const now = this.tickStart();
-    if (this.busy && now - s.lastFlush < this.windowMs) {
+    // A socket flushed within the window is the only one that may wait, so the loop's load is read for those only.
+    if (now - s.lastFlush < this.windowMs && this.load.isBusy(now)) {
       if (this.later.push(s) === 1) this.laterTimer = setTimeout(this.flushLater, this.windowMs);
     } else this.soon.push(s);
   }
@@ -89,7 +89,6 @@ export class Flusher {
     if (this.tickNow !== undefined) return this.tickNow;
     const now = (this.tickNow = performance.now());
     process.nextTick(this.flushSoon);
-    if (this.windowMs > 0) this.busy = this.load.isBusy(now);
     return now;
   }
 
