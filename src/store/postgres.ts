@@ -94,6 +94,39 @@ function visibleIds(cond: string, order: 'ASC' | 'DESC', limit: string, topicsOn
   ].join(' UNION ALL ');
 }
 
+/**
+ * The unread count ($3: of ids up to it) as SQLite counts it (sqlite.ts, `unreadCountSql`): an index
+ * range count per source, less the user's own read or deleted rows in that range (few: a read-all
+ * clears the read ones below its mark), not a visit of each unread notification (30,000 unread
+ * broadcasts took 45 ms that way, against 6 ms). Null when one of the user's mutes applies to the
+ * audience: mutes are not applied here. Apart from `unreadCountMuted`, whose planning alone costs a
+ * user without mutes (most, and every stream of a reconnect storm) 2 ms more.
+ */
+function unreadCountSql(topicsOnly: boolean): string {
+  const inRange = (id: string) => `${id} > m.lo AND ${id} <= $3`;
+  // `count`: the source's ids in range; `holds`: whether the source holds notification n (the sources are disjoint).
+  const topic = {
+    count: `SELECT count(*) FROM notifications x WHERE x.topic = ANY($2::text[]) AND ${inRange('x.id')}`,
+    holds: `n.topic = ANY($2::text[])`,
+  };
+  const sources = topicsOnly
+    ? [topic]
+    : [
+        {
+          count: `SELECT count(*) FROM recipients x WHERE x.user_id = $1 AND ${inRange('x.notification_id')}`,
+          holds: `EXISTS (SELECT 1 FROM recipients r WHERE r.user_id = $1 AND r.notification_id = n.id)`,
+        },
+        { count: `SELECT count(*) FROM notifications x WHERE x.broadcast AND ${inRange('x.id')}`, holds: 'n.broadcast' },
+        topic,
+      ];
+  const excepted = `SELECT count(*) FROM user_state s JOIN notifications n ON n.id = s.notification_id
+    WHERE s.user_id = $1 AND ${inRange('s.notification_id')} AND (s.read OR s.deleted) AND (${sources.map((x) => x.holds).join(' OR ')})`;
+  const byRanges = `SELECT ${sources.map((x) => `(${x.count})`).join(' + ')} - (${excepted}) FROM (SELECT ${readUpTo} AS lo) m`;
+  // A topic mute can only hit a notification of that topic: one the audience does not follow changes nothing.
+  const mutesApply = `EXISTS (SELECT 1 FROM inapp_mutes WHERE user_id = $1 AND (kind = 'type' OR name = ANY($2::text[])))`;
+  return `SELECT CASE WHEN ${mutesApply} THEN NULL ELSE (${byRanges}) END AS c`;
+}
+
 /** Upserts one user_state flag if the user may see the notification ($1 user, $2 id); returns a row if it did. */
 function setFlag(flag: 'read' | 'deleted'): string {
   return `INSERT INTO user_state (user_id, notification_id, ${flag})
@@ -190,8 +223,10 @@ const sql = {
   byIds: `SELECT ${columns} FROM notifications n WHERE n.id = ANY($1::bigint[])`,
   // Indexed by `listIndex`.
   list: listQueries(listSql),
-  // $3: only ids up to it. [everything the audience sees, its topics only]
-  unreadCount: [false, true].map(
+  // $3: only ids up to it. Each: [everything the audience sees, its topics only]. `unreadCount` for a
+  // user none of whose mutes apply (null otherwise); `unreadCountMuted`, which tests every unread notification, for the others.
+  unreadCount: [false, true].map(unreadCountSql),
+  unreadCountMuted: [false, true].map(
     (topicsOnly) => `SELECT count(*) AS c FROM (${visibleIds(`${unreadX} AND x.id <= $3 AND ${notMutedX}`, 'ASC', 'ALL', topicsOnly)}) v`,
   ),
   preferences: `SELECT doc FROM preferences WHERE user_id = $1`,
@@ -523,12 +558,10 @@ export class PostgresStore implements Store {
   }
 
   async unreadCount(audience: Audience, q: CountQuery = {}): Promise<number> {
-    const { rows } = await this.pool.query<{ c: number }>(sql.unreadCount[Number(q.topicsOnly ?? false)]!, [
-      audience.user,
-      audience.topics,
-      q.upTo ?? Number.MAX_SAFE_INTEGER,
-    ]);
-    return rows[0]!.c;
+    const i = Number(q.topicsOnly ?? false);
+    const params = [audience.user, audience.topics, q.upTo ?? Number.MAX_SAFE_INTEGER];
+    const countBy = async (text: string) => (await this.pool.query<{ c: number | null }>(text, params)).rows[0]!.c;
+    return (await countBy(sql.unreadCount[i]!)) ?? (await countBy(sql.unreadCountMuted[i]!))!;
   }
 
   private async count(text: string, values: unknown[]): Promise<number> {
