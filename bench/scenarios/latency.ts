@@ -39,6 +39,16 @@ export async function latency(o: Options, c: Contenders): Promise<Section> {
     { scenario: '', metric: `the ${o.warmup} s warm-up before, just started (not counted above)`, herald: null, peer: null, unit: '', text: [warm(h), p ? warm(p) : '–'] },
     { scenario: '', metric: 'POST round trip p50 / p99', herald: null, peer: null, unit: '', text: [rtt(h), p ? rtt(p) : '–'] },
     { scenario: '', metric: 'delivered / expected', herald: h.received / h.expected * 100, peer: p ? (p.received / p.expected) * 100 : null, unit: '%' },
+    // Herald's include its durable commit's: WAL frames (two syscalls each) and the writer thread's wake-ups.
+    {
+      scenario: '',
+      metric: 'server write syscalls per event',
+      herald: h.writesPerEvent,
+      peer: p?.writesPerEvent ?? null,
+      unit: '',
+      text: [h.writesPerEvent.toFixed(1), p ? p.writesPerEvent.toFixed(1) : '–'],
+    },
+    { scenario: '', metric: 'server CPU per event', herald: h.serverCpuUsPerEvent, peer: p?.serverCpuUsPerEvent ?? null, unit: 'µs' },
     {
       scenario: '',
       metric: `this disk's fdatasync p50 / p99 / p999 / max (${count(disk.n)} × 4 KiB, 1 ms apart, in the data dir's file system): what a durable commit waits for`,
