@@ -1,8 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
-import { LoopLoad } from '../loop-load.js';
+import { GiveWay } from '../loop-load.js';
 import type { PushConfig } from '../config.js';
 import { defaultPreferences, pushDecision } from '../domain/preferences.js';
 import type { VapidKeys } from '../secrets.js';
@@ -25,16 +24,6 @@ const sendTimeoutMs = 15_000;
 const wakeDelayMs = 20;
 /** The longest wait between two tries, whatever the backoff or Retry-After says. */
 const maxRetryDelayMs = 3_600_000;
-/** While the event loop is busy, how often it is looked at again before the next batch, ms. */
-const loadSampleMs = 25;
-/**
- * Under a busy loop a batch waits up to this many times as long as the last one took, and at least
- * `minYieldMs`: pushes then get about a tenth of the time, and still move under a load that never ends.
- * At most `maxYieldMs`: a batch that took long waiting on a slow push service used no CPU meanwhile.
- */
-const yieldFactor = 9;
-const minYieldMs = 250;
-const maxYieldMs = 5_000;
 /** Push services accept about 4 KB of payload; past this the notification is sent without `data`. */
 const maxPayloadBytes = 3_000;
 
@@ -91,9 +80,8 @@ export class PushWorker {
   /** The wake due `wakeDelayMs` after a direct notification. */
   private soon: NodeJS.Timeout | undefined;
   private readonly sender: PushSender;
-  private readonly load = new LoopLoad(loadSampleMs);
-  /** How long the last batch (queueing, claiming, sending) took, ms. */
-  private lastRunMs = 0;
+  /** Each batch (queueing, claiming, sending) gives way to publishing: see `drain`. */
+  private readonly giveWay = new GiveWay();
 
   constructor(private readonly deps: PushWorkerDeps) {
     this.sender = new PushSender(deps.vapid, deps.config.vapidSubject, 86_400, sendTimeoutMs);
@@ -127,33 +115,25 @@ export class PushWorker {
       });
   }
 
-  /** Until the cursor has caught up and no job is due: one batch of each per turn, so new jobs never wait for a whole backlog's sends. */
+  /**
+   * Until the cursor has caught up and no job is due: one batch of each per turn, so new jobs never
+   * wait for a whole backlog's sends. Each batch gives way to publishes and live delivery while the
+   * event loop is busy (`GiveWay`). The sender thread's lower priority is not enough on its own: on two
+   * cores, every publish hands work from the event loop to the SQLite writer and back, and each
+   * hand-off waited behind the sender (and the garbage collector's helper threads, which run at normal
+   * priority): publishes to users with push subscriptions ran at 0.6 to 0.8× the rate of those without.
+   */
   private async drain(): Promise<void> {
     for (;;) {
-      await this.yieldToPublishing();
+      await this.giveWay.wait(() => this.stopped);
       if (this.stopped) return;
       const started = performance.now();
       const scanned = await this.deps.store.queuePushJobs(Date.now(), queueBatch);
       const jobs = await this.deps.store.claimPushJobs(Date.now(), batchSize, leaseMs);
       if (jobs.length === 0 && scanned === 0) return;
       if (jobs.length > 0) await this.process(jobs);
-      this.lastRunMs = performance.now() - started;
+      this.giveWay.ran(started);
     }
-  }
-
-  /**
-   * Pushes give way to publishes and live delivery. The sender thread's lower priority is not enough
-   * on its own: on two cores, every publish hands work from the event loop to the SQLite writer and
-   * back, and each hand-off waited behind the sender (and the garbage collector's helper threads,
-   * which run at normal priority): publishes to users with push subscriptions ran at 0.6 to 0.8× the
-   * rate of those without. So while the event loop is busy, the next batch (its jobs written, claimed
-   * and sent) waits, up to `yieldFactor` times as long as the last batch took (within `minYieldMs` and
-   * `maxYieldMs`); on an idle loop it starts at once. The queue is durable, so what waits is a push
-   * sent later, never one lost.
-   */
-  private async yieldToPublishing(): Promise<void> {
-    const until = performance.now() + Math.min(maxYieldMs, Math.max(minYieldMs, yieldFactor * this.lastRunMs));
-    while (!this.stopped && this.load.isBusy() && performance.now() < until) await sleep(loadSampleMs);
   }
 
   private async process(jobs: PushJob[]): Promise<void> {

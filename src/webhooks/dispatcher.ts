@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import type { WebhooksConfig } from '../config.js';
+import { GiveWay } from '../loop-load.js';
 import type { Metrics } from '../metrics.js';
 import type { OutboxEntry, Store } from '../store/store.js';
 import { signature } from './sign.js';
@@ -29,6 +31,8 @@ export class Dispatcher {
   private running: Promise<void> | undefined;
   private readonly stopping = new AbortController();
   private wakeUp: (() => void) | undefined;
+  /** Each claim and its attempts give way to publishing: see `run`. */
+  private readonly giveWay = new GiveWay();
 
   constructor(
     private readonly store: Store,
@@ -54,18 +58,29 @@ export class Dispatcher {
     await this.running;
   }
 
+  /**
+   * Claims and sends until stopped. Like pushes, webhooks give way to publishes and live delivery:
+   * while the event loop is busy, the next claim waits (`GiveWay`), as a receipt per delivered
+   * notification can mean an attempt per delivery, each a request and a signature on this loop.
+   */
   private async run(): Promise<void> {
     // An attempt may take the whole timeout: the lease outlasts it, so no job is claimed twice at once.
     const leaseMs = this.config.timeoutMs * 2 + 1_000;
-    while (!this.stopping.signal.aborted) {
+    const stopped = () => this.stopping.signal.aborted;
+    while (!stopped()) {
+      await this.giveWay.wait(stopped);
+      if (stopped()) return;
+      const started = performance.now();
       let jobs: OutboxEntry[] = [];
       try {
         jobs = await this.store.claimWebhooks(claimBatch, leaseMs);
       } catch (err) {
         this.log.error({ err }, 'claiming webhooks failed; trying again at the next poll');
       }
-      if (jobs.length > 0) await Promise.all(jobs.map((job) => this.attempt(job)));
-      else await this.idle();
+      if (jobs.length > 0) {
+        await Promise.all(jobs.map((job) => this.attempt(job)));
+        this.giveWay.ran(started);
+      } else await this.idle();
     }
   }
 

@@ -14,7 +14,7 @@ import { PushService } from '../support/push-service.js';
 import { spawnServer, startServer, type Server } from '../support/server.js';
 import { connect } from '../support/sse.js';
 import { publisherKey, tokenFor } from '../support/tokens.js';
-import { waitUntil } from '../support/wait.js';
+import { keepLoopBusy, waitUntil } from '../support/wait.js';
 
 const pushEnv = { HERALD_PUSH_ALLOW_LOOPBACK_HTTP: 'true', HERALD_PUSH_RETRY_BASE_MS: '100', HERALD_PUSH_POLL_MS: '100' };
 
@@ -132,17 +132,6 @@ t.test('pushes are encrypted and sent in a thread of lower priority than publish
   t.equal(threadNices().filter((n) => n === senderNice).length, 1, `the sender thread alone runs at nice ${senderNice}`);
   t.equal(getPriority(), 0, 'the process itself (its main thread) is left as it was');
 });
-
-/** The server runs in this process: 35 ms of every 40 spent spinning keeps its event loop busy. Returns the stop. */
-function keepLoopBusy(t: Test): () => void {
-  const spin = setInterval(() => {
-    const end = performance.now() + 35;
-    while (performance.now() < end);
-  }, 40);
-  const stop = () => clearInterval(spin);
-  t.teardown(stop);
-  return stop;
-}
 
 /** Publishes to alice; resolves with the ms until her `count`th push arrived. */
 async function timedPush(s: Server, push: PushService, title: string, count: number, waitMs?: number): Promise<number> {

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import type { Test } from 'tap';
 import { sleep } from '../../support/util.js';
 
 /** Polls `pred` until it holds; rejects naming `what` after `ms`. */
@@ -14,4 +16,15 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** For a server in this process: 35 ms of every 40 spent spinning keeps its event loop busy. Returns the stop. */
+export function keepLoopBusy(t: Test): () => void {
+  const spin = setInterval(() => {
+    const end = performance.now() + 35;
+    while (performance.now() < end);
+  }, 40);
+  const stop = () => clearInterval(spin);
+  t.teardown(stop);
+  return stop;
 }

@@ -2,6 +2,7 @@
 // Herald on SQLite, a loopback receiver that verifies every signature with `standardwebhooks`.
 // PostgreSQL (and two instances on PostgreSQL + Redis): webhooks-postgres.test.ts.
 import { rmSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -10,6 +11,7 @@ import type { Json } from '../support/http.js';
 import { spawnServer } from '../support/server.js';
 import { connect } from '../support/sse.js';
 import { tokenFor } from '../support/tokens.js';
+import { keepLoopBusy } from '../support/wait.js';
 import { webhookSecret } from '../support/webhook-receiver.js';
 import { adminGet, deadWebhooksPruned, publisher, quick, readAllTimesPruned, receiptsAndEvents, receiverFor, serverFor } from '../support/webhooks.js';
 
@@ -98,6 +100,27 @@ t.test('dead after HERALD_WEBHOOK_MAX_ATTEMPTS; listed with the publisher creden
   t.same((await adminGet(s, '/webhooks/deliveries?status=dead')).body.items, []);
   const again = await fetch(`${s.url}/webhooks/deliveries/${dead[0].id}/retry`, { method: 'POST', headers: publisher });
   t.equal((await again.json()).code, 'webhook_delivery_not_found', 'only a dead one can be retried');
+});
+
+t.test('webhooks give way while the event loop is busy, and still go out while it stays busy', async (t) => {
+  const receiver = await receiverFor(t);
+  // No polling meanwhile: the dispatcher looks when the read wakes it, so the wait is measured from there.
+  const s = await serverFor(t, receiver, { HERALD_WEBHOOK_POLL_MS: '60000' });
+  /** Ms from a user's read to its webhook's arrival. */
+  const timedRead = async (user: string): Promise<number> => {
+    const id = (await s.publish({ user, title: 'x' })).body.id as number;
+    const start = performance.now();
+    await s.request('POST', `/notifications/${id}/read`, user);
+    await receiver.waitFor(() => receiver.of('notification.read').some((r) => r.payload.data.user === user));
+    return performance.now() - start;
+  };
+  const idleMs = await timedRead('ida');
+  const stop = keepLoopBusy(t);
+  await sleep(500);
+  const busyMs = await timedRead('ben');
+  stop();
+  t.ok(busyMs >= 250, `held back while the loop is busy: ${busyMs.toFixed(0)} ms (on an idle loop: ${idleMs.toFixed(0)} ms)`);
+  t.ok(busyMs < 5000, 'but not for long: a busy loop slows webhooks, never stops them');
 });
 
 t.test('each endpoint gets the events it asked for', async (t) => {
