@@ -12,6 +12,9 @@ const usage = `usage: npm run bench -- [options]
   --idle 20000          idle streams held (default 20000, or as many as the fd limit allows)
   --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
   --latency-large 10000  the same rate to this many streams, Herald (SSE) and the peer (0: skip)
+  --peer-spin-us auto   latency: run the peer again, busy-waiting this long per publish; auto (the
+                        default, 0 with --quick): Herald's server CPU per event less the peer's, as
+                        measured just before (0: skip)
   --ingest-seconds 10 --ingest-connections 100  autocannon
   --ingest-push-seconds 5 --ingest-push-rounds 4 --ingest-push-users 100
                         ingest-push: each round publishes that long to users with nothing set, and
@@ -40,7 +43,7 @@ export function parseArgs(argv: string[]) {
     const i = argv.indexOf(`--${name}`);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const num = (name: string, def: number): number => {
+  const num = <D>(name: string, def: D): number | D => {
     const v = get(name);
     if (v === undefined) return def;
     const n = Number(v);
@@ -66,6 +69,8 @@ export function parseArgs(argv: string[]) {
     latencyStreams: num('latency-streams', 1000),
     latencyRate: num('latency-rate', 1000),
     latencyLarge: num('latency-large', quick ? 0 : 10_000),
+    /** Latency: run the peer again, spending this many µs more CPU on each publish (0: not run). */
+    peerSpinUs: get('peer-spin-us') === 'auto' ? ('auto' as const) : num('peer-spin-us', quick ? 0 : 'auto'),
     ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
     ingestConnections: num('ingest-connections', 100),
     ingestPushSeconds: num('ingest-push-seconds', quick ? 2 : 5),

@@ -3,7 +3,7 @@
 // as Herald), each socket joins a room per user, and POST /notifications emits to a user's room or to
 // everyone. Notifications are kept in memory only (no durability, no catch-up): that spares the peer
 // Herald's commit on every publish, so the comparison favours the peer.
-// Env: PORT (0 = any), JWT_SECRET, PUBLISHER_KEY. Prints "listening on http://..." when ready.
+// Env: PORT (0 = any), JWT_SECRET, PUBLISHER_KEY, PEER_SPIN_US (default 0: see `spin`). Prints "listening on http://..." when ready.
 import http from 'node:http';
 import { createVerifier } from 'fast-jwt';
 import { Server } from 'socket.io';
@@ -23,6 +23,18 @@ interface Body {
 }
 
 let nextId = 1;
+
+const spinNs = BigInt(Math.round(Number(process.env.PEER_SPIN_US ?? 0) * 1000));
+
+/**
+ * Busy-waits PEER_SPIN_US on the event loop: the latency scenario's `--peer-spin-us` gives the peer
+ * about Herald's CPU per event, to show how much of a p99 on this machine is that CPU alone.
+ */
+function spin(): void {
+  if (spinNs === 0n) return;
+  const until = process.hrtime.bigint() + spinNs;
+  while (process.hrtime.bigint() < until);
+}
 
 const server = http.createServer((req, res) => {
   const reply = (status: number, body: unknown) => {
@@ -54,6 +66,7 @@ const server = http.createServer((req, res) => {
       broadcast: b.broadcast === true,
       createdAt: new Date().toISOString(),
     };
+    spin();
     if (n.broadcast) io.emit('notification', n);
     else io.to(`user:${b.user as string}`).emit('notification', n);
     reply(201, { ...n, users: n.broadcast ? null : [b.user] });

@@ -100,8 +100,9 @@ export async function startHerald(o: Options, env: Record<string, string> = {}, 
   };
 }
 
-export async function startPeer(): Promise<Server> {
-  const proc = spawnNode(benchScript('peer'), [], { env: { PORT: '0', JWT_SECRET: jwtSecret, PUBLISHER_KEY: publisherKey } });
+/** The Socket.IO peer; with `spinUs`, it busy-waits that long on every publish (see peer.ts). */
+export async function startPeer(spinUs = 0): Promise<Server> {
+  const proc = spawnNode(benchScript('peer'), [], { env: { PORT: '0', JWT_SECRET: jwtSecret, PUBLISHER_KEY: publisherKey, PEER_SPIN_US: String(spinUs) } });
   const p = await startProcess(proc);
   return { name: 'peer', proto: 'sio', port: p.port, pid: proc.pid!, dataDir: '', stop: p.stop };
 }

@@ -9,7 +9,7 @@ import { sleep } from '../../support/util.js';
 import { measureDelivery, type DeliveryResult } from '../delivery.js';
 import type { Options } from '../options.js';
 import { fmt, lat, log, loopRows, rtt, warm, type Row, type Section } from '../report.js';
-import { eachContender, startHerald, withServer, type Contenders } from '../servers.js';
+import { eachContender, startHerald, startPeer, withServer, type Contenders } from '../servers.js';
 
 const count = (n: number) => n.toLocaleString('en-US');
 
@@ -24,10 +24,15 @@ export async function latency(o: Options, c: Contenders): Promise<Section> {
     (s) => measureDelivery(o, [s], n, o.latencyRate, 'users'),
   );
   log(`latency herald, synchronous=NORMAL: ${JSON.stringify(normal)}`);
+  // The peer again, spending about Herald's extra CPU per event on each publish: how much of a p99 on
+  // two shared cores is that CPU alone (the peer does nothing else Herald does).
+  const { herald: h, heraldWs: w, peer: p } = results;
+  const spinUs = !p ? 0 : o.peerSpinUs === 'auto' ? Math.max(0, Math.round(h.serverCpuUsPerEvent - p.serverCpuUsPerEvent)) : o.peerSpinUs;
+  const spun = spinUs > 0 ? await withServer(() => startPeer(spinUs), (s) => measureDelivery(o, [s], n, o.latencyRate, 'users')) : null;
+  if (spun) log(`latency peer, ${spinUs} µs more CPU per publish: ${JSON.stringify(spun)}`);
   const disk = await fdatasyncLatency();
   log(`latency: fdatasync ${JSON.stringify(disk)}`);
-  raw.latency = { ...results, heraldSyncNormal: normal, fdatasync: disk };
-  const { herald: h, heraldWs: w, peer: p } = results;
+  raw.latency = { ...results, heraldSyncNormal: normal, ...(spun ? { peerSpun: { spinUs, ...spun } } : {}), fdatasync: disk };
   const scen = `Latency: ${count(n)} streams, ${count(o.latencyRate)} user notifications/s`;
   rows.push(
     { scenario: scen, metric: 'POST→client p99', herald: h.p99, peer: p?.p99 ?? null, unit: 'ms', ...withinOfPeer(h, p, 1) },
@@ -35,6 +40,18 @@ export async function latency(o: Options, c: Contenders): Promise<Section> {
     ...loopRows(h.loop),
     { scenario: '', metric: 'the same, Herald with synchronous=NORMAL', herald: null, peer: null, unit: '', text: [lat(normal), '–'] },
     ...loopRows(normal.loop, 'synchronous=NORMAL'),
+    ...(spun
+      ? [
+          {
+            scenario: '',
+            metric: `the same, the peer busy-waiting ${spinUs} µs per publish (--peer-spin-us: Herald's CPU per event less the peer's): p50 / p99 / max; server CPU per event`,
+            herald: null,
+            peer: null,
+            unit: '',
+            text: ['–', `${lat(spun)}; ${spun.serverCpuUsPerEvent.toFixed(0)} µs`] as [string, string],
+          },
+        ]
+      : []),
     ...(w ? [{ scenario: '', metric: 'the same, Herald over its WebSocket', herald: null, peer: null, unit: '', text: [lat(w), '–'] as [string, string] }, ...loopRows(w.loop, 'WebSocket')] : []),
     { scenario: '', metric: `the ${o.warmup} s warm-up before, just started (not counted above)`, herald: null, peer: null, unit: '', text: [warm(h), p ? warm(p) : '–'] },
     { scenario: '', metric: 'POST round trip p50 / p99', herald: null, peer: null, unit: '', text: [rtt(h), p ? rtt(p) : '–'] },

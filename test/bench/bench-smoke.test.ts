@@ -10,7 +10,7 @@ t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', asyn
     ...['--only', 'ingest,latency,fanout,idle,catchup'],
     ...['--sizes', '20', '--offered', '1000', '--seconds', '1', '--warmup', '0.5', '--idle', '30', '--settle-ms', '200'],
     ...['--latency-streams', '10', '--latency-rate', '50', '--ingest-seconds', '1', '--ingest-connections', '8'],
-    ...['--catchup', '100', '--clients', '1'],
+    ...['--catchup', '100', '--clients', '1', '--peer-spin-us', '2000'],
   ];
   const { code, stdout, stderr, result } = await runBench(args, 100_000);
   t.equal(code, 0, `the bench exits cleanly\n${stderr}`);
@@ -54,6 +54,13 @@ t.test('npm run bench at tiny sizes: every scenario, a table, a JSON file', asyn
     t.ok(l.gcCount >= 0 && l.gcTotalMs >= 0 && (l.gcCount === 0 || l.gcMaxMs > 0), `${name}: GC pauses read`);
   }
   t.equal(raw.latency.peer.loop, null, 'the peer has no such figures');
+  // The peer again, busy-waiting 2 ms on each publish: the spin shows in its CPU per event and its latency.
+  const spun = raw.latency.peerSpun;
+  t.equal(spun.spinUs, 2000);
+  t.equal(spun.received, spun.expected, 'the spinning peer delivers every notification');
+  t.ok(spun.serverCpuUsPerEvent >= 1500, `its CPU per event includes the spin (${spun.serverCpuUsPerEvent} µs)`);
+  t.ok(spun.p50 >= 1.9, `and so does every delivery (p50 ${spun.p50} ms)`);
+  t.match(stdout, /\| the same, the peer busy-waiting 2000 µs per publish .*\| – \| [\d.]+ ms \/ [\d.]+ ms \/ [\d.]+ ms; \d+ µs \|/, 'the table has its row');
   t.ok(raw.fanout[0].herald.writesPerEvent > 0 && raw.fanout[0].peer.writesPerEvent > 0, 'write syscalls per delivered event counted');
   t.match(stdout, /\| server write syscalls per delivered event \| \d\.\d{3} \| \d\.\d{3} \|/, 'and reported for both');
   t.match(stdout, /\| server event-loop delay p50 \/ p99 \/ max \| [\d.]+ ms \/ [\d.]+ ms \/ [\d.]+ ms \| – \|/, 'the table has the event-loop delay');
