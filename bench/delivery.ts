@@ -40,6 +40,8 @@ export interface DeliveryResult extends Percentiles {
   serverCpu: number;
   /** Server CPU time per delivered event (publish and commit included): what it costs, whatever the machine's load. */
   serverCpuUsPerEvent: number;
+  /** The part of it on the servers' main threads (their event loops). */
+  loopCpuUsPerEvent: number;
   clientCpu: number;
   /** The servers' write syscalls per delivered event: below 1 when one write carries several events. */
   writesPerEvent: number;
@@ -122,11 +124,13 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
       }
       await Promise.all(pools.map((pool) => pool.reset()));
       const serverCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid), 0);
+      const loopCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid, true), 0);
       const clientCpuMs = () => pools.reduce((a, pool) => a + pool.cpuMs(), 0);
       const loops = await Promise.all(servers.map(loopWindow));
       const serverWrites = () => servers.reduce((a, s) => a + writeSyscallsOf(s.pid), 0);
       const writes0 = serverWrites();
       const cpu0 = serverCpuMs();
+      const loopCpu0 = loopCpuMs();
       const clientCpu0 = clientCpuMs();
       const t0 = nowMs();
       const pub = await run({ ...job, durationMs: o.seconds * 1000 });
@@ -137,6 +141,7 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
       const received = receivedOf(st);
       const elapsed = nowMs() - t0;
       const serverCpuUsed = serverCpuMs() - cpu0;
+      const loopCpuUsed = loopCpuMs() - loopCpu0;
       const writesUsed = serverWrites() - writes0;
       const loop = await Promise.all(loops.map((end) => end()));
       // From the first publish to the last delivery: the rate the clients actually got events at.
@@ -154,6 +159,7 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
         ...percentiles(mergedHist(st)),
         serverCpu: serverCpuUsed / elapsed,
         serverCpuUsPerEvent: (serverCpuUsed * 1000) / Math.max(1, received),
+        loopCpuUsPerEvent: (loopCpuUsed * 1000) / Math.max(1, received),
         clientCpu: (clientCpuMs() - clientCpu0) / elapsed,
         writesPerEvent: writesUsed / Math.max(1, received),
         rssMiB: servers.reduce((a, s) => a + rssOf(s.pid), 0) / 1048576,

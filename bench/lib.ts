@@ -23,10 +23,13 @@ export function rssOf(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
-/** CPU time (user + system) a process has used so far, in ms (Linux /proc). */
-export function cpuMsOf(pid: number): number {
+/**
+ * CPU time (user + system) a process has used so far, in ms (Linux /proc); with `mainThread`, only
+ * its main thread's (a Node process's event loop), whose thread id is the process id.
+ */
+export function cpuMsOf(pid: number, mainThread = false): number {
   // Fields after the ")" of the command name; utime and stime are fields 14 and 15 of the whole line.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
 }
