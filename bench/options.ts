@@ -13,8 +13,8 @@ const usage = `usage: npm run bench -- [options]
   --latency-streams 1000 --latency-rate 1000   the p99 scenario: user-targeted notifications/s
   --latency-large 10000  the same rate to this many streams, Herald (SSE) and the peer (0: skip)
   --peer-spin-us auto   latency: run the peer again, busy-waiting this long per publish; auto (the
-                        default, 0 with --quick): Herald's server CPU per event less the peer's, as
-                        measured just before (0: skip)
+                        default, 0 with --quick): Herald's event-loop CPU per event less the peer's,
+                        as measured just before (0: skip)
   --ingest-seconds 10 --ingest-connections 100  autocannon
   --ingest-push-seconds 5 --ingest-push-rounds 4 --ingest-push-users 100
                         ingest-push: each round publishes that long to users with nothing set, and
@@ -69,7 +69,7 @@ export function parseArgs(argv: string[]) {
     latencyStreams: num('latency-streams', 1000),
     latencyRate: num('latency-rate', 1000),
     latencyLarge: num('latency-large', quick ? 0 : 10_000),
-    /** Latency: run the peer again, spending this many µs more CPU on each publish (0: not run). */
+    /** Latency: run the peer again, spending this many µs more CPU on each publish ('auto': see latency.ts; 0: not run). */
     peerSpinUs: get('peer-spin-us') === 'auto' ? ('auto' as const) : num('peer-spin-us', quick ? 0 : 'auto'),
     ingestSeconds: num('ingest-seconds', quick ? 3 : 10),
     ingestConnections: num('ingest-connections', 100),

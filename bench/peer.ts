@@ -27,8 +27,8 @@ let nextId = 1;
 const spinNs = BigInt(Math.round(Number(process.env.PEER_SPIN_US ?? 0) * 1000));
 
 /**
- * Busy-waits PEER_SPIN_US on the event loop: the latency scenario's `--peer-spin-us` gives the peer
- * about Herald's CPU per event, to show how much of a p99 on this machine is that CPU alone.
+ * Busy-waits PEER_SPIN_US on the event loop: the latency scenario's `--peer-spin-us` gives the peer's
+ * event loop Herald's CPU per event, to show how much of a p99 on this machine is that CPU alone.
  */
 function spin(): void {
   if (spinNs === 0n) return;

@@ -1,5 +1,6 @@
 // Latency: user-targeted notifications at a steady rate to --latency-streams streams, POST→client
-// delay on every contender, and on Herald again with synchronous=NORMAL; then the same rate to
+// delay on every contender, on Herald again with synchronous=NORMAL, and on the peer again with its
+// event loop spending Herald's CPU per event (--peer-spin-us); then the same rate to
 // --latency-large streams on Herald (SSE) and the peer; and the fdatasync latency of this disk.
 import { closeSync, openSync, rmSync, writeSync, fdatasyncSync } from 'node:fs';
 import os from 'node:os';
