@@ -10,7 +10,7 @@ import { sleep } from '../../support/util.js';
 import { measureDelivery, type DeliveryResult } from '../delivery.js';
 import type { Options } from '../options.js';
 import { fmt, lat, log, loopRows, rtt, warm, type Row, type Section } from '../report.js';
-import { eachContender, startHerald, startPeer, withServer, type Contenders } from '../servers.js';
+import { eachContender, startHerald, startPeer, withServer, type Contenders, type Start } from '../servers.js';
 
 const count = (n: number) => n.toLocaleString('en-US');
 
@@ -18,18 +18,17 @@ export async function latency(o: Options, c: Contenders): Promise<Section> {
   const rows: Row[] = [];
   const raw: Record<string, unknown> = {};
   const n = o.latencyStreams;
-  const results = await eachContender(c, 'latency', (start) => withServer(start, (s) => measureDelivery(o, [s], n, o.latencyRate, 'users')));
+  /** This scenario's measured run on one server: `n` streams, user notifications at --latency-rate. */
+  const measure = (start: Start) => withServer(start, (s) => measureDelivery(o, [s], n, o.latencyRate, 'users'));
+  const results = await eachContender(c, 'latency', measure);
   // The same with HERALD_SQLITE_SYNC=normal (no fsync per commit): how much of the latency is the disk's.
-  const normal = await withServer(
-    () => startHerald(o, { HERALD_SQLITE_SYNC: 'normal' }),
-    (s) => measureDelivery(o, [s], n, o.latencyRate, 'users'),
-  );
+  const normal = await measure(() => startHerald(o, { HERALD_SQLITE_SYNC: 'normal' }));
   log(`latency herald, synchronous=NORMAL: ${JSON.stringify(normal)}`);
   // The peer again, its event loop spending as much CPU per event as Herald's: how much of a p99 on two
   // shared cores is that CPU alone (the peer does nothing else Herald does).
   const { herald: h, heraldWs: w, peer: p } = results;
   const spinUs = !p ? 0 : o.peerSpinUs === 'auto' ? Math.max(0, Math.round(h.loopCpuUsPerEvent - p.loopCpuUsPerEvent)) : o.peerSpinUs;
-  const spun = spinUs > 0 ? await withServer(() => startPeer(spinUs), (s) => measureDelivery(o, [s], n, o.latencyRate, 'users')) : null;
+  const spun = spinUs > 0 ? await measure(() => startPeer(spinUs)) : null;
   if (spun) log(`latency peer, ${spinUs} µs more CPU per publish: ${JSON.stringify(spun)}`);
   const disk = await fdatasyncLatency();
   log(`latency: fdatasync ${JSON.stringify(disk)}`);
