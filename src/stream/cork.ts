@@ -11,14 +11,15 @@ export class HeldSocket {
 }
 
 /**
- * Sockets uncorked per turn of the event loop; the rest go out in the following turns. Node (libuv
- * 1.46) accepts one connection per turn of a busy loop, so while live traffic keeps the loop busy the
- * accept rate is the turn rate: a turn that writes to 15,000 sockets (~100 ms) starved the accept
- * queue during a reconnect storm, and slices of 1,024 still left it at about 100 accepts a second
- * (a storm started beside 30,000 TIME_WAIT sockets took 53 s to over 120 s). Slices of 32 made it
- * 8.4 s and 15.4 s, with fan-out unchanged: a turn costs a few microseconds beside 32 socket writes.
+ * Sockets uncorked per turn of the event loop; the rest go out in the following turns. Node's libuv
+ * (1.45 on, libuv#3696) accepts one connection per turn, so while live traffic keeps the loop busy
+ * the accept rate is the turn rate: a turn that writes to 15,000 sockets (~100 ms) starved the accept
+ * queue during a reconnect storm, and slices of 1,024 still left it at about 100 accepts a second.
+ * Slices of 32 made it 400 to 700 a second in a storm carrying 11 broadcasts a second (a socket write
+ * there cost about 20 µs); slices of 8 make it 800 to 1,400, and the writes they defer join the
+ * socket's next ones. Fan-out is unchanged: a turn costs a few microseconds beside 8 socket writes.
  */
-const defaultSlice = 32;
+const defaultSlice = 8;
 
 /** How often the loop's utilisation is read to decide whether it is busy, ms. */
 const loadSampleMs = 20;
