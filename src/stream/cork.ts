@@ -16,7 +16,7 @@ export class HeldSocket {
  * the accept rate is the turn rate: a turn that writes to 15,000 sockets (~100 ms) starved the accept
  * queue during a reconnect storm, and slices of 1,024 still left it at about 100 accepts a second.
  * Slices of 32 made it 400 to 700 a second in a storm carrying 11 broadcasts a second (a socket write
- * there cost about 20 µs); slices of 8 make it 800 to 1,400, and the writes they defer join the
+ * there cost about 30 µs); slices of 8 make it 800 to 1,400, and the writes they defer join the
  * socket's next ones. Fan-out is unchanged: a turn costs a few microseconds beside 8 socket writes.
  */
 const defaultSlice = 8;
