@@ -123,14 +123,14 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
         warmup = { seconds: o.warmup, expected, received: receivedOf(st), ...percentiles(mergedHist(st)) };
       }
       await Promise.all(pools.map((pool) => pool.reset()));
-      const serverCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid), 0);
-      const loopCpuMs = () => servers.reduce((a, s) => a + cpuMsOf(s.pid, true), 0);
+      /** The servers' CPU ms so far: every thread's, or with `mainThread` their event loops' alone. */
+      const serverCpuMs = (mainThread = false) => servers.reduce((a, s) => a + cpuMsOf(s.pid, mainThread), 0);
       const clientCpuMs = () => pools.reduce((a, pool) => a + pool.cpuMs(), 0);
       const loops = await Promise.all(servers.map(loopWindow));
       const serverWrites = () => servers.reduce((a, s) => a + writeSyscallsOf(s.pid), 0);
       const writes0 = serverWrites();
       const cpu0 = serverCpuMs();
-      const loopCpu0 = loopCpuMs();
+      const loopCpu0 = serverCpuMs(true);
       const clientCpu0 = clientCpuMs();
       const t0 = nowMs();
       const pub = await run({ ...job, durationMs: o.seconds * 1000 });
@@ -141,7 +141,7 @@ export async function measureDelivery(o: Options, servers: Server[], streams: nu
       const received = receivedOf(st);
       const elapsed = nowMs() - t0;
       const serverCpuUsed = serverCpuMs() - cpu0;
-      const loopCpuUsed = loopCpuMs() - loopCpu0;
+      const loopCpuUsed = serverCpuMs(true) - loopCpu0;
       const writesUsed = serverWrites() - writes0;
       const loop = await Promise.all(loops.map((end) => end()));
       // From the first publish to the last delivery: the rate the clients actually got events at.
