@@ -41,14 +41,15 @@ function lateness(): { stop(): number } {
 
 t.test('the event loop keeps serving while a large group commits with synchronous=FULL', async (t) => {
   const store = await openStore(t, 'full');
-  // 120,000 recipient rows in one group: seconds of SQLite work that used to run on the event loop.
+  // 300,000 recipient rows in one group: work that used to run on the event loop. 120,000 rows took
+  // as little as 279 ms in a CI run once savepoint journals stayed in memory: under the 300 ms asked below.
   const users = Array.from({ length: 1000 }, (_, i) => `user-${i}`);
   const monitor = lateness();
   const started = performance.now();
-  const results = await Promise.all(Array.from({ length: 120 }, (_, i) => store.insert({ title: `n${i}`, target: { users } })));
+  const results = await Promise.all(Array.from({ length: 300 }, (_, i) => store.insert({ title: `n${i}`, target: { users } })));
   const took = performance.now() - started;
   const stalled = monitor.stop();
-  t.equal(results.length, 120, 'every insert answered');
+  t.equal(results.length, 300, 'every insert answered');
   t.ok(took > 300, `the group took long enough to tell (${took.toFixed(0)} ms)`);
   t.ok(stalled < took / 4, `the longest stall of the event loop (${stalled.toFixed(1)} ms) is a small part of the commit (${took.toFixed(0)} ms)`);
 });
